@@ -1,0 +1,11 @@
+DROP TABLE audit_events;
+DROP TABLE notifications;
+DROP TABLE password_reset_tokens;
+DROP TABLE refresh_tokens;
+DROP TABLE sessions;
+DROP TABLE membership_roles;
+DROP TABLE memberships;
+DROP TABLE role_permissions;
+DROP TABLE roles;
+DROP TABLE users;
+DROP TABLE accounts;

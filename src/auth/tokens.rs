@@ -1,0 +1,131 @@
+//! Access tokens: short-lived JWTs (RFC 9068 profile) signed with EdDSA.
+//!
+//! `sub` is the effective user; `act` (RFC 8693) names the real actor when a session acts as
+//! someone else; `acc` is the root account the token is scoped to (absent on a token that
+//! can only pick an account); `sid` is the session, checked on every request so that a
+//! revoked session stops working at once.
+
+use chrono::NaiveDateTime;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+use crate::auth::keys::SigningKeys;
+use crate::db::models::SessionRow;
+use crate::error::ApiError;
+use crate::ids::TokenId;
+
+/// The `typ` header of an access token (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Tolerated clock difference between Steward instances, in seconds.
+const LEEWAY_SECS: i64 = 30;
+
+/// The real actor behind a delegated token (RFC 8693 §4.1).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ActorClaim {
+    pub sub: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acc: Option<String>,
+    pub sid: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<ActorClaim>,
+}
+
+pub struct Tokens {
+    keys: SigningKeys,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+/// A freshly signed access token.
+pub struct SignedToken {
+    pub token: String,
+    pub expires_in: u64,
+}
+
+impl Tokens {
+    pub fn new(keys: SigningKeys, issuer: String, audience: String, ttl: Duration) -> Self {
+        Self { keys, issuer, audience, ttl }
+    }
+
+    pub fn keys(&self) -> &SigningKeys {
+        &self.keys
+    }
+
+    /// Signs an access token for a session.
+    pub fn issue(&self, session: &SessionRow, now: NaiveDateTime) -> Result<SignedToken, ApiError> {
+        let iat = now.and_utc().timestamp();
+        let ttl = self.ttl.as_secs();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: session.user_id.to_string(),
+            acc: session.account_id.clone(),
+            sid: session.id.to_string(),
+            jti: TokenId::generate().into_string(),
+            iat,
+            exp: iat + ttl as i64,
+            act: session.actor_user_id.clone().map(|sub| ActorClaim { sub }),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_string());
+        header.kid = Some(self.keys.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.keys.encoding).map_err(ApiError::internal)?;
+        Ok(SignedToken { token, expires_in: ttl })
+    }
+
+    /// Checks a presented token: the algorithm is pinned to EdDSA (so `none` and HS256
+    /// with the public key as secret are refused), the header must say `at+jwt` and name
+    /// our key, and issuer, audience and expiry (against `now`) must hold. The session is
+    /// checked by the caller.
+    pub fn verify(&self, token: &str, now: NaiveDateTime) -> Result<AccessClaims, ApiError> {
+        let refuse = |why: &str| ApiError::unauthenticated(format!("The access token is not valid: {why}."));
+        let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("malformed"))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(refuse("wrong algorithm"));
+        }
+        if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+            return Err(refuse("not an access token"));
+        }
+        if header.kid.as_deref() != Some(self.keys.kid.as_str()) {
+            return Err(refuse("unknown signing key"));
+        }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        // Expiry is checked below against the service's clock, which tests can move.
+        validation.validate_exp = false;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.keys.decoding, &validation)
+            .map_err(|e| refuse(&describe(&e)))?;
+        let now = now.and_utc().timestamp();
+        if data.claims.exp + LEEWAY_SECS <= now {
+            return Err(refuse("expired"));
+        }
+        Ok(data.claims)
+    }
+}
+
+fn describe(err: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::InvalidSignature => "bad signature".into(),
+        ErrorKind::InvalidIssuer => "wrong issuer".into(),
+        ErrorKind::InvalidAudience => "wrong audience".into(),
+        ErrorKind::MissingRequiredClaim(c) => format!("missing claim {c}"),
+        ErrorKind::InvalidAlgorithm => "wrong algorithm".into(),
+        _ => "malformed".into(),
+    }
+}

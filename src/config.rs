@@ -1,0 +1,232 @@
+//! Every setting, read from the environment (and an optional `.env` file) and validated
+//! once at start. A bad value stops start-up with one line that names the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the data lives; chosen from the URL's scheme, never by trial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file path (or `:memory:`).
+    Sqlite(String),
+    /// A PostgreSQL connection URL, passed to libpq as given.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self::Postgres(raw.to_string()));
+        }
+        let path = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+            .ok_or_else(|| {
+                "expected a URL starting with sqlite:// or postgres:// (or postgresql://)".to_string()
+            })?;
+        if path.is_empty() {
+            return Err("the sqlite:// URL names no file".into());
+        }
+        Ok(Self::Sqlite(path.to_string()))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: DatabaseUrl,
+    pub database_pool_size: u32,
+    pub bind: SocketAddr,
+    pub workers: usize,
+    /// Base of every link Steward puts in a message (reset links, invitations).
+    pub public_url: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub password_reset_ttl: Duration,
+    pub invite_ttl: Duration,
+    pub open_signup: bool,
+    pub signing_key_file: PathBuf,
+    pub log_filter: String,
+    pub max_body_bytes: usize,
+    /// How many password hashes may run at once; more wait their turn.
+    pub hash_concurrency: usize,
+    /// How often the outbox worker looks for due notifications.
+    pub outbox_poll_interval: Duration,
+}
+
+/// A setting that could not be used: names the variable and says why.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Every variable, its default and its meaning: the single source for `.env.example`
+/// and the README's table.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    ("STEWARD_DATABASE_URL", "sqlite://steward.db", "sqlite://PATH (embedded, default) or postgres://USER@HOST/DB"),
+    ("STEWARD_DATABASE_POOL_SIZE", "10", "connections in the pool"),
+    ("STEWARD_BIND", "127.0.0.1:8080", "address and port to listen on"),
+    ("STEWARD_WORKERS", "number of cores", "HTTP worker threads"),
+    ("STEWARD_PUBLIC_URL", "http://localhost:8080", "public base URL, used in links sent by email"),
+    ("STEWARD_JWT_ISSUER", "STEWARD_PUBLIC_URL", "`iss` of access tokens"),
+    ("STEWARD_JWT_AUDIENCE", "steward", "`aud` of access tokens"),
+    ("STEWARD_ACCESS_TOKEN_TTL", "15m", "access token lifetime (e.g. 900s, 15m)"),
+    ("STEWARD_REFRESH_TOKEN_TTL", "30d", "refresh token lifetime"),
+    ("STEWARD_PASSWORD_RESET_TTL", "1h", "password reset link lifetime"),
+    ("STEWARD_INVITE_TTL", "30d", "invitation lifetime"),
+    ("STEWARD_OPEN_SIGNUP", "true", "whether anyone may sign up a new organization"),
+    ("STEWARD_SIGNING_KEY_FILE", "steward-signing-key.pem", "Ed25519 private key (PKCS#8 PEM); generated on first start if missing"),
+    ("STEWARD_LOG", "info", "log filter, env_logger syntax (e.g. info,steward=debug)"),
+    ("STEWARD_MAX_BODY_BYTES", "65536", "largest accepted JSON body"),
+    ("STEWARD_HASH_CONCURRENCY", "number of cores", "password hashes computed at once"),
+    ("STEWARD_OUTBOX_POLL_INTERVAL", "1s", "how often the notification outbox is polled"),
+];
+
+impl Config {
+    /// Reads `.env` if present, then the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any source of variables (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |var: &'static str, default: &str| -> (&'static str, String) {
+            let value = lookup(var).filter(|v| !v.trim().is_empty());
+            (var, value.unwrap_or_else(|| default.to_string()))
+        };
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+
+        let (var, raw) = get("STEWARD_DATABASE_URL", "sqlite://steward.db");
+        let database_url = DatabaseUrl::parse(&raw).map_err(|reason| invalid(var, &raw, reason))?;
+        let database_pool_size = parse_number(get("STEWARD_DATABASE_POOL_SIZE", "10"), 1, 1000)?;
+        let (var, raw) = get("STEWARD_BIND", "127.0.0.1:8080");
+        let bind = raw
+            .parse()
+            .map_err(|_| invalid(var, &raw, "expected HOST:PORT, e.g. 127.0.0.1:8080"))?;
+        let workers = parse_number(get("STEWARD_WORKERS", &cores.to_string()), 1, 1024)?;
+        let (var, raw) = get("STEWARD_PUBLIC_URL", "http://localhost:8080");
+        if !(raw.starts_with("http://") || raw.starts_with("https://")) {
+            return Err(invalid(var, &raw, "expected an http:// or https:// URL"));
+        }
+        let public_url = raw.trim_end_matches('/').to_string();
+        let (_, jwt_issuer) = get("STEWARD_JWT_ISSUER", &public_url);
+        let (_, jwt_audience) = get("STEWARD_JWT_AUDIENCE", "steward");
+        let access_token_ttl = parse_duration(get("STEWARD_ACCESS_TOKEN_TTL", "15m"))?;
+        let refresh_token_ttl = parse_duration(get("STEWARD_REFRESH_TOKEN_TTL", "30d"))?;
+        let password_reset_ttl = parse_duration(get("STEWARD_PASSWORD_RESET_TTL", "1h"))?;
+        let invite_ttl = parse_duration(get("STEWARD_INVITE_TTL", "30d"))?;
+        let (var, raw) = get("STEWARD_OPEN_SIGNUP", "true");
+        let open_signup = match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(invalid(var, &raw, "expected true or false")),
+        };
+        let (_, key_file) = get("STEWARD_SIGNING_KEY_FILE", "steward-signing-key.pem");
+        let (var, log_filter) = get("STEWARD_LOG", "info");
+        if env_filter::Builder::new().try_parse(&log_filter).is_err() {
+            return Err(invalid(var, &log_filter, "not an env_logger filter"));
+        }
+        let max_body_bytes = parse_number(get("STEWARD_MAX_BODY_BYTES", "65536"), 1024, 64 << 20)?;
+        let hash_concurrency =
+            parse_number(get("STEWARD_HASH_CONCURRENCY", &cores.to_string()), 1, 256)?;
+        let outbox_poll_interval = parse_duration(get("STEWARD_OUTBOX_POLL_INTERVAL", "1s"))?;
+
+        Ok(Self {
+            database_url,
+            database_pool_size: database_pool_size as u32,
+            bind,
+            workers,
+            public_url,
+            jwt_issuer,
+            jwt_audience,
+            access_token_ttl,
+            refresh_token_ttl,
+            password_reset_ttl,
+            invite_ttl,
+            open_signup,
+            signing_key_file: PathBuf::from(key_file),
+            log_filter,
+            max_body_bytes,
+            hash_concurrency,
+            outbox_poll_interval,
+        })
+    }
+}
+
+fn invalid(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { var, value: value.to_string(), reason: reason.into() }
+}
+
+fn parse_number((var, raw): (&'static str, String), min: usize, max: usize) -> Result<usize, ConfigError> {
+    match raw.trim().parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(invalid(var, &raw, format!("expected a whole number from {min} to {max}"))),
+    }
+}
+
+fn parse_duration((var, raw): (&'static str, String)) -> Result<Duration, ConfigError> {
+    match humantime::parse_duration(raw.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(invalid(var, &raw, "must be longer than zero")),
+        Err(_) => Err(invalid(var, &raw, "expected a duration such as 90s, 15m, 1h or 30d")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_serve_sqlite_on_localhost() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.database_url, DatabaseUrl::Sqlite("steward.db".into()));
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.access_token_ttl, Duration::from_secs(15 * 60));
+        assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 24 * 3600));
+        assert!(c.open_signup);
+    }
+
+    #[test]
+    fn backend_is_chosen_by_scheme() {
+        let c = config(&[("STEWARD_DATABASE_URL", "postgres://u@h/db")]).unwrap();
+        assert_eq!(c.database_url.backend_name(), "postgres");
+        let err = config(&[("STEWARD_DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert_eq!(err.var, "STEWARD_DATABASE_URL");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for (var, value) in [
+            ("STEWARD_BIND", "nowhere"),
+            ("STEWARD_ACCESS_TOKEN_TTL", "soon"),
+            ("STEWARD_ACCESS_TOKEN_TTL", "0s"),
+            ("STEWARD_OPEN_SIGNUP", "maybe"),
+            ("STEWARD_DATABASE_POOL_SIZE", "0"),
+            ("STEWARD_PUBLIC_URL", "example.com"),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.to_string().starts_with(&format!("invalid {var}=")));
+        }
+    }
+}

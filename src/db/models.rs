@@ -1,0 +1,330 @@
+//! Row structs. `*Row` is what a query reads; `New*` is what an insert writes. Ids and
+//! enums are typed here and stored as text.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::*;
+use crate::domain::{AccountKind, AccountStatus, Delegation, MembershipStatus, NotificationStatus, UserStatus};
+use crate::ids::*;
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = accounts)]
+pub struct AccountRow {
+    #[diesel(deserialize_as = String)]
+    pub id: AccountId,
+    #[diesel(deserialize_as = String)]
+    pub root_id: AccountId,
+    pub parent_id: Option<String>,
+    pub path: String,
+    pub depth: i32,
+    #[diesel(deserialize_as = String)]
+    pub kind: AccountKind,
+    pub name: String,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    #[diesel(deserialize_as = String)]
+    pub status: AccountStatus,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = accounts)]
+pub struct NewAccount<'a> {
+    #[diesel(serialize_as = String)]
+    pub id: AccountId,
+    #[diesel(serialize_as = String)]
+    pub root_id: AccountId,
+    pub parent_id: Option<&'a str>,
+    pub path: String,
+    pub depth: i32,
+    #[diesel(serialize_as = String)]
+    pub kind: AccountKind,
+    pub name: &'a str,
+    pub address: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    #[diesel(serialize_as = String)]
+    pub status: AccountStatus,
+    pub lock_version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    #[diesel(deserialize_as = String)]
+    pub id: UserId,
+    pub email: String,
+    pub email_normalized: String,
+    pub username: Option<String>,
+    pub username_normalized: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone: Option<String>,
+    pub password_hash: Option<String>,
+    pub must_change_password: bool,
+    #[diesel(deserialize_as = String)]
+    pub status: UserStatus,
+    pub default_landing_page: Option<String>,
+    pub default_contact_tab: Option<String>,
+    pub show_calendar: bool,
+    pub daily_email_reminders: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    #[diesel(serialize_as = String)]
+    pub id: UserId,
+    pub email: &'a str,
+    pub email_normalized: &'a str,
+    pub username: Option<&'a str>,
+    pub username_normalized: Option<&'a str>,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub phone: Option<&'a str>,
+    pub password_hash: Option<&'a str>,
+    pub must_change_password: bool,
+    #[diesel(serialize_as = String)]
+    pub status: UserStatus,
+    pub show_calendar: bool,
+    pub daily_email_reminders: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = roles)]
+pub struct RoleRow {
+    #[diesel(deserialize_as = String)]
+    pub id: RoleId,
+    #[diesel(deserialize_as = String)]
+    pub root_account_id: AccountId,
+    pub builtin_key: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = roles)]
+pub struct NewRole<'a> {
+    #[diesel(serialize_as = String)]
+    pub id: RoleId,
+    #[diesel(serialize_as = String)]
+    pub root_account_id: AccountId,
+    pub builtin_key: Option<&'a str>,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = memberships)]
+pub struct MembershipRow {
+    #[diesel(deserialize_as = String)]
+    pub id: MembershipId,
+    #[diesel(deserialize_as = String)]
+    pub user_id: UserId,
+    #[diesel(deserialize_as = String)]
+    pub root_account_id: AccountId,
+    #[diesel(deserialize_as = String)]
+    pub account_id: AccountId,
+    #[diesel(deserialize_as = String)]
+    pub status: MembershipStatus,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = memberships)]
+pub struct NewMembership {
+    #[diesel(serialize_as = String)]
+    pub id: MembershipId,
+    #[diesel(serialize_as = String)]
+    pub user_id: UserId,
+    #[diesel(serialize_as = String)]
+    pub root_account_id: AccountId,
+    #[diesel(serialize_as = String)]
+    pub account_id: AccountId,
+    #[diesel(serialize_as = String)]
+    pub status: MembershipStatus,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    #[diesel(deserialize_as = String)]
+    pub id: SessionId,
+    #[diesel(deserialize_as = String)]
+    pub user_id: UserId,
+    pub account_id: Option<String>,
+    pub actor_user_id: Option<String>,
+    pub delegation: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub revoked_reason: Option<String>,
+}
+
+impl SessionRow {
+    pub fn account(&self) -> Option<AccountId> {
+        self.account_id.clone().map(AccountId::from)
+    }
+
+    pub fn actor(&self) -> Option<UserId> {
+        self.actor_user_id.clone().map(UserId::from)
+    }
+
+    pub fn delegation(&self) -> Option<Delegation> {
+        self.delegation.as_deref().and_then(Delegation::parse)
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct NewSession {
+    #[diesel(serialize_as = String)]
+    pub id: SessionId,
+    #[diesel(serialize_as = String)]
+    pub user_id: UserId,
+    pub account_id: Option<String>,
+    pub actor_user_id: Option<String>,
+    pub delegation: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshTokenRow {
+    #[diesel(deserialize_as = String)]
+    pub id: RefreshTokenId,
+    #[diesel(deserialize_as = String)]
+    pub session_id: SessionId,
+    pub token_hash: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct NewRefreshToken {
+    #[diesel(serialize_as = String)]
+    pub id: RefreshTokenId,
+    #[diesel(serialize_as = String)]
+    pub session_id: SessionId,
+    pub token_hash: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = password_reset_tokens)]
+pub struct PasswordResetRow {
+    #[diesel(deserialize_as = String)]
+    pub id: PasswordResetId,
+    #[diesel(deserialize_as = String)]
+    pub user_id: UserId,
+    pub token_hash: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = password_reset_tokens)]
+pub struct NewPasswordReset {
+    #[diesel(serialize_as = String)]
+    pub id: PasswordResetId,
+    #[diesel(serialize_as = String)]
+    pub user_id: UserId,
+    pub token_hash: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = notifications)]
+pub struct NotificationRow {
+    #[diesel(deserialize_as = String)]
+    pub id: NotificationId,
+    pub kind: String,
+    pub account_id: Option<String>,
+    pub recipient_user_id: Option<String>,
+    pub recipient_email: String,
+    pub on_behalf_of_user_id: Option<String>,
+    pub subject: String,
+    pub body: String,
+    pub payload: String,
+    #[diesel(deserialize_as = String)]
+    pub status: NotificationStatus,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub locked_until: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = notifications)]
+pub struct NewNotification {
+    #[diesel(serialize_as = String)]
+    pub id: NotificationId,
+    pub kind: String,
+    pub account_id: Option<String>,
+    pub recipient_user_id: Option<String>,
+    pub recipient_email: String,
+    pub on_behalf_of_user_id: Option<String>,
+    pub subject: String,
+    pub body: String,
+    pub payload: String,
+    #[diesel(serialize_as = String)]
+    pub status: NotificationStatus,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct NewAuditEvent {
+    #[diesel(serialize_as = String)]
+    pub id: AuditEventId,
+    pub occurred_at: NaiveDateTime,
+    pub actor_user_id: Option<String>,
+    pub effective_user_id: Option<String>,
+    pub account_id: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub request_id: Option<String>,
+    pub details: String,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEventRow {
+    #[diesel(deserialize_as = String)]
+    pub id: AuditEventId,
+    pub occurred_at: NaiveDateTime,
+    pub actor_user_id: Option<String>,
+    pub effective_user_id: Option<String>,
+    pub account_id: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub request_id: Option<String>,
+    pub details: String,
+}

@@ -1,0 +1,14 @@
+//! The only code that builds queries. Every function takes a connection (inside or outside
+//! a transaction, as the caller decides) and returns `Result`: a missing row is `Ok(None)`,
+//! a database failure is an error, never a `None`.
+
+pub mod accounts;
+pub mod audit;
+pub mod memberships;
+pub mod notifications;
+pub mod password_resets;
+pub mod roles;
+pub mod sessions;
+pub mod users;
+
+pub type RepoResult<T> = Result<T, diesel::result::Error>;

@@ -1,0 +1,123 @@
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::RepoResult;
+use crate::db::models::{NewNotification, NotificationRow};
+use crate::db::schema::notifications;
+use crate::db::DbConnection;
+use crate::domain::NotificationStatus;
+use crate::ids::NotificationId;
+
+/// A message to write to the outbox.
+pub struct Outgoing {
+    pub kind: &'static str,
+    pub account_id: Option<String>,
+    pub recipient_user_id: Option<String>,
+    pub recipient_email: String,
+    pub on_behalf_of_user_id: Option<String>,
+    pub subject: String,
+    pub body: String,
+    pub payload: serde_json::Value,
+}
+
+/// Writes a message to the outbox. Call it inside the transaction of its cause, so that
+/// the message exists exactly when the change does.
+pub fn enqueue(conn: &mut DbConnection, msg: Outgoing, now: NaiveDateTime) -> RepoResult<NotificationId> {
+    let id = NotificationId::generate();
+    diesel::insert_into(notifications::table)
+        .values(NewNotification {
+            id: id.clone(),
+            kind: msg.kind.to_string(),
+            account_id: msg.account_id,
+            recipient_user_id: msg.recipient_user_id,
+            recipient_email: msg.recipient_email,
+            on_behalf_of_user_id: msg.on_behalf_of_user_id,
+            subject: msg.subject,
+            body: msg.body,
+            payload: msg.payload.to_string(),
+            status: NotificationStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+        })
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// Leases up to `limit` due messages to this worker until `now + lease`. A message whose
+/// lease ran out (its worker crashed) is due again, so delivery is at least once. Each row
+/// is claimed by a conditional update, so two instances never hold the same lease.
+pub fn claim_due(conn: &mut DbConnection, now: NaiveDateTime, lease: Duration, limit: i64) -> RepoResult<Vec<NotificationRow>> {
+    let candidates: Vec<String> = notifications::table
+        .filter(notifications::status.eq(NotificationStatus::Pending.as_str()))
+        .filter(notifications::next_attempt_at.le(now))
+        .filter(notifications::locked_until.is_null().or(notifications::locked_until.le(now)))
+        .order(notifications::next_attempt_at.asc())
+        .limit(limit)
+        .select(notifications::id)
+        .load(conn)?;
+    let mut claimed = Vec::with_capacity(candidates.len());
+    for id in candidates {
+        let n = diesel::update(
+            notifications::table
+                .find(&id)
+                .filter(notifications::status.eq(NotificationStatus::Pending.as_str()))
+                .filter(notifications::locked_until.is_null().or(notifications::locked_until.le(now))),
+        )
+        .set(notifications::locked_until.eq(Some(now + lease)))
+        .execute(conn)?;
+        if n == 1 {
+            if let Some(row) = notifications::table
+                .find(&id)
+                .select(NotificationRow::as_select())
+                .first(conn)
+                .optional()?
+            {
+                claimed.push(row);
+            }
+        }
+    }
+    Ok(claimed)
+}
+
+pub fn mark_delivered(conn: &mut DbConnection, id: &NotificationId, now: NaiveDateTime) -> RepoResult<()> {
+    diesel::update(notifications::table.find(id.as_str()))
+        .set((
+            notifications::status.eq(NotificationStatus::Delivered.as_str()),
+            notifications::delivered_at.eq(Some(now)),
+            notifications::locked_until.eq(None::<NaiveDateTime>),
+            notifications::attempts.eq(notifications::attempts + 1),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Records a failed attempt: retried at `retry_at`, or given up on (`dead`) when `None`.
+pub fn mark_failed(
+    conn: &mut DbConnection,
+    id: &NotificationId,
+    error: &str,
+    retry_at: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> RepoResult<()> {
+    let status = if retry_at.is_some() { NotificationStatus::Pending } else { NotificationStatus::Dead };
+    diesel::update(notifications::table.find(id.as_str()))
+        .set((
+            notifications::status.eq(status.as_str()),
+            notifications::last_error.eq(Some(error)),
+            notifications::locked_until.eq(None::<NaiveDateTime>),
+            notifications::next_attempt_at.eq(retry_at.unwrap_or(now)),
+            notifications::attempts.eq(notifications::attempts + 1),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Messages to one address, newest first (used by tests and support tooling).
+pub fn for_recipient(conn: &mut DbConnection, email: &str) -> RepoResult<Vec<NotificationRow>> {
+    notifications::table
+        .filter(notifications::recipient_email.eq(email))
+        .order(notifications::id.desc())
+        .select(NotificationRow::as_select())
+        .load(conn)
+}

@@ -1,0 +1,62 @@
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::RepoResult;
+use crate::db::models::{NewUser, UserRow};
+use crate::db::schema::users;
+use crate::db::DbConnection;
+use crate::ids::UserId;
+
+pub fn insert(conn: &mut DbConnection, user: NewUser<'_>) -> RepoResult<()> {
+    diesel::insert_into(users::table).values(user).execute(conn).map(|_| ())
+}
+
+pub fn find(conn: &mut DbConnection, id: &UserId) -> RepoResult<Option<UserRow>> {
+    users::table
+        .find(id.as_str())
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_email(conn: &mut DbConnection, email_normalized: &str) -> RepoResult<Option<UserRow>> {
+    users::table
+        .filter(users::email_normalized.eq(email_normalized))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_username(conn: &mut DbConnection, username_normalized: &str) -> RepoResult<Option<UserRow>> {
+    users::table
+        .filter(users::username_normalized.eq(username_normalized))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn email_taken(conn: &mut DbConnection, email_normalized: &str) -> RepoResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        users::table.filter(users::email_normalized.eq(email_normalized)),
+    ))
+    .get_result(conn)
+}
+
+pub fn username_taken(conn: &mut DbConnection, username_normalized: &str) -> RepoResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        users::table.filter(users::username_normalized.eq(username_normalized)),
+    ))
+    .get_result(conn)
+}
+
+/// Replaces the password hash and clears the "must change" flag.
+pub fn set_password(conn: &mut DbConnection, id: &UserId, hash: &str, now: NaiveDateTime) -> RepoResult<()> {
+    diesel::update(users::table.find(id.as_str()))
+        .set((
+            users::password_hash.eq(Some(hash)),
+            users::must_change_password.eq(false),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}

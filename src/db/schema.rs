@@ -1,0 +1,175 @@
+//! Diesel's view of the tables. One schema serves both backends, so it uses only column
+//! types the two share: Text, Integer, BigInt, Bool and Timestamp (always UTC).
+
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        root_id -> Text,
+        parent_id -> Nullable<Text>,
+        path -> Text,
+        depth -> Integer,
+        kind -> Text,
+        name -> Text,
+        address -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        status -> Text,
+        lock_version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        email_normalized -> Text,
+        username -> Nullable<Text>,
+        username_normalized -> Nullable<Text>,
+        first_name -> Text,
+        last_name -> Text,
+        phone -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
+        must_change_password -> Bool,
+        status -> Text,
+        default_landing_page -> Nullable<Text>,
+        default_contact_tab -> Nullable<Text>,
+        show_calendar -> Bool,
+        daily_email_reminders -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    roles (id) {
+        id -> Text,
+        root_account_id -> Text,
+        builtin_key -> Nullable<Text>,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    role_permissions (role_id, permission) {
+        role_id -> Text,
+        permission -> Text,
+    }
+}
+
+diesel::table! {
+    memberships (id) {
+        id -> Text,
+        user_id -> Text,
+        root_account_id -> Text,
+        account_id -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    membership_roles (membership_id, role_id) {
+        membership_id -> Text,
+        role_id -> Text,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        account_id -> Nullable<Text>,
+        actor_user_id -> Nullable<Text>,
+        delegation -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        session_id -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    password_reset_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Text,
+        kind -> Text,
+        account_id -> Nullable<Text>,
+        recipient_user_id -> Nullable<Text>,
+        recipient_email -> Text,
+        on_behalf_of_user_id -> Nullable<Text>,
+        subject -> Text,
+        body -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        occurred_at -> Timestamp,
+        actor_user_id -> Nullable<Text>,
+        effective_user_id -> Nullable<Text>,
+        account_id -> Nullable<Text>,
+        action -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        details -> Text,
+    }
+}
+
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(membership_roles -> memberships (membership_id));
+diesel::joinable!(membership_roles -> roles (role_id));
+diesel::joinable!(role_permissions -> roles (role_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(password_reset_tokens -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    users,
+    roles,
+    role_permissions,
+    memberships,
+    membership_roles,
+    sessions,
+    refresh_tokens,
+    password_reset_tokens,
+    notifications,
+    audit_events,
+);

@@ -1,0 +1,8 @@
+//! The model's vocabulary: enums stored as text, and parsed input types that cannot hold
+//! an invalid value (an `Email` is always a plausible, normalized address).
+
+pub mod enums;
+pub mod inputs;
+
+pub use enums::*;
+pub use inputs::*;

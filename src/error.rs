@@ -1,0 +1,426 @@
+//! One error type for the whole API, rendered as RFC 9457 problem details.
+//!
+//! Every kind of problem has a stable `type` URI, a title and a status, all defined in
+//! [`ProblemKind`] and nowhere else. A 500 never shows its cause: the cause is logged with
+//! the request id, and the response carries only that id.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use std::fmt;
+use utoipa::ToSchema;
+
+use crate::request_id;
+
+/// The kinds of problem Steward reports. The slug is part of the public contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    ValidationFailed,
+    MalformedBody,
+    Unauthenticated,
+    InvalidCredentials,
+    PasswordChangeRequired,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    SignupClosed,
+    InvalidToken,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    TooManyRequests,
+    ServiceUnavailable,
+    Internal,
+}
+
+impl ProblemKind {
+    pub const ALL: &'static [ProblemKind] = &[
+        Self::ValidationFailed,
+        Self::MalformedBody,
+        Self::Unauthenticated,
+        Self::InvalidCredentials,
+        Self::PasswordChangeRequired,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::SignupClosed,
+        Self::InvalidToken,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::TooManyRequests,
+        Self::ServiceUnavailable,
+        Self::Internal,
+    ];
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::ValidationFailed => "validation-failed",
+            Self::MalformedBody => "malformed-body",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidCredentials => "invalid-credentials",
+            Self::PasswordChangeRequired => "password-change-required",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::Conflict => "conflict",
+            Self::SignupClosed => "signup-closed",
+            Self::InvalidToken => "invalid-token",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::TooManyRequests => "too-many-requests",
+            Self::ServiceUnavailable => "service-unavailable",
+            Self::Internal => "internal-error",
+        }
+    }
+
+    pub fn type_uri(self) -> String {
+        format!("urn:steward:problem:{}", self.slug())
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::ValidationFailed => "The request has invalid fields",
+            Self::MalformedBody => "The request body could not be read",
+            Self::Unauthenticated => "Authentication is required",
+            Self::InvalidCredentials => "The credentials are not valid",
+            Self::PasswordChangeRequired => "The password must be changed first",
+            Self::Forbidden => "Not allowed",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::Conflict => "Conflict with the current state",
+            Self::SignupClosed => "Sign-up is closed",
+            Self::InvalidToken => "The token is not valid",
+            Self::PayloadTooLarge => "The request body is too large",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::TooManyRequests => "Too many requests",
+            Self::ServiceUnavailable => "Service unavailable",
+            Self::Internal => "Internal error",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MalformedBody => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::PasswordChangeRequired | Self::Forbidden | Self::SignupClosed => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::InvalidToken => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// One invalid field of a request.
+#[derive(Clone, Debug, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's name in the request (`password`, `email`, …).
+    pub field: String,
+    /// A stable, machine-readable code (`length`, `email`, `required`, …).
+    pub code: String,
+    /// A sentence a front end can show.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self { field: field.into(), code: code.into(), message: message.into() }
+    }
+}
+
+/// An RFC 9457 problem document (`application/problem+json`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// Stable URI naming the kind of problem, e.g. `urn:steward:problem:validation-failed`.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:steward:problem:validation-failed")]
+    pub type_uri: String,
+    /// Short summary of the kind of problem; the same for every occurrence.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong this time, in words a person can act on.
+    pub detail: String,
+    /// The request's id (also in the `X-Request-Id` header), for support.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The invalid fields, on validation failures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(nullable = false)]
+    pub errors: Vec<FieldError>,
+}
+
+/// Everything a request can fail with.
+pub struct ApiError {
+    kind: ProblemKind,
+    detail: String,
+    errors: Vec<FieldError>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    allow: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Self { kind, detail: detail.into(), errors: Vec::new(), source: None, allow: None }
+    }
+
+    pub fn kind(&self) -> ProblemKind {
+        self.kind
+    }
+
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            _ => format!("{} fields are invalid", errors.len()),
+        };
+        Self { errors, ..Self::new(ProblemKind::ValidationFailed, detail) }
+    }
+
+    pub fn field(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, code, message)])
+    }
+
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(ProblemKind::MalformedBody, detail)
+    }
+
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(ProblemKind::Unauthenticated, detail)
+    }
+
+    pub fn invalid_credentials() -> Self {
+        Self::new(ProblemKind::InvalidCredentials, "The identifier or the password is wrong.")
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(ProblemKind::Forbidden, detail)
+    }
+
+    /// What answers for an object that does not exist *or* belongs to another tenant (R1).
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ProblemKind::NotFound, format!("No such {what}."))
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(ProblemKind::Conflict, detail)
+    }
+
+    pub fn invalid_token(detail: impl Into<String>) -> Self {
+        Self::new(ProblemKind::InvalidToken, detail)
+    }
+
+    pub fn method_not_allowed(allow: String) -> Self {
+        let detail = format!("This resource answers only {allow}.");
+        Self { allow: Some(allow), ..Self::new(ProblemKind::MethodNotAllowed, detail) }
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(ProblemKind::ServiceUnavailable, detail)
+    }
+
+    /// An unexpected failure: logged in full, shown to the client only as a 500.
+    pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            source: Some(source.into()),
+            ..Self::new(ProblemKind::Internal, "An unexpected error occurred; it has been logged.")
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        Problem {
+            type_uri: self.kind.type_uri(),
+            title: self.kind.title().to_string(),
+            status: self.kind.status().as_u16(),
+            detail: self.detail.clone(),
+            request_id: request_id::current(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.slug(), self.detail)?;
+        if let Some(source) = &self.source {
+            write!(f, " (caused by: {source:?})")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let problem = self.problem();
+        if self.kind == ProblemKind::Internal {
+            log::error!(
+                "request {} failed: {:?}",
+                problem.request_id.as_deref().unwrap_or("-"),
+                self
+            );
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if let Some(allow) = &self.allow {
+            response.insert_header((header::ALLOW, allow.as_str()));
+        }
+        if self.kind == ProblemKind::Unauthenticated {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(problem)
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(err: diesel::result::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for ApiError {
+    fn from(err: diesel::r2d2::PoolError) -> Self {
+        log::error!("database pool: {err}");
+        Self::unavailable("The database is not reachable right now; try again shortly.")
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(err: actix_web::error::BlockingError) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl From<validator::ValidationErrors> for ApiError {
+    fn from(errs: validator::ValidationErrors) -> Self {
+        let mut fields = Vec::new();
+        collect_validation_errors(String::new(), &errs, &mut fields);
+        fields.sort_by(|a, b| a.field.cmp(&b.field));
+        Self::validation(fields)
+    }
+}
+
+/// Turns a parser's error into a field error: `Email::parse(x).map_err(field_error("email"))`.
+pub fn field_error(field: &'static str) -> impl Fn(validator::ValidationError) -> ApiError {
+    move |e| {
+        let message = e.message.as_ref().map(|m| m.to_string()).unwrap_or_else(|| default_message(&e.code, &e));
+        ApiError::field(field, &e.code, message)
+    }
+}
+
+fn collect_validation_errors(prefix: String, errs: &validator::ValidationErrors, out: &mut Vec<FieldError>) {
+    use validator::ValidationErrorsKind;
+    for (field, kind) in errs.errors() {
+        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                for e in list {
+                    let message = e
+                        .message
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| default_message(&e.code, e));
+                    out.push(FieldError::new(&path, &e.code, message));
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => collect_validation_errors(path, inner, out),
+            ValidationErrorsKind::List(items) => {
+                for (index, inner) in items {
+                    collect_validation_errors(format!("{path}[{index}]"), inner, out);
+                }
+            }
+        }
+    }
+}
+
+fn default_message(code: &str, e: &validator::ValidationError) -> String {
+    let param = |name: &str| e.params.get(name).map(|v| v.to_string());
+    match code {
+        "email" => "must be an email address".into(),
+        "length" => match (param("min"), param("max")) {
+            (Some(min), Some(max)) => format!("must be {min} to {max} characters long"),
+            (Some(min), None) => format!("must be at least {min} characters long"),
+            (None, Some(max)) => format!("must be at most {max} characters long"),
+            _ => "has the wrong length".into(),
+        },
+        "range" => "is out of range".into(),
+        "required" => "is required".into(),
+        other => format!("is invalid ({other})"),
+    }
+}
+
+/// Renders actix's own extractor failures (JSON, query, path) as problems.
+pub mod extractors {
+    use super::*;
+    use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+    use actix_web::HttpRequest;
+
+    pub fn json(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+        let api = match &err {
+            JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+                ApiError::new(ProblemKind::PayloadTooLarge, format!("The body is larger than {limit} bytes."))
+            }
+            JsonPayloadError::ContentType => ApiError::new(
+                ProblemKind::UnsupportedMediaType,
+                "Send the body as JSON with Content-Type: application/json.",
+            ),
+            JsonPayloadError::Deserialize(e) if e.is_data() => {
+                ApiError::new(ProblemKind::ValidationFailed, format!("The body does not fit the schema: {e}."))
+            }
+            JsonPayloadError::Deserialize(e) => ApiError::malformed(format!("The body is not valid JSON: {e}.")),
+            _ => ApiError::malformed("The body could not be read."),
+        };
+        api.into()
+    }
+
+    pub fn query(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+        ApiError::new(ProblemKind::ValidationFailed, format!("The query string is invalid: {err}.")).into()
+    }
+
+    pub fn path(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+        ApiError::not_found(&format!("resource ({err})")).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_distinct_type_uri() {
+        let mut uris: Vec<String> = ProblemKind::ALL.iter().map(|k| k.type_uri()).collect();
+        let before = uris.len();
+        uris.sort();
+        uris.dedup();
+        assert_eq!(uris.len(), before);
+    }
+
+    #[test]
+    fn internal_errors_do_not_show_their_cause() {
+        let err = ApiError::internal(std::io::Error::other("password=hunter2"));
+        let problem = err.problem();
+        assert!(!problem.detail.contains("hunter2"));
+        assert_eq!(problem.status, 500);
+    }
+}

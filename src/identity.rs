@@ -1,0 +1,163 @@
+//! The identity flows that more than one entry point shares: creating an organization with
+//! its owner (sign-up and `steward create-owner`) and opening a session.
+
+use chrono::{Duration, NaiveDateTime};
+use serde_json::json;
+
+use crate::auth::permissions::BuiltinRole;
+use crate::auth::secrets;
+use crate::db::models::{AccountRow, NewRefreshToken, NewSession, NewUser, SessionRow, UserRow};
+use crate::db::repo::audit::{self, AuditContext, AuditEntry};
+use crate::db::repo::{accounts, memberships, roles, sessions, users};
+use crate::db::{is_unique_violation, DbConnection};
+use crate::domain::{Email, UserStatus, Username};
+use crate::error::ApiError;
+use crate::ids::{AccountId, RefreshTokenId, SessionId, UserId};
+
+/// What a new organization and its first owner need.
+pub struct NewOrganization {
+    pub organization_name: String,
+    pub email: Email,
+    pub username: Option<Username>,
+    pub first_name: String,
+    pub last_name: String,
+    pub password_hash: String,
+}
+
+/// Creates the root account, its built-in roles, the owner and the owner's membership, and
+/// audits it. Call inside one write transaction.
+pub fn create_organization(
+    conn: &mut DbConnection,
+    input: &NewOrganization,
+    request_id: Option<String>,
+    now: NaiveDateTime,
+) -> Result<(UserRow, AccountRow), ApiError> {
+    ensure_identity_free(conn, &input.email, input.username.as_ref())?;
+    let account = accounts::insert_root(conn, &input.organization_name, now)?;
+    let builtin = roles::insert_builtins(conn, &account.id, now)?;
+    let owner_role = builtin
+        .iter()
+        .find(|r| r.builtin_key.as_deref() == Some(BuiltinRole::Owner.key()))
+        .ok_or_else(|| ApiError::internal("built-in owner role missing"))?;
+
+    let user_id = UserId::generate();
+    let insert = users::insert(
+        conn,
+        NewUser {
+            id: user_id.clone(),
+            email: input.email.as_str(),
+            email_normalized: input.email.normalized(),
+            username: input.username.as_ref().map(Username::as_str),
+            username_normalized: input.username.as_ref().map(Username::normalized),
+            first_name: &input.first_name,
+            last_name: &input.last_name,
+            phone: None,
+            password_hash: Some(&input.password_hash),
+            must_change_password: false,
+            status: UserStatus::Active,
+            show_calendar: true,
+            daily_email_reminders: false,
+            created_at: now,
+            updated_at: now,
+        },
+    );
+    match insert {
+        Err(e) if is_unique_violation(&e) => return Err(identity_taken()),
+        other => other?,
+    }
+    memberships::insert(conn, memberships::new_active(&user_id, &account, now), std::slice::from_ref(&owner_role.id))?;
+
+    let ctx = AuditContext {
+        actor: Some(user_id.to_string()),
+        effective: Some(user_id.to_string()),
+        account: Some(account.id.to_string()),
+        request_id,
+    };
+    audit::record(
+        conn,
+        &ctx,
+        AuditEntry { action: "account.created", target_type: "account", target_id: account.id.as_str(), details: json!({ "name": account.name }) },
+        now,
+    )?;
+    audit::record(
+        conn,
+        &ctx,
+        AuditEntry { action: "user.created", target_type: "user", target_id: user_id.as_str(), details: json!({ "role": "owner" }) },
+        now,
+    )?;
+    let user = users::find(conn, &user_id)?.ok_or_else(|| ApiError::internal("new user vanished"))?;
+    Ok((user, account))
+}
+
+fn identity_taken() -> ApiError {
+    ApiError::conflict("A user with this email or username already exists.")
+}
+
+/// Refuses an email or username that another user already has.
+pub fn ensure_identity_free(conn: &mut DbConnection, email: &Email, username: Option<&Username>) -> Result<(), ApiError> {
+    if users::email_taken(conn, email.normalized())? {
+        return Err(ApiError::conflict("A user with this email already exists; log in instead."));
+    }
+    if let Some(name) = username {
+        if users::username_taken(conn, name.normalized())? {
+            return Err(ApiError::conflict("This username is taken; choose another."));
+        }
+    }
+    Ok(())
+}
+
+/// A new session and the first refresh token of its family. The plaintext refresh token is
+/// returned once and stored only as a hash.
+pub struct OpenedSession {
+    pub session: SessionRow,
+    pub refresh_token: String,
+}
+
+pub fn open_session(
+    conn: &mut DbConnection,
+    user: &UserId,
+    account: Option<&AccountId>,
+    refresh_ttl: std::time::Duration,
+    now: NaiveDateTime,
+) -> Result<OpenedSession, ApiError> {
+    let expires_at = now + to_chrono(refresh_ttl);
+    let id = SessionId::generate();
+    let session = NewSession {
+        id: id.clone(),
+        user_id: user.clone(),
+        account_id: account.map(|a| a.to_string()),
+        actor_user_id: None,
+        delegation: None,
+        created_at: now,
+        expires_at,
+    };
+    sessions::insert(conn, session)?;
+    let refresh_token = issue_refresh_token(conn, &id, refresh_ttl, now)?;
+    let session = sessions::find(conn, &id)?.ok_or_else(|| ApiError::internal("new session vanished"))?;
+    Ok(OpenedSession { session, refresh_token })
+}
+
+/// Adds a refresh token to a session's family.
+pub fn issue_refresh_token(
+    conn: &mut DbConnection,
+    session: &SessionId,
+    refresh_ttl: std::time::Duration,
+    now: NaiveDateTime,
+) -> Result<String, ApiError> {
+    let token = secrets::new_token();
+    sessions::insert_refresh_token(
+        conn,
+        NewRefreshToken {
+            id: RefreshTokenId::generate(),
+            session_id: session.clone(),
+            token_hash: secrets::hash_token(&token),
+            created_at: now,
+            expires_at: now + to_chrono(refresh_ttl),
+        },
+    )?;
+    Ok(token)
+}
+
+pub fn to_chrono(d: std::time::Duration) -> Duration {
+    Duration::from_std(d).unwrap_or(Duration::MAX)
+}

@@ -1,0 +1,126 @@
+//! Steward: account and user management behind a SaaS front end.
+//!
+//! A request flows one way: route → handler → policy → repository → database, and back as
+//! a view. [`Application`] builds the server so that `main` and the tests share one
+//! constructor.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod identity;
+pub mod ids;
+pub mod notify;
+pub mod openapi;
+pub mod request_id;
+pub mod routing;
+pub mod state;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use std::net::TcpListener;
+use std::sync::Arc;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::keys::SigningKeys;
+use crate::auth::password::Passwords;
+use crate::auth::tokens::Tokens;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] db::DbSetupError),
+    #[error(transparent)]
+    Key(#[from] auth::keys::KeyError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A built, listening server, not yet running.
+pub struct Application {
+    server: Server,
+    port: u16,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Opens the database, applies migrations, binds the listener and builds the server.
+    /// Binding to port 0 picks a free port (tests do).
+    pub fn build(config: Config, clock: SharedClock, keys: SigningKeys) -> Result<Self, StartError> {
+        let db = Db::connect(&config.database_url, config.database_pool_size)?;
+        let applied = db.migrate()?;
+        if !applied.is_empty() {
+            log::info!("applied {} migration(s) on {}", applied.len(), db.backend());
+        }
+        let listener = TcpListener::bind(config.bind).map_err(|e| StartError::Bind(config.bind.to_string(), e))?;
+        let port = listener.local_addr().map_err(|e| StartError::Bind(config.bind.to_string(), e))?.port();
+        let passwords = Passwords::new(config.hash_concurrency).map_err(|e| StartError::Other(format!("{e:?}")))?;
+        let tokens = Tokens::new(keys, config.jwt_issuer.clone(), config.jwt_audience.clone(), config.access_token_ttl);
+        let doc = openapi::document();
+        let state = web::Data::new(AppState {
+            routes: routing::KnownRoutes::from_openapi(&doc),
+            openapi_json: openapi::document_json(),
+            config,
+            db,
+            clock,
+            passwords,
+            tokens,
+        });
+
+        notify::spawn_worker(
+            state.db.clone(),
+            state.clock.clone(),
+            Arc::new(notify::LogSink),
+            state.config.outbox_poll_interval,
+        );
+
+        let app_state = state.clone();
+        let max_body = state.config.max_body_bytes;
+        let server = HttpServer::new(move || {
+            let (app, _) = App::new()
+                .into_utoipa_app()
+                .configure(api::routes)
+                .split_for_parts();
+            app.app_data(app_state.clone())
+                .app_data(web::JsonConfig::default().limit(max_body).error_handler(error::extractors::json))
+                .app_data(web::QueryConfig::default().error_handler(error::extractors::query))
+                .app_data(web::PathConfig::default().error_handler(error::extractors::path))
+                .route("/openapi.json", web::get().to(api::openapi_json))
+                .route("/docs", web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }))
+                .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/openapi.json"])))
+                .default_service(web::to(api::fallback))
+                .wrap(from_fn(request_id::middleware))
+        })
+        .workers(state.config.workers)
+        .shutdown_timeout(30)
+        .listen(listener)
+        .map_err(|e| StartError::Bind(state.config.bind.to_string(), e))?
+        .run();
+        Ok(Self { server, port, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then finishes the requests in flight (graceful
+    /// shutdown, up to 30 seconds).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,103 @@
+//! The OpenAPI 3.1 document: collected from the handlers' annotations, then completed with
+//! what every operation shares (the problem responses, the bearer scheme).
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+
+use crate::error::ProblemKind;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Steward",
+        description = "Accounts, sub-accounts, users, roles, invitations, caretakers, impersonation and contacts, \
+behind a SaaS front end.\n\n\
+Errors are RFC 9457 problem documents (`application/problem+json`) whose `type` is one of the stable URIs \
+`urn:steward:problem:<kind>`. Ids are opaque prefixed strings (`usr_…`, `acc_…`) that never change. \
+Access tokens are EdDSA JWTs verifiable with `/.well-known/jwks.json`; `sub` is the effective user and \
+`act.sub` (RFC 8693) the real actor when someone acts as another user.",
+        license(name = "MIT"),
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    tags(
+        (name = "auth", description = "Sign-up, login, tokens and password reset"),
+        (name = "me", description = "The caller"),
+        (name = "operations", description = "Health, readiness and public keys"),
+    ),
+    modifiers(&Conventions)
+)]
+struct ApiDoc;
+
+/// The document Steward serves and commits.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(crate::api::routes)
+        .split_for_parts();
+    Conventions.modify(&mut doc);
+    doc
+}
+
+/// The document as served at `/openapi.json` and committed as `openapi/openapi.json`.
+pub fn document_json() -> String {
+    let doc = document();
+    let mut json = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    json.push('\n');
+    json
+}
+
+struct Conventions;
+
+fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+        )
+        .build()
+        .into()
+}
+
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                add_shared_problems(op);
+            }
+        }
+    }
+}
+
+/// Every operation can fail in these ways; each is documented on each operation so that
+/// generated clients know the error shape everywhere.
+fn add_shared_problems(op: &mut Operation) {
+    let responses = &mut op.responses.responses;
+    let mut add = |status: u16, description: &str| {
+        responses.entry(status.to_string()).or_insert_with(|| problem(description));
+    };
+    if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+        add(401, "Missing, invalid or expired access token, or the session has ended");
+    }
+    if op.request_body.is_some() {
+        add(400, "The body is not valid JSON");
+        add(413, "The body is too large");
+        add(415, "The body is not sent as application/json");
+        add(422, "Invalid fields; `errors` lists each one");
+    }
+    add(500, "Unexpected error; the response carries a request id to quote");
+    add(503, "The database is not reachable right now");
+    let _ = ProblemKind::ALL;
+}

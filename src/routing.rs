@@ -1,0 +1,69 @@
+//! Telling an unknown route (404) from a known route called with the wrong method (405),
+//! from the paths and methods of the OpenAPI document.
+
+use actix_web::http::Method;
+
+struct Route {
+    segments: Vec<Option<String>>,
+    methods: Vec<String>,
+}
+
+pub struct KnownRoutes {
+    routes: Vec<Route>,
+}
+
+impl KnownRoutes {
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let mut routes: Vec<Route> = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let segments = path
+                    .trim_matches('/')
+                    .split('/')
+                    .map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_string()))
+                    .collect();
+                let mut methods: Vec<String> = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, present)| present.then(|| m.to_string()))
+                .collect();
+                if methods.iter().any(|m| m == "GET") {
+                    methods.push("HEAD".into());
+                }
+                Route { segments, methods }
+            })
+            .collect();
+        // The document itself and the Swagger UI are served outside the spec.
+        routes.push(Route { segments: vec![Some("openapi.json".into())], methods: vec!["GET".into(), "HEAD".into()] });
+        Self { routes }
+    }
+
+    /// The methods the path answers, if the path is known at all.
+    pub fn allowed(&self, path: &str, _method: &Method) -> Option<String> {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let mut allowed: Vec<&str> = Vec::new();
+        for route in &self.routes {
+            let matches = route.segments.len() == parts.len()
+                && route.segments.iter().zip(&parts).all(|(seg, part)| match seg {
+                    Some(lit) => lit == part,
+                    None => !part.is_empty(),
+                });
+            if matches {
+                allowed.extend(route.methods.iter().map(String::as_str));
+            }
+        }
+        if allowed.is_empty() {
+            return None;
+        }
+        allowed.sort_unstable();
+        allowed.dedup();
+        Some(allowed.join(", "))
+    }
+}

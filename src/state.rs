@@ -1,0 +1,19 @@
+//! What every handler can reach: settings, storage, the clock, hashing and tokens.
+
+use crate::auth::password::Passwords;
+use crate::auth::tokens::Tokens;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::routing::KnownRoutes;
+
+pub struct AppState {
+    pub config: Config,
+    pub db: Db,
+    pub clock: SharedClock,
+    pub passwords: Passwords,
+    pub tokens: Tokens,
+    /// The OpenAPI document, serialized once, served byte for byte at `/openapi.json`.
+    pub openapi_json: String,
+    pub routes: KnownRoutes,
+}
