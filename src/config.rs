@@ -22,9 +22,7 @@ impl DatabaseUrl {
         let path = raw
             .strip_prefix("sqlite://")
             .or_else(|| raw.strip_prefix("sqlite:"))
-            .ok_or_else(|| {
-                "expected a URL starting with sqlite:// or postgres:// (or postgresql://)".to_string()
-            })?;
+            .ok_or_else(|| "expected a URL starting with sqlite:// or postgres:// (or postgresql://)".to_string())?;
         if path.is_empty() {
             return Err("the sqlite:// URL names no file".into());
         }
@@ -75,23 +73,55 @@ pub struct ConfigError {
 /// Every variable, its default and its meaning: the single source for `.env.example`
 /// and the README's table.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
-    ("STEWARD_DATABASE_URL", "sqlite://steward.db", "sqlite://PATH (embedded, default) or postgres://USER@HOST/DB"),
+    (
+        "STEWARD_DATABASE_URL",
+        "sqlite://steward.db",
+        "sqlite://PATH (embedded, default) or postgres://USER@HOST/DB",
+    ),
     ("STEWARD_DATABASE_POOL_SIZE", "10", "connections in the pool"),
     ("STEWARD_BIND", "127.0.0.1:8080", "address and port to listen on"),
     ("STEWARD_WORKERS", "number of cores", "HTTP worker threads"),
-    ("STEWARD_PUBLIC_URL", "http://localhost:8080", "public base URL, used in links sent by email"),
+    (
+        "STEWARD_PUBLIC_URL",
+        "http://localhost:8080",
+        "public base URL, used in links sent by email",
+    ),
     ("STEWARD_JWT_ISSUER", "STEWARD_PUBLIC_URL", "`iss` of access tokens"),
     ("STEWARD_JWT_AUDIENCE", "steward", "`aud` of access tokens"),
-    ("STEWARD_ACCESS_TOKEN_TTL", "15m", "access token lifetime (e.g. 900s, 15m)"),
+    (
+        "STEWARD_ACCESS_TOKEN_TTL",
+        "15m",
+        "access token lifetime (e.g. 900s, 15m)",
+    ),
     ("STEWARD_REFRESH_TOKEN_TTL", "30d", "refresh token lifetime"),
     ("STEWARD_PASSWORD_RESET_TTL", "1h", "password reset link lifetime"),
     ("STEWARD_INVITE_TTL", "30d", "invitation lifetime"),
-    ("STEWARD_OPEN_SIGNUP", "true", "whether anyone may sign up a new organization"),
-    ("STEWARD_SIGNING_KEY_FILE", "steward-signing-key.pem", "Ed25519 private key (PKCS#8 PEM); generated on first start if missing"),
-    ("STEWARD_LOG", "info", "log filter, env_logger syntax (e.g. info,steward=debug)"),
+    (
+        "STEWARD_OPEN_SIGNUP",
+        "true",
+        "whether anyone may sign up a new organization",
+    ),
+    (
+        "STEWARD_SIGNING_KEY_FILE",
+        "steward-signing-key.pem",
+        "Ed25519 private key (PKCS#8 PEM); generated on first start if missing",
+    ),
+    (
+        "STEWARD_LOG",
+        "info",
+        "log filter, env_logger syntax (e.g. info,steward=debug)",
+    ),
     ("STEWARD_MAX_BODY_BYTES", "65536", "largest accepted JSON body"),
-    ("STEWARD_HASH_CONCURRENCY", "number of cores", "password hashes computed at once"),
-    ("STEWARD_OUTBOX_POLL_INTERVAL", "1s", "how often the notification outbox is polled"),
+    (
+        "STEWARD_HASH_CONCURRENCY",
+        "number of cores",
+        "password hashes computed at once",
+    ),
+    (
+        "STEWARD_OUTBOX_POLL_INTERVAL",
+        "1s",
+        "how often the notification outbox is polled",
+    ),
 ];
 
 impl Config {
@@ -140,8 +170,7 @@ impl Config {
             return Err(invalid(var, &log_filter, "not an env_logger filter"));
         }
         let max_body_bytes = parse_number(get("STEWARD_MAX_BODY_BYTES", "65536"), 1024, 64 << 20)?;
-        let hash_concurrency =
-            parse_number(get("STEWARD_HASH_CONCURRENCY", &cores.to_string()), 1, 256)?;
+        let hash_concurrency = parse_number(get("STEWARD_HASH_CONCURRENCY", &cores.to_string()), 1, 256)?;
         let outbox_poll_interval = parse_duration(get("STEWARD_OUTBOX_POLL_INTERVAL", "1s"))?;
 
         Ok(Self {
@@ -167,13 +196,21 @@ impl Config {
 }
 
 fn invalid(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError { var, value: value.to_string(), reason: reason.into() }
+    ConfigError {
+        var,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn parse_number((var, raw): (&'static str, String), min: usize, max: usize) -> Result<usize, ConfigError> {
     match raw.trim().parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(invalid(var, &raw, format!("expected a whole number from {min} to {max}"))),
+        _ => Err(invalid(
+            var,
+            &raw,
+            format!("expected a whole number from {min} to {max}"),
+        )),
     }
 }
 
@@ -191,8 +228,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -227,6 +263,19 @@ mod tests {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);
             assert!(err.to_string().starts_with(&format!("invalid {var}=")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod documentation {
+    use super::VARIABLES;
+
+    #[test]
+    fn env_example_lists_every_variable() {
+        let example = include_str!("../.env.example");
+        for (var, _, _) in VARIABLES {
+            assert!(example.contains(&format!("{var}=")), ".env.example does not list {var}");
         }
     }
 }

@@ -131,7 +131,11 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
-        Self { field: field.into(), code: code.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -168,7 +172,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
-        Self { kind, detail: detail.into(), errors: Vec::new(), source: None, allow: None }
+        Self {
+            kind,
+            detail: detail.into(),
+            errors: Vec::new(),
+            source: None,
+            allow: None,
+        }
     }
 
     pub fn kind(&self) -> ProblemKind {
@@ -184,7 +194,10 @@ impl ApiError {
             [one] => format!("{}: {}", one.field, one.message),
             _ => format!("{} fields are invalid", errors.len()),
         };
-        Self { errors, ..Self::new(ProblemKind::ValidationFailed, detail) }
+        Self {
+            errors,
+            ..Self::new(ProblemKind::ValidationFailed, detail)
+        }
     }
 
     pub fn field(field: &str, code: &str, message: impl Into<String>) -> Self {
@@ -200,7 +213,10 @@ impl ApiError {
     }
 
     pub fn invalid_credentials() -> Self {
-        Self::new(ProblemKind::InvalidCredentials, "The identifier or the password is wrong.")
+        Self::new(
+            ProblemKind::InvalidCredentials,
+            "The identifier or the password is wrong.",
+        )
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
@@ -222,7 +238,10 @@ impl ApiError {
 
     pub fn method_not_allowed(allow: String) -> Self {
         let detail = format!("This resource answers only {allow}.");
-        Self { allow: Some(allow), ..Self::new(ProblemKind::MethodNotAllowed, detail) }
+        Self {
+            allow: Some(allow),
+            ..Self::new(ProblemKind::MethodNotAllowed, detail)
+        }
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
@@ -233,7 +252,10 @@ impl ApiError {
     pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self {
             source: Some(source.into()),
-            ..Self::new(ProblemKind::Internal, "An unexpected error occurred; it has been logged.")
+            ..Self::new(
+                ProblemKind::Internal,
+                "An unexpected error occurred; it has been logged.",
+            )
         }
     }
 
@@ -324,7 +346,11 @@ impl From<validator::ValidationErrors> for ApiError {
 /// Turns a parser's error into a field error: `Email::parse(x).map_err(field_error("email"))`.
 pub fn field_error(field: &'static str) -> impl Fn(validator::ValidationError) -> ApiError {
     move |e| {
-        let message = e.message.as_ref().map(|m| m.to_string()).unwrap_or_else(|| default_message(&e.code, &e));
+        let message = e
+            .message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| default_message(&e.code, &e));
         ApiError::field(field, &e.code, message)
     }
 }
@@ -332,7 +358,11 @@ pub fn field_error(field: &'static str) -> impl Fn(validator::ValidationError) -
 fn collect_validation_errors(prefix: String, errs: &validator::ValidationErrors, out: &mut Vec<FieldError>) {
     use validator::ValidationErrorsKind;
     for (field, kind) in errs.errors() {
-        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
         match kind {
             ValidationErrorsKind::Field(list) => {
                 for e in list {
@@ -379,15 +409,19 @@ pub mod extractors {
     pub fn json(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
         let api = match &err {
             JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-                ApiError::new(ProblemKind::PayloadTooLarge, format!("The body is larger than {limit} bytes."))
+                ApiError::new(
+                    ProblemKind::PayloadTooLarge,
+                    format!("The body is larger than {limit} bytes."),
+                )
             }
             JsonPayloadError::ContentType => ApiError::new(
                 ProblemKind::UnsupportedMediaType,
                 "Send the body as JSON with Content-Type: application/json.",
             ),
-            JsonPayloadError::Deserialize(e) if e.is_data() => {
-                ApiError::new(ProblemKind::ValidationFailed, format!("The body does not fit the schema: {e}."))
-            }
+            JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::new(
+                ProblemKind::ValidationFailed,
+                format!("The body does not fit the schema: {e}."),
+            ),
             JsonPayloadError::Deserialize(e) => ApiError::malformed(format!("The body is not valid JSON: {e}.")),
             _ => ApiError::malformed("The body could not be read."),
         };
@@ -395,7 +429,11 @@ pub mod extractors {
     }
 
     pub fn query(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-        ApiError::new(ProblemKind::ValidationFailed, format!("The query string is invalid: {err}.")).into()
+        ApiError::new(
+            ProblemKind::ValidationFailed,
+            format!("The query string is invalid: {err}."),
+        )
+        .into()
     }
 
     pub fn path(err: PathError, _req: &HttpRequest) -> actix_web::Error {

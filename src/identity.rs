@@ -65,7 +65,11 @@ pub fn create_organization(
         Err(e) if is_unique_violation(&e) => return Err(identity_taken()),
         other => other?,
     }
-    memberships::insert(conn, memberships::new_active(&user_id, &account, now), std::slice::from_ref(&owner_role.id))?;
+    memberships::insert(
+        conn,
+        memberships::new_active(&user_id, &account, now),
+        std::slice::from_ref(&owner_role.id),
+    )?;
 
     let ctx = AuditContext {
         actor: Some(user_id.to_string()),
@@ -76,13 +80,23 @@ pub fn create_organization(
     audit::record(
         conn,
         &ctx,
-        AuditEntry { action: "account.created", target_type: "account", target_id: account.id.as_str(), details: json!({ "name": account.name }) },
+        AuditEntry {
+            action: "account.created",
+            target_type: "account",
+            target_id: account.id.as_str(),
+            details: json!({ "name": account.name }),
+        },
         now,
     )?;
     audit::record(
         conn,
         &ctx,
-        AuditEntry { action: "user.created", target_type: "user", target_id: user_id.as_str(), details: json!({ "role": "owner" }) },
+        AuditEntry {
+            action: "user.created",
+            target_type: "user",
+            target_id: user_id.as_str(),
+            details: json!({ "role": "owner" }),
+        },
         now,
     )?;
     let user = users::find(conn, &user_id)?.ok_or_else(|| ApiError::internal("new user vanished"))?;
@@ -94,9 +108,15 @@ fn identity_taken() -> ApiError {
 }
 
 /// Refuses an email or username that another user already has.
-pub fn ensure_identity_free(conn: &mut DbConnection, email: &Email, username: Option<&Username>) -> Result<(), ApiError> {
+pub fn ensure_identity_free(
+    conn: &mut DbConnection,
+    email: &Email,
+    username: Option<&Username>,
+) -> Result<(), ApiError> {
     if users::email_taken(conn, email.normalized())? {
-        return Err(ApiError::conflict("A user with this email already exists; log in instead."));
+        return Err(ApiError::conflict(
+            "A user with this email already exists; log in instead.",
+        ));
     }
     if let Some(name) = username {
         if users::username_taken(conn, name.normalized())? {

@@ -64,9 +64,17 @@ impl Application {
             log::info!("applied {} migration(s) on {}", applied.len(), db.backend());
         }
         let listener = TcpListener::bind(config.bind).map_err(|e| StartError::Bind(config.bind.to_string(), e))?;
-        let port = listener.local_addr().map_err(|e| StartError::Bind(config.bind.to_string(), e))?.port();
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(config.bind.to_string(), e))?
+            .port();
         let passwords = Passwords::new(config.hash_concurrency).map_err(|e| StartError::Other(format!("{e:?}")))?;
-        let tokens = Tokens::new(keys, config.jwt_issuer.clone(), config.jwt_audience.clone(), config.access_token_ttl);
+        let tokens = Tokens::new(
+            keys,
+            config.jwt_issuer.clone(),
+            config.jwt_audience.clone(),
+            config.access_token_ttl,
+        );
         let doc = openapi::document();
         let state = web::Data::new(AppState {
             routes: routing::KnownRoutes::from_openapi(&doc),
@@ -88,16 +96,24 @@ impl Application {
         let app_state = state.clone();
         let max_body = state.config.max_body_bytes;
         let server = HttpServer::new(move || {
-            let (app, _) = App::new()
-                .into_utoipa_app()
-                .configure(api::routes)
-                .split_for_parts();
+            let (app, _) = App::new().into_utoipa_app().configure(api::routes).split_for_parts();
             app.app_data(app_state.clone())
-                .app_data(web::JsonConfig::default().limit(max_body).error_handler(error::extractors::json))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(max_body)
+                        .error_handler(error::extractors::json),
+                )
                 .app_data(web::QueryConfig::default().error_handler(error::extractors::query))
                 .app_data(web::PathConfig::default().error_handler(error::extractors::path))
                 .route("/openapi.json", web::get().to(api::openapi_json))
-                .route("/docs", web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }))
+                .route(
+                    "/docs",
+                    web::get().to(|| async {
+                        HttpResponse::PermanentRedirect()
+                            .insert_header(("Location", "/docs/"))
+                            .finish()
+                    }),
+                )
                 .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/openapi.json"])))
                 .default_service(web::to(api::fallback))
                 .wrap(from_fn(request_id::middleware))
@@ -122,5 +138,12 @@ impl Application {
     /// shutdown, up to 30 seconds).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+impl Application {
+    /// A handle to stop the server (tests stop theirs when they end).
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 }

@@ -11,7 +11,11 @@ use steward::domain::{self, Email, NewPassword, Username};
 use steward::identity::{self, NewOrganization};
 
 #[derive(Parser)]
-#[command(name = "steward", version, about = "Account and user management behind a SaaS front end")]
+#[command(
+    name = "steward",
+    version,
+    about = "Account and user management behind a SaaS front end"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -54,13 +58,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    env_logger::Builder::new().parse_filters(&config.log_filter).format_timestamp_millis().init();
+    env_logger::Builder::new()
+        .parse_filters(&config.log_filter)
+        .format_timestamp_millis()
+        .init();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::Migrate => migrate(&config),
-        Command::CreateOwner { organization, email, first_name, last_name, username } => {
-            create_owner(&config, organization, email, first_name, last_name, username)
-        }
+        Command::CreateOwner {
+            organization,
+            email,
+            first_name,
+            last_name,
+            username,
+        } => create_owner(&config, organization, email, first_name, last_name, username),
         Command::Openapi => Ok(()),
     };
     match result {
@@ -117,7 +128,10 @@ fn create_owner(
         Ok(p) if !p.is_empty() => p,
         _ => {
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
             line.trim_end_matches(['\r', '\n']).to_string()
         }
     };
@@ -125,7 +139,11 @@ fn create_owner(
     let input = NewOrganization {
         organization_name: domain::parse_name(&organization).map_err(bad("organization"))?,
         email: Email::parse(&email).map_err(bad("email"))?,
-        username: username.as_deref().map(Username::parse).transpose().map_err(bad("username"))?,
+        username: username
+            .as_deref()
+            .map(Username::parse)
+            .transpose()
+            .map_err(bad("username"))?,
         first_name: domain::parse_name(&first_name).map_err(bad("first-name"))?,
         last_name: domain::parse_name(&last_name).map_err(bad("last-name"))?,
         password_hash: steward::auth::password::hash_blocking(password.expose()).map_err(|e| format!("{e:?}"))?,
@@ -136,6 +154,9 @@ fn create_owner(
     let now = SystemClock.now();
     let (user, account) = write_transaction(&mut conn, |conn| identity::create_organization(conn, &input, None, now))
         .map_err(|e| e.detail().to_string())?;
-    println!("created organization {} ({}) with owner {} ({})", account.name, account.id, user.email, user.id);
+    println!(
+        "created organization {} ({}) with owner {} ({})",
+        account.name, account.id, user.email, user.id
+    );
     Ok(())
 }

@@ -51,7 +51,8 @@ pub fn backoff(attempts: i32) -> Duration {
 pub fn deliver_due(db: &Db, clock: &SharedClock, sink: &dyn Sink) -> Result<usize, String> {
     let mut conn = db.get().map_err(|e| e.to_string())?;
     let now = clock.now();
-    let batch = notifications::claim_due(&mut conn, now, Duration::seconds(LEASE_SECS), BATCH).map_err(|e| e.to_string())?;
+    let batch =
+        notifications::claim_due(&mut conn, now, Duration::seconds(LEASE_SECS), BATCH).map_err(|e| e.to_string())?;
     for message in &batch {
         let now = clock.now();
         let result = match sink.deliver(message) {
@@ -69,7 +70,12 @@ pub fn deliver_due(db: &Db, clock: &SharedClock, sink: &dyn Sink) -> Result<usiz
 }
 
 /// Polls the outbox until the process ends.
-pub fn spawn_worker(db: Db, clock: SharedClock, sink: Arc<dyn Sink>, interval: std::time::Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn_worker(
+    db: Db,
+    clock: SharedClock,
+    sink: Arc<dyn Sink>,
+    interval: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

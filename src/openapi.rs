@@ -7,8 +7,6 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
-use crate::error::ProblemKind;
-
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -57,7 +55,9 @@ fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Respons
         .description(description)
         .content(
             "application/problem+json",
-            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
         )
         .build()
         .into()
@@ -68,12 +68,23 @@ impl Modify for Conventions {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
         for item in doc.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
-                .into_iter()
-                .flatten()
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
             {
                 add_shared_problems(op);
             }
@@ -86,10 +97,15 @@ impl Modify for Conventions {
 fn add_shared_problems(op: &mut Operation) {
     let responses = &mut op.responses.responses;
     let mut add = |status: u16, description: &str| {
-        responses.entry(status.to_string()).or_insert_with(|| problem(description));
+        responses
+            .entry(status.to_string())
+            .or_insert_with(|| problem(description));
     };
     if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
-        add(401, "Missing, invalid or expired access token, or the session has ended");
+        add(
+            401,
+            "Missing, invalid or expired access token, or the session has ended",
+        );
     }
     if op.request_body.is_some() {
         add(400, "The body is not valid JSON");
@@ -99,5 +115,4 @@ fn add_shared_problems(op: &mut Operation) {
     }
     add(500, "Unexpected error; the response carries a request id to quote");
     add(503, "The database is not reachable right now");
-    let _ = ProblemKind::ALL;
 }

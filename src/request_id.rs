@@ -41,9 +41,7 @@ fn generate() -> String {
 
 fn accept(value: &HeaderValue) -> Option<String> {
     let s = value.to_str().ok()?;
-    let sane = !s.is_empty()
-        && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    let sane = !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     sane.then(|| s.to_string())
 }
 

@@ -32,7 +32,8 @@ impl KnownRoutes {
                     ("DELETE", item.delete.is_some()),
                 ]
                 .into_iter()
-                .filter_map(|(m, present)| present.then(|| m.to_string()))
+                .filter(|(_, present)| *present)
+                .map(|(m, _)| m.to_string())
                 .collect();
                 if methods.iter().any(|m| m == "GET") {
                     methods.push("HEAD".into());
@@ -41,7 +42,10 @@ impl KnownRoutes {
             })
             .collect();
         // The document itself and the Swagger UI are served outside the spec.
-        routes.push(Route { segments: vec![Some("openapi.json".into())], methods: vec!["GET".into(), "HEAD".into()] });
+        routes.push(Route {
+            segments: vec![Some("openapi.json".into())],
+            methods: vec!["GET".into(), "HEAD".into()],
+        });
         Self { routes }
     }
 

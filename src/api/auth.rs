@@ -138,16 +138,25 @@ fn token_response(
         account,
         accounts: choices
             .iter()
-            .map(|(_, a, roles)| AccountChoice { account: AccountSummary::from(a), roles: roles.clone() })
+            .map(|(_, a, roles)| AccountChoice {
+                account: AccountSummary::from(a),
+                roles: roles.clone(),
+            })
             .collect(),
     })
 }
 
 /// The accounts a user can log in to, with their role names there.
-fn account_choices(conn: &mut DbConnection, user: &UserRow) -> Result<Vec<(MembershipRow, AccountRow, Vec<String>)>, ApiError> {
+fn account_choices(
+    conn: &mut DbConnection,
+    user: &UserRow,
+) -> Result<Vec<(MembershipRow, AccountRow, Vec<String>)>, ApiError> {
     let mut out = Vec::new();
     for (membership, root) in memberships::usable_for_user(conn, &user.id)? {
-        let roles = memberships::roles_of(conn, &membership.id)?.into_iter().map(|r| r.name).collect();
+        let roles = memberships::roles_of(conn, &membership.id)?
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
         out.push((membership, root, roles));
     }
     Ok(out)
@@ -175,12 +184,20 @@ pub async fn sign_up(
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     if !state.config.open_signup {
-        return Err(ApiError::new(ProblemKind::SignupClosed, "Sign-up is closed; ask an administrator for an invitation."));
+        return Err(ApiError::new(
+            ProblemKind::SignupClosed,
+            "Sign-up is closed; ask an administrator for an invitation.",
+        ));
     }
     let body = body.into_inner();
     body.validate()?;
     let email = Email::parse(&body.email).map_err(field_error("email"))?;
-    let username = body.username.as_deref().map(Username::parse).transpose().map_err(field_error("username"))?;
+    let username = body
+        .username
+        .as_deref()
+        .map(Username::parse)
+        .transpose()
+        .map_err(field_error("username"))?;
     let password_hash = state.passwords.hash(body.password).await?;
     let input = NewOrganization {
         organization_name: domain::parse_name(&body.organization_name).map_err(field_error("organization_name"))?,
@@ -240,7 +257,10 @@ pub async fn log_in(
             })
         })
         .await?;
-    let stored = user.as_ref().filter(|u| u.status == UserStatus::Active).and_then(|u| u.password_hash.clone());
+    let stored = user
+        .as_ref()
+        .filter(|u| u.status == UserStatus::Active)
+        .and_then(|u| u.password_hash.clone());
     let password_ok = state.passwords.verify(body.password, stored).await?;
     let user = match user {
         Some(user) if password_ok => user,
@@ -258,7 +278,15 @@ pub async fn log_in(
             let choices = account_choices(conn, &user)?;
             let account = match (&wanted, choices.as_slice()) {
                 (_, []) => return Err(ApiError::forbidden("You have no active account to log in to.")),
-                (Some(id), _) => Some(choices.iter().find(|(_, a, _)| &a.id == id).ok_or_else(|| ApiError::not_found("account"))?.1.id.clone()),
+                (Some(id), _) => Some(
+                    choices
+                        .iter()
+                        .find(|(_, a, _)| &a.id == id)
+                        .ok_or_else(|| ApiError::not_found("account"))?
+                        .1
+                        .id
+                        .clone(),
+                ),
                 (None, [(_, only, _)]) => Some(only.id.clone()),
                 (None, _) => None,
             };
@@ -272,7 +300,12 @@ pub async fn log_in(
             audit::record(
                 conn,
                 &ctx,
-                AuditEntry { action: "auth.login", target_type: "session", target_id: opened.session.id.as_str(), details: json!({}) },
+                AuditEntry {
+                    action: "auth.login",
+                    target_type: "session",
+                    target_id: opened.session.id.as_str(),
+                    details: json!({}),
+                },
                 now,
             )?;
             token_response(&st, &opened.session, Some(opened.refresh_token), &user, &choices)
@@ -315,8 +348,12 @@ pub async fn refresh(
         .db
         .write(move |conn| {
             let now = st.clock.now();
-            let Some(token) = sessions::find_refresh_token(conn, &hash)? else { return Ok(RefreshOutcome::Invalid) };
-            let Some(session) = sessions::find(conn, &token.session_id)? else { return Ok(RefreshOutcome::Invalid) };
+            let Some(token) = sessions::find_refresh_token(conn, &hash)? else {
+                return Ok(RefreshOutcome::Invalid);
+            };
+            let Some(session) = sessions::find(conn, &token.session_id)? else {
+                return Ok(RefreshOutcome::Invalid);
+            };
             if session.revoked_at.is_some() || session.expires_at <= now {
                 return Ok(RefreshOutcome::Invalid);
             }
@@ -331,7 +368,12 @@ pub async fn refresh(
                 audit::record(
                     conn,
                     &ctx,
-                    AuditEntry { action: "auth.refresh_token_reused", target_type: "session", target_id: session.id.as_str(), details: json!({ "revoked": true }) },
+                    AuditEntry {
+                        action: "auth.refresh_token_reused",
+                        target_type: "session",
+                        target_id: session.id.as_str(),
+                        details: json!({ "revoked": true }),
+                    },
                     now,
                 )?;
                 return Ok(RefreshOutcome::Reused);
@@ -360,7 +402,9 @@ pub async fn refresh(
         RefreshOutcome::Reused => Err(ApiError::unauthenticated(
             "This refresh token was already used; the session has been ended for safety. Log in again.",
         )),
-        RefreshOutcome::Invalid => Err(ApiError::unauthenticated("The refresh token is not valid; log in again.")),
+        RefreshOutcome::Invalid => Err(ApiError::unauthenticated(
+            "The refresh token is not valid; log in again.",
+        )),
     }
 }
 
@@ -384,7 +428,12 @@ pub async fn log_out(state: web::Data<AppState>, principal: Principal) -> Result
             audit::record(
                 conn,
                 &principal.audit(),
-                AuditEntry { action: "auth.logout", target_type: "session", target_id: principal.session_id().as_str(), details: json!({}) },
+                AuditEntry {
+                    action: "auth.logout",
+                    target_type: "session",
+                    target_id: principal.session_id().as_str(),
+                    details: json!({}),
+                },
                 now,
             )?;
             Ok(())
@@ -433,10 +482,16 @@ pub async fn switch_account(
             audit::record(
                 conn,
                 &ctx,
-                AuditEntry { action: "auth.account_switched", target_type: "session", target_id: principal.session_id().as_str(), details: json!({ "from": principal.session.account_id }) },
+                AuditEntry {
+                    action: "auth.account_switched",
+                    target_type: "session",
+                    target_id: principal.session_id().as_str(),
+                    details: json!({ "from": principal.session.account_id }),
+                },
                 now,
             )?;
-            let session = sessions::find(conn, principal.session_id())?.ok_or_else(|| ApiError::internal("session vanished"))?;
+            let session =
+                sessions::find(conn, principal.session_id())?.ok_or_else(|| ApiError::internal("session vanished"))?;
             token_response(&st, &session, None, &principal.user, &choices)
         })
         .await?;
@@ -474,8 +529,15 @@ pub async fn request_password_reset(
     Ok(HttpResponse::Accepted().finish())
 }
 
-fn create_reset(conn: &mut DbConnection, state: &AppState, email: &Email, request_id: RequestId) -> Result<(), ApiError> {
-    let Some(user) = users::find_by_email(conn, email.normalized())? else { return Ok(()) };
+fn create_reset(
+    conn: &mut DbConnection,
+    state: &AppState,
+    email: &Email,
+    request_id: RequestId,
+) -> Result<(), ApiError> {
+    let Some(user) = users::find_by_email(conn, email.normalized())? else {
+        return Ok(());
+    };
     if user.status != UserStatus::Active {
         return Ok(());
     }
@@ -519,7 +581,17 @@ fn create_reset(conn: &mut DbConnection, state: &AppState, email: &Email, reques
         account: None,
         request_id: Some(request_id.0),
     };
-    audit::record(conn, &ctx, AuditEntry { action: "auth.password_reset_requested", target_type: "user", target_id: user.id.as_str(), details: json!({ "reset_id": id }) }, now)?;
+    audit::record(
+        conn,
+        &ctx,
+        AuditEntry {
+            action: "auth.password_reset_requested",
+            target_type: "user",
+            target_id: user.id.as_str(),
+            details: json!({ "reset_id": id }),
+        },
+        now,
+    )?;
     Ok(())
 }
 
@@ -560,7 +632,9 @@ pub async fn confirm_password_reset(
         .db
         .write(move |conn| {
             let now = st.clock.now();
-            let user = users::find(conn, &reset.user_id)?.filter(|u| u.status == UserStatus::Active).ok_or_else(invalid)?;
+            let user = users::find(conn, &reset.user_id)?
+                .filter(|u| u.status == UserStatus::Active)
+                .ok_or_else(invalid)?;
             if !password_resets::spend_all_for_user(conn, &user.id, Some(&hash), now)? {
                 return Err(invalid());
             }
@@ -572,7 +646,17 @@ pub async fn confirm_password_reset(
                 account: None,
                 request_id: Some(request_id.0.clone()),
             };
-            audit::record(conn, &ctx, AuditEntry { action: "auth.password_reset", target_type: "user", target_id: user.id.as_str(), details: json!({}) }, now)?;
+            audit::record(
+                conn,
+                &ctx,
+                AuditEntry {
+                    action: "auth.password_reset",
+                    target_type: "user",
+                    target_id: user.id.as_str(),
+                    details: json!({}),
+                },
+                now,
+            )?;
             notify_password_changed(conn, &user, now)?;
             Ok(())
         })
@@ -581,7 +665,11 @@ pub async fn confirm_password_reset(
 }
 
 /// Tells the user their password changed, so that an unexpected change is noticed.
-pub fn notify_password_changed(conn: &mut DbConnection, user: &UserRow, now: chrono::NaiveDateTime) -> Result<(), ApiError> {
+pub fn notify_password_changed(
+    conn: &mut DbConnection,
+    user: &UserRow,
+    now: chrono::NaiveDateTime,
+) -> Result<(), ApiError> {
     notifications::enqueue(
         conn,
         Outgoing {

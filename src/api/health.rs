@@ -54,7 +54,10 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<ReadyStatus>
             })
         })
         .await?;
-    Ok(web::Json(ReadyStatus { status: "ok", database: state.db.backend() }))
+    Ok(web::Json(ReadyStatus {
+        status: "ok",
+        database: state.db.backend(),
+    }))
 }
 
 /// The public keys that verify Steward's access tokens (JWK set, RFC 7517).

@@ -94,7 +94,12 @@ pub async fn get_me(state: web::Data<AppState>, principal: Principal) -> Result<
                 .ok_or_else(|| ApiError::unauthenticated("The session has ended; log in again."))?;
             Some(ActingAs {
                 kind,
-                actor: PersonRef { id: actor.id.to_string(), email: actor.email, first_name: actor.first_name, last_name: actor.last_name },
+                actor: PersonRef {
+                    id: actor.id.to_string(),
+                    email: actor.email,
+                    first_name: actor.first_name,
+                    last_name: actor.last_name,
+                },
                 since: utc(principal.session.created_at),
             })
         }
@@ -109,7 +114,11 @@ pub async fn get_me(state: web::Data<AppState>, principal: Principal) -> Result<
                 roles: t
                     .roles
                     .iter()
-                    .map(|r| RoleRef { id: r.id.to_string(), name: r.name.clone(), builtin: r.builtin_key.clone() })
+                    .map(|r| RoleRef {
+                        id: r.id.to_string(),
+                        name: r.name.clone(),
+                        builtin: r.builtin_key.clone(),
+                    })
                     .collect(),
             }),
             t.permissions.iter().map(|p| p.as_str().to_string()).collect(),
@@ -163,11 +172,22 @@ pub async fn change_password(
     policy::forbid_delegated(&principal, "change the user's password")?;
     let new_password = NewPassword::parse(&body.new_password).map_err(field_error("new_password"))?;
     if body.current_password == body.new_password {
-        return Err(ApiError::field("new_password", "unchanged", "must differ from the current password"));
+        return Err(ApiError::field(
+            "new_password",
+            "unchanged",
+            "must differ from the current password",
+        ));
     }
-    let ok = state.passwords.verify(body.current_password, principal.user.password_hash.clone()).await?;
+    let ok = state
+        .passwords
+        .verify(body.current_password, principal.user.password_hash.clone())
+        .await?;
     if !ok {
-        return Err(ApiError::field("current_password", "mismatch", "is not your current password"));
+        return Err(ApiError::field(
+            "current_password",
+            "mismatch",
+            "is not your current password",
+        ));
     }
     let new_hash = state.passwords.hash(new_password.expose().to_string()).await?;
     let st = state.clone();
@@ -177,11 +197,22 @@ pub async fn change_password(
             let now = st.clock.now();
             let user = &principal.user;
             users::set_password(conn, &user.id, &new_hash, now)?;
-            let ended = sessions::revoke_all_for_user(conn, &user.id, Some(principal.session_id()), RevokeReason::PasswordChanged, now)?;
+            let ended = sessions::revoke_all_for_user(
+                conn,
+                &user.id,
+                Some(principal.session_id()),
+                RevokeReason::PasswordChanged,
+                now,
+            )?;
             audit::record(
                 conn,
                 &principal.audit(),
-                AuditEntry { action: "user.password_changed", target_type: "user", target_id: user.id.as_str(), details: json!({ "sessions_ended": ended }) },
+                AuditEntry {
+                    action: "user.password_changed",
+                    target_type: "user",
+                    target_id: user.id.as_str(),
+                    details: json!({ "sessions_ended": ended }),
+                },
                 now,
             )?;
             notify_password_changed(conn, user, now)

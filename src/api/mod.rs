@@ -29,13 +29,18 @@ pub fn routes(cfg: &mut ServiceConfig) {
 
 /// `/openapi.json`: the document, byte for byte as committed in `openapi/openapi.json`.
 pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(state.openapi_json.clone())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi_json.clone())
 }
 
 /// Anything no route took: 405 with `Allow` for a known path, 404 otherwise.
 pub async fn fallback(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Err(match state.routes.allowed(req.path(), req.method()) {
         Some(allow) => ApiError::method_not_allowed(allow),
-        None => ApiError::new(crate::error::ProblemKind::NotFound, format!("There is no route {}.", req.path())),
+        None => ApiError::new(
+            crate::error::ProblemKind::NotFound,
+            format!("There is no route {}.", req.path()),
+        ),
     })
 }

@@ -75,6 +75,11 @@ pub struct AccountSummary {
 
 impl From<&AccountRow> for AccountSummary {
     fn from(a: &AccountRow) -> Self {
-        Self { id: a.id.to_string(), name: a.name.clone(), kind: a.kind, root_id: a.root_id.to_string() }
+        Self {
+            id: a.id.to_string(),
+            name: a.name.clone(),
+            kind: a.kind,
+            root_id: a.root_id.to_string(),
+        }
     }
 }

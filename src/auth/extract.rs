@@ -79,7 +79,9 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
         .split_once(' ')
         .ok_or_else(|| ApiError::unauthenticated("Use the Bearer scheme: Authorization: Bearer <token>."))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::unauthenticated("Use the Bearer scheme: Authorization: Bearer <token>."));
+        return Err(ApiError::unauthenticated(
+            "Use the Bearer scheme: Authorization: Bearer <token>.",
+        ));
     }
     Ok(token.trim().to_string())
 }
@@ -91,22 +93,28 @@ impl FromRequest for Principal {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer(req);
-        let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let now = state.clock.now();
             let claims = state.tokens.verify(&token?, now)?;
-            let principal = state
-                .db
-                .read(move |conn| load(conn, claims, now, request_id))
-                .await?;
+            let principal = state.db.read(move |conn| load(conn, claims, now, request_id)).await?;
             Ok(principal)
         })
     }
 }
 
 /// Checks the session behind a verified token and loads what the policy needs.
-fn load(conn: &mut DbConnection, claims: AccessClaims, now: chrono::NaiveDateTime, request_id: String) -> Result<Principal, ApiError> {
+fn load(
+    conn: &mut DbConnection,
+    claims: AccessClaims,
+    now: chrono::NaiveDateTime,
+    request_id: String,
+) -> Result<Principal, ApiError> {
     let ended = || ApiError::unauthenticated("The session has ended; log in again.");
     let sid = SessionId::parse(&claims.sid).ok_or_else(ended)?;
     let (session, user): (SessionRow, UserRow) = sessions::table
@@ -147,11 +155,22 @@ fn load_tenant(conn: &mut DbConnection, user: &UserId, root: AccountId) -> Resul
         return Err(gone());
     }
     let node = accounts::find(conn, &membership.account_id)?.ok_or_else(gone)?;
-    let root_row = if node.id == root { node.clone() } else { accounts::find(conn, &root)?.ok_or_else(gone)? };
+    let root_row = if node.id == root {
+        node.clone()
+    } else {
+        accounts::find(conn, &root)?.ok_or_else(gone)?
+    };
     if root_row.status != AccountStatus::Active || node.status != AccountStatus::Active {
         return Err(gone());
     }
     let roles = memberships::roles_of(conn, &membership.id)?;
     let permissions = roles::permissions_of(conn, &roles)?;
-    Ok(TenantContext { root, account: root_row, membership, node, roles, permissions })
+    Ok(TenantContext {
+        root,
+        account: root_row,
+        membership,
+        node,
+        roles,
+        permissions,
+    })
 }

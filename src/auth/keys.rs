@@ -64,7 +64,14 @@ impl SigningKeys {
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
             decoding: DecodingKey::from_ed_der(&public),
             jwks: JwkSet {
-                keys: vec![Jwk { kty: "OKP", crv: "Ed25519", x, kid: kid.clone(), alg: "EdDSA", use_: "sig" }],
+                keys: vec![Jwk {
+                    kty: "OKP",
+                    crv: "Ed25519",
+                    x,
+                    kid: kid.clone(),
+                    alg: "EdDSA",
+                    use_: "sig",
+                }],
             },
             kid,
         })
@@ -80,21 +87,30 @@ impl SigningKeys {
         let shown = path.display().to_string();
         match std::fs::read_to_string(path) {
             Ok(pem) => {
-                let key = SigningKey::from_pkcs8_pem(&pem)
-                    .map_err(|e| KeyError::Read { path: shown.clone(), reason: format!("not an Ed25519 PKCS#8 PEM key ({e})") })?;
+                let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| KeyError::Read {
+                    path: shown.clone(),
+                    reason: format!("not an Ed25519 PKCS#8 PEM key ({e})"),
+                })?;
                 let keys = Self::from_signing_key(&key).map_err(|reason| KeyError::Read { path: shown, reason })?;
                 Ok((keys, false))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = SigningKey::generate(&mut rand::rngs::OsRng);
-                let pem = key
-                    .to_pkcs8_pem(LineEnding::LF)
-                    .map_err(|e| KeyError::Write { path: shown.clone(), reason: e.to_string() })?;
-                write_private(path, pem.as_bytes()).map_err(|e| KeyError::Write { path: shown.clone(), reason: e.to_string() })?;
+                let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| KeyError::Write {
+                    path: shown.clone(),
+                    reason: e.to_string(),
+                })?;
+                write_private(path, pem.as_bytes()).map_err(|e| KeyError::Write {
+                    path: shown.clone(),
+                    reason: e.to_string(),
+                })?;
                 let keys = Self::from_signing_key(&key).map_err(|reason| KeyError::Write { path: shown, reason })?;
                 Ok((keys, true))
             }
-            Err(e) => Err(KeyError::Read { path: shown, reason: e.to_string() }),
+            Err(e) => Err(KeyError::Read {
+                path: shown,
+                reason: e.to_string(),
+            }),
         }
     }
 }
@@ -134,6 +150,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key.pem");
         std::fs::write(&path, "not a key").unwrap();
-        assert!(matches!(SigningKeys::load_or_generate(&path), Err(KeyError::Read { .. })));
+        assert!(matches!(
+            SigningKeys::load_or_generate(&path),
+            Err(KeyError::Read { .. })
+        ));
     }
 }

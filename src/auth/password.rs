@@ -46,7 +46,10 @@ pub struct Passwords {
 impl Passwords {
     pub fn new(concurrency: usize) -> Result<Self, ApiError> {
         let dummy_hash = hash_now(&secrets::new_token())?;
-        Ok(Self { slots: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: Arc::new(dummy_hash) })
+        Ok(Self {
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: Arc::new(dummy_hash),
+        })
     }
 
     async fn run<T: Send + 'static>(

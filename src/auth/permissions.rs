@@ -152,7 +152,14 @@ impl BuiltinRole {
                 AuditRead,
                 WebhooksManage,
             ],
-            Self::Standard => &[UsersRead, ContactsReadAll, ContactsReadAssigned, ContactsWrite, MessagesRead, MessagesSend],
+            Self::Standard => &[
+                UsersRead,
+                ContactsReadAll,
+                ContactsReadAssigned,
+                ContactsWrite,
+                MessagesRead,
+                MessagesSend,
+            ],
             Self::Limited => &[ContactsReadAssigned, ContactsWrite],
             Self::Guest => &[ContactsReadAssigned],
             Self::MessagingAgent => &[MessagesRead, MessagesSend],
@@ -192,7 +199,9 @@ mod tests {
 
     #[test]
     fn messaging_agents_may_send_and_viewers_may_not() {
-        assert!(BuiltinRole::MessagingAgent.permissions().contains(&Permission::MessagesSend));
+        assert!(BuiltinRole::MessagingAgent
+            .permissions()
+            .contains(&Permission::MessagesSend));
         assert!(!BuiltinRole::Viewer.permissions().contains(&Permission::MessagesSend));
         assert!(!BuiltinRole::Guest.billable());
     }

@@ -24,23 +24,35 @@ pub fn tenant(principal: &Principal) -> Result<&TenantContext, ApiError> {
 pub fn require(principal: &Principal, permission: Permission) -> Result<&TenantContext, ApiError> {
     let tenant = tenant(principal)?;
     if !tenant.permissions.contains(&permission) {
-        return Err(ApiError::forbidden(format!("This needs the permission {}.", permission.as_str())));
+        return Err(ApiError::forbidden(format!(
+            "This needs the permission {}.",
+            permission.as_str()
+        )));
     }
     Ok(tenant)
 }
 
 /// The caller holds `permission` over `target`: the target is in the caller's tenant (else
 /// it answers 404, as if it did not exist: R1) and at or below the caller's node (R2).
-pub fn require_on<'p>(principal: &'p Principal, permission: Permission, target: &AccountRow) -> Result<&'p TenantContext, ApiError> {
+pub fn require_on<'p>(
+    principal: &'p Principal,
+    permission: Permission,
+    target: &AccountRow,
+) -> Result<&'p TenantContext, ApiError> {
     let tenant = tenant(principal)?;
     if target.root_id != tenant.root {
         return Err(ApiError::not_found("account"));
     }
     if !target.path.starts_with(&tenant.node.path) {
-        return Err(ApiError::forbidden("That account is outside the part of the organization you can reach."));
+        return Err(ApiError::forbidden(
+            "That account is outside the part of the organization you can reach.",
+        ));
     }
     if !tenant.permissions.contains(&permission) {
-        return Err(ApiError::forbidden(format!("This needs the permission {}.", permission.as_str())));
+        return Err(ApiError::forbidden(format!(
+            "This needs the permission {}.",
+            permission.as_str()
+        )));
     }
     Ok(tenant)
 }
@@ -49,7 +61,9 @@ pub fn require_on<'p>(principal: &'p Principal, permission: Permission, target: 
 /// effective user's password, email or caretaker, read secrets.
 pub fn forbid_delegated(principal: &Principal, what: &str) -> Result<(), ApiError> {
     if principal.is_delegated() {
-        return Err(ApiError::forbidden(format!("A session acting as another user cannot {what}.")));
+        return Err(ApiError::forbidden(format!(
+            "A session acting as another user cannot {what}."
+        )));
     }
     Ok(())
 }

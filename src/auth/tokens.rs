@@ -57,7 +57,12 @@ pub struct SignedToken {
 
 impl Tokens {
     pub fn new(keys: SigningKeys, issuer: String, audience: String, ttl: Duration) -> Self {
-        Self { keys, issuer, audience, ttl }
+        Self {
+            keys,
+            issuer,
+            audience,
+            ttl,
+        }
     }
 
     pub fn keys(&self) -> &SigningKeys {

@@ -28,7 +28,10 @@ impl Email {
         if !valid {
             return Err(error("email", "must be an email address"));
         }
-        Ok(Self { original: trimmed.to_string(), normalized: trimmed.to_lowercase() })
+        Ok(Self {
+            original: trimmed.to_string(),
+            normalized: trimmed.to_lowercase(),
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -66,7 +69,10 @@ impl Username {
                 "may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit",
             ));
         }
-        Ok(Self { original: s.to_string(), normalized: s.to_ascii_lowercase() })
+        Ok(Self {
+            original: s.to_string(),
+            normalized: s.to_ascii_lowercase(),
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -151,7 +157,14 @@ mod tests {
 
     #[test]
     fn bad_emails_are_refused() {
-        for bad in ["", "plain", "a@", "@b.c", "a b@c.d", &format!("{}@x.io", "a".repeat(260))] {
+        for bad in [
+            "",
+            "plain",
+            "a@",
+            "@b.c",
+            "a b@c.d",
+            &format!("{}@x.io", "a".repeat(260)),
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -29,7 +29,12 @@ pub struct AuditEntry<'a> {
 }
 
 /// Appends an event. Call it inside the transaction of the change it records.
-pub fn record(conn: &mut DbConnection, ctx: &AuditContext, entry: AuditEntry<'_>, now: NaiveDateTime) -> RepoResult<()> {
+pub fn record(
+    conn: &mut DbConnection,
+    ctx: &AuditContext,
+    entry: AuditEntry<'_>,
+    now: NaiveDateTime,
+) -> RepoResult<()> {
     diesel::insert_into(audit_events::table)
         .values(NewAuditEvent {
             id: AuditEventId::generate(),

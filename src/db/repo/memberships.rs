@@ -10,11 +10,16 @@ use crate::ids::{AccountId, MembershipId, RoleId, UserId};
 
 pub fn insert(conn: &mut DbConnection, membership: NewMembership, role_ids: &[RoleId]) -> RepoResult<MembershipId> {
     let id = membership.id.clone();
-    diesel::insert_into(memberships::table).values(membership).execute(conn)?;
+    diesel::insert_into(memberships::table)
+        .values(membership)
+        .execute(conn)?;
     // One statement per row: batch inserts are not available through MultiConnection.
     for role in role_ids {
         diesel::insert_into(membership_roles::table)
-            .values((membership_roles::membership_id.eq(id.as_str()), membership_roles::role_id.eq(role.as_str())))
+            .values((
+                membership_roles::membership_id.eq(id.as_str()),
+                membership_roles::role_id.eq(role.as_str()),
+            ))
             .execute(conn)?;
     }
     Ok(id)

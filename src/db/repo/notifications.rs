@@ -47,11 +47,20 @@ pub fn enqueue(conn: &mut DbConnection, msg: Outgoing, now: NaiveDateTime) -> Re
 /// Leases up to `limit` due messages to this worker until `now + lease`. A message whose
 /// lease ran out (its worker crashed) is due again, so delivery is at least once. Each row
 /// is claimed by a conditional update, so two instances never hold the same lease.
-pub fn claim_due(conn: &mut DbConnection, now: NaiveDateTime, lease: Duration, limit: i64) -> RepoResult<Vec<NotificationRow>> {
+pub fn claim_due(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    lease: Duration,
+    limit: i64,
+) -> RepoResult<Vec<NotificationRow>> {
     let candidates: Vec<String> = notifications::table
         .filter(notifications::status.eq(NotificationStatus::Pending.as_str()))
         .filter(notifications::next_attempt_at.le(now))
-        .filter(notifications::locked_until.is_null().or(notifications::locked_until.le(now)))
+        .filter(
+            notifications::locked_until
+                .is_null()
+                .or(notifications::locked_until.le(now)),
+        )
         .order(notifications::next_attempt_at.asc())
         .limit(limit)
         .select(notifications::id)
@@ -62,7 +71,11 @@ pub fn claim_due(conn: &mut DbConnection, now: NaiveDateTime, lease: Duration, l
             notifications::table
                 .find(&id)
                 .filter(notifications::status.eq(NotificationStatus::Pending.as_str()))
-                .filter(notifications::locked_until.is_null().or(notifications::locked_until.le(now))),
+                .filter(
+                    notifications::locked_until
+                        .is_null()
+                        .or(notifications::locked_until.le(now)),
+                ),
         )
         .set(notifications::locked_until.eq(Some(now + lease)))
         .execute(conn)?;
@@ -100,7 +113,11 @@ pub fn mark_failed(
     retry_at: Option<NaiveDateTime>,
     now: NaiveDateTime,
 ) -> RepoResult<()> {
-    let status = if retry_at.is_some() { NotificationStatus::Pending } else { NotificationStatus::Dead };
+    let status = if retry_at.is_some() {
+        NotificationStatus::Pending
+    } else {
+        NotificationStatus::Dead
+    };
     diesel::update(notifications::table.find(id.as_str()))
         .set((
             notifications::status.eq(status.as_str()),

@@ -8,7 +8,10 @@ use crate::db::DbConnection;
 use crate::ids::UserId;
 
 pub fn insert(conn: &mut DbConnection, reset: NewPasswordReset) -> RepoResult<()> {
-    diesel::insert_into(password_reset_tokens::table).values(reset).execute(conn).map(|_| ())
+    diesel::insert_into(password_reset_tokens::table)
+        .values(reset)
+        .execute(conn)
+        .map(|_| ())
 }
 
 pub fn find_by_hash(conn: &mut DbConnection, token_hash: &str) -> RepoResult<Option<PasswordResetRow>> {

@@ -9,7 +9,10 @@ use crate::domain::RevokeReason;
 use crate::ids::{SessionId, UserId};
 
 pub fn insert(conn: &mut DbConnection, session: NewSession) -> RepoResult<()> {
-    diesel::insert_into(sessions::table).values(session).execute(conn).map(|_| ())
+    diesel::insert_into(sessions::table)
+        .values(session)
+        .execute(conn)
+        .map(|_| ())
 }
 
 pub fn find(conn: &mut DbConnection, id: &SessionId) -> RepoResult<Option<SessionRow>> {
@@ -23,7 +26,10 @@ pub fn find(conn: &mut DbConnection, id: &SessionId) -> RepoResult<Option<Sessio
 /// Ends one session (and with it every refresh token of its family).
 pub fn revoke(conn: &mut DbConnection, id: &SessionId, reason: RevokeReason, now: NaiveDateTime) -> RepoResult<bool> {
     let n = diesel::update(sessions::table.find(id.as_str()).filter(sessions::revoked_at.is_null()))
-        .set((sessions::revoked_at.eq(Some(now)), sessions::revoked_reason.eq(Some(reason.as_str()))))
+        .set((
+            sessions::revoked_at.eq(Some(now)),
+            sessions::revoked_reason.eq(Some(reason.as_str())),
+        ))
         .execute(conn)?;
     Ok(n == 1)
 }
@@ -43,12 +49,18 @@ pub fn revoke_all_for_user(
             .filter(sessions::revoked_at.is_null())
             .filter(sessions::id.ne(keep)),
     )
-    .set((sessions::revoked_at.eq(Some(now)), sessions::revoked_reason.eq(Some(reason.as_str()))))
+    .set((
+        sessions::revoked_at.eq(Some(now)),
+        sessions::revoked_reason.eq(Some(reason.as_str())),
+    ))
     .execute(conn)
 }
 
 pub fn insert_refresh_token(conn: &mut DbConnection, token: NewRefreshToken) -> RepoResult<()> {
-    diesel::insert_into(refresh_tokens::table).values(token).execute(conn).map(|_| ())
+    diesel::insert_into(refresh_tokens::table)
+        .values(token)
+        .execute(conn)
+        .map(|_| ())
 }
 
 pub fn find_refresh_token(conn: &mut DbConnection, token_hash: &str) -> RepoResult<Option<RefreshTokenRow>> {

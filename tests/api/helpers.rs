@@ -1,0 +1,281 @@
+//! The test harness: the real server on port 0, talked to over HTTP as a front end would.
+//! Each test gets its own database: a SQLite file in a temporary directory and, when
+//! TEST_DATABASE_URL is set, a fresh PostgreSQL database that is dropped at the end.
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use steward::auth::keys::SigningKeys;
+use steward::clock::ManualClock;
+use steward::config::Config;
+use steward::db::models::NotificationRow;
+use steward::db::repo;
+use steward::state::AppState;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends every integration test runs on: SQLite always, PostgreSQL when
+/// TEST_DATABASE_URL names one.
+pub fn backends() -> Vec<Backend> {
+    let mut list = vec![Backend::Sqlite];
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        list.push(Backend::Postgres);
+    }
+    list
+}
+
+/// Runs `test` once per backend, each time against a fresh server and database.
+pub async fn on_each_backend<F, Fut>(test: F)
+where
+    F: Fn(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_each_backend_with(&[], test).await
+}
+
+/// Like [`on_each_backend`], with extra settings (e.g. `STEWARD_OPEN_SIGNUP=false`).
+pub async fn on_each_backend_with<F, Fut>(settings: &[(&str, &str)], test: F)
+where
+    F: Fn(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for backend in backends() {
+        let app = TestApp::spawn(backend, settings).await;
+        test(app).await;
+    }
+}
+
+pub struct KeyDir(#[allow(dead_code)] tempfile::TempDir);
+
+enum Store {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub address: String,
+    /// The database this app serves, for tools run beside it (the CLI tests).
+    pub database_url: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub state: actix_web::web::Data<AppState>,
+    /// The same signing key the server uses, so tests can forge near-valid tokens.
+    pub keys: SigningKeys,
+    _key_dir: KeyDir,
+    server: actix_web::dev::ServerHandle,
+    store: Store,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend, settings: &[(&str, &str)]) -> Self {
+        let (url, store) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("steward.db").display());
+                (url, Store::Sqlite(dir))
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+                let name = format!("steward_test_{}", ulid::Ulid::new().to_string().to_lowercase());
+                let mut admin = diesel::PgConnection::establish(&admin_url).expect("connect to TEST_DATABASE_URL");
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .expect("create test database");
+                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+                (format!("{base}/{name}"), Store::Postgres { admin_url, name })
+            }
+        };
+        let mut vars: HashMap<String, String> = [
+            ("STEWARD_DATABASE_URL", url.as_str()),
+            ("STEWARD_BIND", "127.0.0.1:0"),
+            ("STEWARD_WORKERS", "2"),
+            ("STEWARD_DATABASE_POOL_SIZE", "8"),
+            ("STEWARD_OUTBOX_POLL_INTERVAL", "50ms"),
+            ("STEWARD_PUBLIC_URL", "https://app.example.test"),
+            ("STEWARD_LOG", "warn"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in settings {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
+        let database_url = vars["STEWARD_DATABASE_URL"].clone();
+        let clock = Arc::new(ManualClock::new());
+        let key_dir = tempfile::tempdir().expect("temp dir");
+        let key_path = key_dir.path().join("signing-key.pem");
+        let (server_keys, _) = SigningKeys::load_or_generate(&key_path).expect("key");
+        let (keys, _) = SigningKeys::load_or_generate(&key_path).expect("key");
+        let app = steward::Application::build(config, clock.clone(), server_keys).expect("build app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state();
+        let server = app.server_handle();
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            backend,
+            address,
+            database_url,
+            client: reqwest::Client::new(),
+            clock,
+            state,
+            keys,
+            _key_dir: KeyDir(key_dir),
+            server,
+            store,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Sends a request with an optional JSON body and bearer token; returns status and body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let text = res.text().await.expect("body read");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body), token).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None, token).await
+    }
+
+    /// Signs up a new organization; returns the token response.
+    pub async fn sign_up(&self, email: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/v1/auth/signup",
+                json!({
+                    "organization_name": "Acme",
+                    "email": email,
+                    "first_name": "Ada",
+                    "last_name": "Lovelace",
+                    "password": PASSWORD,
+                }),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "sign-up failed: {body}");
+        body
+    }
+
+    pub async fn log_in(&self, identifier: &str, password: &str) -> (StatusCode, Value) {
+        self.post(
+            "/v1/auth/login",
+            json!({ "identifier": identifier, "password": password }),
+            None,
+        )
+        .await
+    }
+
+    /// Messages in the outbox for an address, newest first.
+    pub async fn notifications_to(&self, email: &str) -> Vec<NotificationRow> {
+        let db = self.state.db.clone();
+        let email = email.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.get().expect("connection");
+            repo::notifications::for_recipient(&mut conn, &email).expect("query")
+        })
+        .await
+        .expect("join")
+    }
+
+    /// Waits (briefly) for a message of `kind` to reach the outbox, e.g. after a 202.
+    pub async fn wait_for_notification(&self, email: &str, kind: &str) -> NotificationRow {
+        for _ in 0..100 {
+            if let Some(n) = self.notifications_to(email).await.into_iter().find(|n| n.kind == kind) {
+                return n;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no {kind} notification to {email}");
+    }
+
+    /// Audit events about one target, oldest first.
+    pub async fn audit_actions(&self, target_id: &str) -> Vec<String> {
+        let db = self.state.db.clone();
+        let target = target_id.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.get().expect("connection");
+            repo::audit::for_target(&mut conn, &target).expect("query")
+        })
+        .await
+        .expect("join")
+        .into_iter()
+        .map(|e| e.action)
+        .collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting and drop the pool's hold on the database before removing it.
+        // The command is sent at once; nothing needs to wait for the stop to finish.
+        drop(self.server.stop(false));
+        if let Store::Postgres { admin_url, name } = &self.store {
+            match diesel::PgConnection::establish(admin_url) {
+                Ok(mut admin) => {
+                    if let Err(e) = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
+                        eprintln!("could not drop test database {name}: {e}");
+                    }
+                }
+                Err(e) => eprintln!("could not drop test database {name}: {e}"),
+            }
+        }
+    }
+}
+
+/// Asserts a problem response: status, content and `type`.
+pub fn assert_problem(status: StatusCode, body: &Value, expected_status: u16, slug: &str) {
+    assert_eq!(status.as_u16(), expected_status, "unexpected status, body: {body}");
+    assert_eq!(
+        body["type"],
+        format!("urn:steward:problem:{slug}"),
+        "unexpected problem: {body}"
+    );
+    assert_eq!(body["status"], expected_status);
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "incomplete problem: {body}"
+    );
+}
+
+pub fn token(body: &Value) -> String {
+    body["access_token"].as_str().expect("access_token").to_string()
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real server, over HTTP, on SQLite and (with TEST_DATABASE_URL)
+//! on PostgreSQL. One test binary, so the suite links once.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod errors;
+mod openapi;
+mod operations;
+mod passwords;
+mod tokens;
