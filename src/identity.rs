@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::auth::permissions::BuiltinRole;
 use crate::auth::secrets;
-use crate::db::models::{AccountRow, NewRefreshToken, NewSession, NewUser, SessionRow, UserRow};
+use crate::db::models::{AccountRow, BillingProfileRow, NewRefreshToken, NewSession, NewUser, SessionRow, UserRow};
 use crate::db::repo::audit::{self, AuditContext, AuditEntry};
 use crate::db::repo::{accounts, memberships, roles, sessions, users};
 use crate::db::{is_unique_violation, DbConnection};
@@ -34,6 +34,18 @@ pub fn create_organization(
 ) -> Result<(UserRow, AccountRow), ApiError> {
     ensure_identity_free(conn, &input.email, input.username.as_ref())?;
     let account = accounts::insert_root(conn, &input.organization_name, now)?;
+    accounts::insert_billing_profile(
+        conn,
+        BillingProfileRow {
+            account_id: account.id.to_string(),
+            billing_email: Some(input.email.as_str().to_string()),
+            plan: "free".into(),
+            seat_price_cents: 0,
+            currency: "USD".into(),
+            cycle_start: Some(now.date().to_string()),
+            updated_at: now,
+        },
+    )?;
     let builtin = roles::insert_builtins(conn, &account.id, now)?;
     let owner_role = builtin
         .iter()

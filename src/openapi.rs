@@ -23,6 +23,9 @@ Access tokens are EdDSA JWTs verifiable with `/.well-known/jwks.json`; `sub` is 
     tags(
         (name = "auth", description = "Sign-up, login, tokens and password reset"),
         (name = "me", description = "The caller"),
+        (name = "accounts", description = "The organization tree, profiles and billing"),
+        (name = "users", description = "People in the account: roles, place in the tree, ownership"),
+        (name = "roles", description = "Permissions and roles"),
         (name = "operations", description = "Health, readiness and public keys"),
     ),
     modifiers(&Conventions)

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::api::auth::notify_password_changed;
-use crate::api::views::{utc, AccountSummary, UserView};
+use crate::api::views::{utc, AccountSummary, RoleRef, UserView};
 use crate::auth::extract::Principal;
 use crate::auth::policy;
 use crate::db::repo::audit::{self, AuditEntry};
@@ -17,18 +17,9 @@ use crate::domain::{self, Delegation, NewPassword, RevokeReason};
 use crate::error::{field_error, ApiError, Problem};
 use crate::state::AppState;
 
-/// A role held by the membership.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RoleRef {
-    pub id: String,
-    pub name: String,
-    /// The built-in role this is (`owner`, `admin`, …); null for a custom role.
-    pub builtin: Option<String>,
-}
-
 /// The caller's place in the account.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MembershipView {
+pub struct MyMembership {
     pub id: String,
     /// The node the membership sits at; it reaches that node's whole subtree.
     pub node: AccountSummary,
@@ -66,7 +57,7 @@ pub struct MeResponse {
     pub user: UserView,
     /// The account the token is scoped to; null until one is picked.
     pub account: Option<AccountSummary>,
-    pub membership: Option<MembershipView>,
+    pub membership: Option<MyMembership>,
     /// Effective permissions in this account: the union of the membership's roles.
     pub permissions: Vec<String>,
     /// Null unless someone is acting as this user.
@@ -108,18 +99,10 @@ pub async fn get_me(state: web::Data<AppState>, principal: Principal) -> Result<
         None => (None, None, Vec::new()),
         Some(t) => (
             Some(AccountSummary::from(&t.account)),
-            Some(MembershipView {
+            Some(MyMembership {
                 id: t.membership.id.to_string(),
                 node: AccountSummary::from(&t.node),
-                roles: t
-                    .roles
-                    .iter()
-                    .map(|r| RoleRef {
-                        id: r.id.to_string(),
-                        name: r.name.clone(),
-                        builtin: r.builtin_key.clone(),
-                    })
-                    .collect(),
+                roles: t.roles.iter().map(RoleRef::from).collect(),
             }),
             t.permissions.iter().map(|p| p.as_str().to_string()).collect(),
         ),

@@ -1,11 +1,15 @@
 //! The HTTP surface: one module per resource, all registered in [`routes`].
 
+pub mod accounts;
 pub mod auth;
 pub mod health;
 pub mod me;
+pub mod roles;
+pub mod users;
 pub mod views;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Deserializer};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::ApiError;
@@ -24,7 +28,29 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(auth::request_password_reset)
         .service(auth::confirm_password_reset)
         .service(me::get_me)
-        .service(me::change_password);
+        .service(me::change_password)
+        .service(accounts::list_my_accounts)
+        .service(accounts::get_account)
+        .service(accounts::get_account_tree)
+        .service(accounts::create_sub_account)
+        .service(accounts::update_account)
+        .service(accounts::close_account)
+        .service(accounts::move_account)
+        .service(accounts::get_billing_profile)
+        .service(accounts::update_billing_profile)
+        .service(users::list_users)
+        .service(users::create_user)
+        .service(users::get_user)
+        .service(users::update_user)
+        .service(users::set_user_roles)
+        .service(users::move_user)
+        .service(users::transfer_ownership)
+        .service(roles::list_permissions)
+        .service(roles::list_roles)
+        .service(roles::create_role)
+        .service(roles::get_role)
+        .service(roles::update_role)
+        .service(roles::delete_role);
 }
 
 /// `/openapi.json`: the document, byte for byte as committed in `openapi/openapi.json`.
@@ -43,4 +69,14 @@ pub async fn fallback(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
             format!("There is no route {}.", req.path()),
         ),
     })
+}
+
+/// For PATCH fields where absent means "leave as is" and `null` means "clear":
+/// `#[serde(default, deserialize_with = "crate::api::nullable")] field: Option<Option<T>>`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }

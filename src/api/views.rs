@@ -4,8 +4,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::models::{AccountRow, UserRow};
-use crate::domain::{AccountKind, UserStatus};
+use crate::db::models::{AccountRow, MembershipRow, RoleRow, UserRow};
+use crate::domain::{AccountKind, AccountStatus, MembershipStatus, UserStatus};
 
 pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
@@ -80,6 +80,105 @@ impl From<&AccountRow> for AccountSummary {
             name: a.name.clone(),
             kind: a.kind,
             root_id: a.root_id.to_string(),
+        }
+    }
+}
+
+/// A tenant node in full.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountView {
+    pub id: String,
+    pub root_id: String,
+    /// Null for a root account.
+    pub parent_id: Option<String>,
+    pub kind: AccountKind,
+    pub name: String,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub status: AccountStatus,
+    /// 0 for a root account.
+    pub depth: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&AccountRow> for AccountView {
+    fn from(a: &AccountRow) -> Self {
+        Self {
+            id: a.id.to_string(),
+            root_id: a.root_id.to_string(),
+            parent_id: a.parent_id.clone(),
+            kind: a.kind,
+            name: a.name.clone(),
+            address: a.address.clone(),
+            phone: a.phone.clone(),
+            status: a.status,
+            depth: a.depth,
+            created_at: utc(a.created_at),
+            updated_at: utc(a.updated_at),
+            closed_at: a.closed_at.map(utc),
+        }
+    }
+}
+
+/// A role held by a membership.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleRef {
+    pub id: String,
+    pub name: String,
+    /// The built-in role this is (`owner`, `admin`, …); null for a custom role.
+    pub builtin: Option<String>,
+}
+
+impl From<&RoleRow> for RoleRef {
+    fn from(r: &RoleRow) -> Self {
+        Self {
+            id: r.id.to_string(),
+            name: r.name.clone(),
+            builtin: r.builtin_key.clone(),
+        }
+    }
+}
+
+/// A user's place in the root account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembershipView {
+    pub id: String,
+    /// The node the membership sits at; it reaches that node's whole subtree.
+    pub account_id: String,
+    pub status: MembershipStatus,
+    pub roles: Vec<RoleRef>,
+    /// The integrator's own id for this user, unique within the root account.
+    pub external_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl MembershipView {
+    pub fn new(m: &MembershipRow, roles: &[RoleRow]) -> Self {
+        Self {
+            id: m.id.to_string(),
+            account_id: m.account_id.to_string(),
+            status: m.status,
+            roles: roles.iter().map(RoleRef::from).collect(),
+            external_id: m.external_id.clone(),
+            created_at: utc(m.created_at),
+        }
+    }
+}
+
+/// A user as a member of the caller's account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    pub user: UserView,
+    pub membership: MembershipView,
+}
+
+impl MemberView {
+    pub fn new(m: &MembershipRow, u: &UserRow, roles: &[RoleRow]) -> Self {
+        Self {
+            user: UserView::from(u),
+            membership: MembershipView::new(m, roles),
         }
     }
 }

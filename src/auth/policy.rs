@@ -2,8 +2,8 @@
 //! permissions themselves.
 
 use crate::auth::extract::{Principal, TenantContext};
-use crate::auth::permissions::Permission;
-use crate::db::models::AccountRow;
+use crate::auth::permissions::{BuiltinRole, Permission, PermissionSet};
+use crate::db::models::{AccountRow, RoleRow};
 use crate::error::{ApiError, ProblemKind};
 
 /// The caller's tenant, for any call that works inside an account. Refused when the token
@@ -66,4 +66,72 @@ pub fn forbid_delegated(principal: &Principal, what: &str) -> Result<(), ApiErro
         )));
     }
     Ok(())
+}
+
+/// The caller can see `target`: in their tenant (else 404, R1) and at or below their node
+/// (else 403, R2). No particular permission is needed to see a node one belongs to.
+pub fn require_visible<'p>(principal: &'p Principal, target: &AccountRow) -> Result<&'p TenantContext, ApiError> {
+    let tenant = tenant(principal)?;
+    if target.root_id != tenant.root {
+        return Err(ApiError::not_found("account"));
+    }
+    if !target.path.starts_with(&tenant.node.path) {
+        return Err(ApiError::forbidden(
+            "That account is outside the part of the organization you can reach.",
+        ));
+    }
+    Ok(tenant)
+}
+
+/// The caller may act with `permission` on a member whose membership sits at `node` and
+/// who holds `roles`: the node is within reach (R1, R2), and only those who may manage
+/// owners touch an owner (R4).
+pub fn require_member<'p>(
+    principal: &'p Principal,
+    permission: Permission,
+    node: &AccountRow,
+    member_roles: &[RoleRow],
+) -> Result<&'p TenantContext, ApiError> {
+    let tenant = require_on(principal, permission, node)?;
+    if holds_owner(member_roles) && !tenant.permissions.contains(&Permission::OwnersManage) {
+        return Err(ApiError::forbidden("Only owners can change an owner."));
+    }
+    Ok(tenant)
+}
+
+/// Nobody grants what they do not hold themselves (R4): every permission of every role
+/// must be the caller's, and the owner role needs `owners.manage`.
+pub fn require_grantable(tenant: &TenantContext, roles: &[(RoleRow, PermissionSet)]) -> Result<(), ApiError> {
+    for (role, permissions) in roles {
+        if let Some(missing) = permissions.difference(&tenant.permissions).next() {
+            return Err(ApiError::forbidden(format!(
+                "You cannot grant the role {} because it includes {}, which you do not hold.",
+                role.name,
+                missing.as_str()
+            )));
+        }
+        if role.builtin_key.as_deref() == Some(BuiltinRole::Owner.key())
+            && !tenant.permissions.contains(&Permission::OwnersManage)
+        {
+            return Err(ApiError::forbidden("Only owners can make someone an owner."));
+        }
+    }
+    Ok(())
+}
+
+/// A custom role may only hold permissions its author holds (R4).
+pub fn require_permissions_held(tenant: &TenantContext, wanted: &PermissionSet) -> Result<(), ApiError> {
+    match wanted.difference(&tenant.permissions).next() {
+        Some(missing) => Err(ApiError::forbidden(format!(
+            "You cannot give a role the permission {}, which you do not hold.",
+            missing.as_str()
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub fn holds_owner(roles: &[RoleRow]) -> bool {
+    roles
+        .iter()
+        .any(|r| r.builtin_key.as_deref() == Some(BuiltinRole::Owner.key()))
 }

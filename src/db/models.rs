@@ -27,6 +27,7 @@ pub struct AccountRow {
     pub status: AccountStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub closed_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Insertable)]
@@ -141,6 +142,19 @@ pub struct MembershipRow {
     pub status: MembershipStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub external_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = billing_profiles)]
+pub struct BillingProfileRow {
+    pub account_id: String,
+    pub billing_email: Option<String>,
+    pub plan: String,
+    pub seat_price_cents: i64,
+    pub currency: String,
+    pub cycle_start: Option<String>,
+    pub updated_at: NaiveDateTime,
 }
 
 #[derive(Debug, Insertable)]
@@ -158,6 +172,7 @@ pub struct NewMembership {
     pub status: MembershipStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub external_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable)]

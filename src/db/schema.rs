@@ -16,6 +16,7 @@ diesel::table! {
         lock_version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        closed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -69,6 +70,19 @@ diesel::table! {
         account_id -> Text,
         status -> Text,
         created_at -> Timestamp,
+        updated_at -> Timestamp,
+        external_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    billing_profiles (account_id) {
+        account_id -> Text,
+        billing_email -> Nullable<Text>,
+        plan -> Text,
+        seat_price_cents -> BigInt,
+        currency -> Text,
+        cycle_start -> Nullable<Text>,
         updated_at -> Timestamp,
     }
 }
@@ -167,6 +181,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     role_permissions,
     memberships,
     membership_roles,
+    billing_profiles,
     sessions,
     refresh_tokens,
     password_reset_tokens,

@@ -279,3 +279,129 @@ pub fn assert_problem(status: StatusCode, body: &Value, expected_status: u16, sl
 pub fn token(body: &Value) -> String {
     body["access_token"].as_str().expect("access_token").to_string()
 }
+
+pub const MEMBER_PASSWORD: &str = "member passphrase 42";
+
+/// An organization with a group below its root and a location below the group.
+pub struct Org {
+    pub owner_token: String,
+    pub owner_id: String,
+    pub root: String,
+    pub group: String,
+    pub location: String,
+}
+
+impl TestApp {
+    pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(body), token).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(body), token).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, None, token).await
+    }
+
+    /// Signs up `email` and builds root → group → location.
+    pub async fn org(&self, email: &str) -> Org {
+        let body = self.sign_up(email).await;
+        let owner_token = token(&body);
+        let root = body["account"]["id"].as_str().unwrap().to_string();
+        let group = self.sub_account(&owner_token, &root, "group", "North").await;
+        let location = self.sub_account(&owner_token, &group, "location", "Harbour St").await;
+        Org {
+            owner_token,
+            owner_id: body["user"]["id"].as_str().unwrap().to_string(),
+            root,
+            group,
+            location,
+        }
+    }
+
+    pub async fn sub_account(&self, token: &str, parent: &str, kind: &str, name: &str) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/v1/accounts/{parent}/children"),
+                json!({ "name": name, "kind": kind }),
+                Some(token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create {kind}: {body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// The id of a built-in role (`owner`, `admin`, …) of the caller's organization.
+    pub async fn role_id(&self, token: &str, builtin: &str) -> String {
+        let (status, roles) = self.get("/v1/roles", Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{roles}");
+        roles
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["builtin"] == builtin)
+            .and_then(|r| r["id"].as_str())
+            .unwrap_or_else(|| panic!("no role {builtin}"))
+            .to_string()
+    }
+
+    /// Creates a member with the given built-in roles at `node`, logs them in and sets their
+    /// own password; returns (user id, access token).
+    pub async fn member(&self, admin_token: &str, email: &str, roles: &[&str], node: &str) -> (String, String) {
+        let mut role_ids = Vec::new();
+        for r in roles {
+            role_ids.push(self.role_id(admin_token, r).await);
+        }
+        let (status, body) = self
+            .post(
+                "/v1/users",
+                json!({
+                    "email": email, "first_name": "Member", "last_name": email.split('@').next().unwrap(),
+                    "password": PASSWORD, "role_ids": role_ids, "account_id": node,
+                }),
+                Some(admin_token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create member {email}: {body}");
+        let user_id = body["user"]["id"].as_str().unwrap().to_string();
+        let (status, login) = self.log_in(email, PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "{login}");
+        let access = token(&login);
+        let (status, body) = self
+            .post(
+                "/v1/me/password",
+                json!({ "current_password": PASSWORD, "new_password": MEMBER_PASSWORD }),
+                Some(&access),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        (user_id, access)
+    }
+
+    /// Adds an existing user to another organization directly in the database (until
+    /// invitations can do it through the API).
+    pub async fn add_membership(&self, user_id: &str, root: &str, builtin: &str) {
+        let db = self.state.db.clone();
+        let (user_id, root, builtin) = (user_id.to_string(), root.to_string(), builtin.to_string());
+        tokio::task::spawn_blocking(move || {
+            use steward::auth::permissions::BuiltinRole;
+            use steward::ids::{AccountId, UserId};
+            let mut conn = db.get().expect("connection");
+            let root = AccountId::from(root);
+            let node = repo::accounts::find(&mut conn, &root).expect("query").expect("root");
+            let role = repo::roles::find_builtin(&mut conn, &root, BuiltinRole::parse(&builtin).expect("role"))
+                .expect("query")
+                .expect("role row");
+            let now = chrono::Utc::now().naive_utc();
+            repo::memberships::insert(
+                &mut conn,
+                repo::memberships::new_active(&UserId::from(user_id), &node, now),
+                &[role.id],
+            )
+            .expect("insert membership");
+        })
+        .await
+        .expect("join");
+    }
+}

@@ -9,4 +9,5 @@ mod errors;
 mod openapi;
 mod operations;
 mod passwords;
+mod tenancy;
 mod tokens;

@@ -2,10 +2,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::RepoResult;
-use crate::db::models::{AccountRow, MembershipRow, NewMembership, RoleRow};
-use crate::db::schema::{accounts, membership_roles, memberships, roles};
+use crate::auth::permissions::BuiltinRole;
+use crate::db::models::{AccountRow, MembershipRow, NewMembership, RoleRow, UserRow};
+use crate::db::schema::{accounts, membership_roles, memberships, roles, users};
 use crate::db::DbConnection;
-use crate::domain::{AccountStatus, MembershipStatus};
+use crate::domain::{AccountStatus, MembershipStatus, UserStatus};
 use crate::ids::{AccountId, MembershipId, RoleId, UserId};
 
 pub fn insert(conn: &mut DbConnection, membership: NewMembership, role_ids: &[RoleId]) -> RepoResult<MembershipId> {
@@ -35,16 +36,21 @@ pub fn new_active(user: &UserId, node: &AccountRow, now: NaiveDateTime) -> NewMe
         status: MembershipStatus::Active,
         created_at: now,
         updated_at: now,
+        external_id: None,
     }
 }
 
-/// The user's memberships that allow logging in: active, in an active root account.
+/// The user's memberships that allow logging in: active, at an open node of an active root
+/// account. Returns each with its root account.
 pub fn usable_for_user(conn: &mut DbConnection, user: &UserId) -> RepoResult<Vec<(MembershipRow, AccountRow)>> {
+    let node = diesel::alias!(accounts as node);
     memberships::table
         .inner_join(accounts::table.on(accounts::id.eq(memberships::root_account_id)))
+        .inner_join(node.on(node.field(accounts::id).eq(memberships::account_id)))
         .filter(memberships::user_id.eq(user.as_str()))
         .filter(memberships::status.eq(MembershipStatus::Active.as_str()))
         .filter(accounts::status.eq(AccountStatus::Active.as_str()))
+        .filter(node.field(accounts::status).eq(AccountStatus::Active.as_str()))
         .order(accounts::name.asc())
         .select((MembershipRow::as_select(), AccountRow::as_select()))
         .load(conn)
@@ -66,4 +72,194 @@ pub fn roles_of(conn: &mut DbConnection, membership: &MembershipId) -> RepoResul
         .order(roles::name.asc())
         .select(RoleRow::as_select())
         .load(conn)
+}
+
+/// Replaces the roles of a membership.
+pub fn set_roles(
+    conn: &mut DbConnection,
+    membership: &MembershipId,
+    role_ids: &[RoleId],
+    now: NaiveDateTime,
+) -> RepoResult<()> {
+    diesel::delete(membership_roles::table.filter(membership_roles::membership_id.eq(membership.as_str())))
+        .execute(conn)?;
+    for role in role_ids {
+        diesel::insert_into(membership_roles::table)
+            .values((
+                membership_roles::membership_id.eq(membership.as_str()),
+                membership_roles::role_id.eq(role.as_str()),
+            ))
+            .execute(conn)?;
+    }
+    touch(conn, membership, now)
+}
+
+fn touch(conn: &mut DbConnection, membership: &MembershipId, now: NaiveDateTime) -> RepoResult<()> {
+    diesel::update(memberships::table.find(membership.as_str()))
+        .set(memberships::updated_at.eq(now))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Moves a membership to another node of the same root account.
+pub fn move_to(
+    conn: &mut DbConnection,
+    membership: &MembershipId,
+    node: &AccountId,
+    now: NaiveDateTime,
+) -> RepoResult<()> {
+    diesel::update(memberships::table.find(membership.as_str()))
+        .set((
+            memberships::account_id.eq(node.as_str()),
+            memberships::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn set_external_id(
+    conn: &mut DbConnection,
+    membership: &MembershipId,
+    external_id: Option<&str>,
+    now: NaiveDateTime,
+) -> RepoResult<()> {
+    diesel::update(memberships::table.find(membership.as_str()))
+        .set((
+            memberships::external_id.eq(external_id),
+            memberships::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Active members of the root account holding the built-in owner role (R3 counts these).
+pub fn active_owner_memberships(conn: &mut DbConnection, root: &AccountId) -> RepoResult<Vec<String>> {
+    memberships::table
+        .inner_join(membership_roles::table.inner_join(roles::table))
+        .inner_join(users::table)
+        .filter(memberships::root_account_id.eq(root.as_str()))
+        .filter(memberships::status.eq(MembershipStatus::Active.as_str()))
+        .filter(users::status.eq(UserStatus::Active.as_str()))
+        .filter(roles::builtin_key.eq(BuiltinRole::Owner.key()))
+        .select(memberships::id)
+        .distinct()
+        .load(conn)
+}
+
+/// A member of the root account: the membership and its user.
+pub fn find_member(
+    conn: &mut DbConnection,
+    root: &AccountId,
+    user: &UserId,
+) -> RepoResult<Option<(MembershipRow, UserRow)>> {
+    memberships::table
+        .inner_join(users::table)
+        .filter(memberships::root_account_id.eq(root.as_str()))
+        .filter(memberships::user_id.eq(user.as_str()))
+        .select((MembershipRow::as_select(), UserRow::as_select()))
+        .first(conn)
+        .optional()
+}
+
+pub fn external_id_taken(
+    conn: &mut DbConnection,
+    root: &AccountId,
+    external_id: &str,
+    except: Option<&MembershipId>,
+) -> RepoResult<bool> {
+    let except = except.map(|m| m.as_str().to_string()).unwrap_or_default();
+    diesel::select(diesel::dsl::exists(
+        memberships::table
+            .filter(memberships::root_account_id.eq(root.as_str()))
+            .filter(memberships::external_id.eq(external_id))
+            .filter(memberships::id.ne(except)),
+    ))
+    .get_result(conn)
+}
+
+/// Roles of several memberships at once: (membership id, role).
+pub fn roles_of_many(conn: &mut DbConnection, ids: &[String]) -> RepoResult<Vec<(String, RoleRow)>> {
+    membership_roles::table
+        .inner_join(roles::table)
+        .filter(membership_roles::membership_id.eq_any(ids))
+        .order(roles::name.asc())
+        .select((membership_roles::membership_id, RoleRow::as_select()))
+        .load(conn)
+}
+
+/// How many memberships hold a role.
+pub fn count_holding(conn: &mut DbConnection, role: &RoleId) -> RepoResult<i64> {
+    membership_roles::table
+        .filter(membership_roles::role_id.eq(role.as_str()))
+        .count()
+        .get_result(conn)
+}
+
+/// What a member list is narrowed to.
+#[derive(Debug, Default)]
+pub struct MemberFilter {
+    /// Only memberships at or below this node path (the caller's reach, or the `node` filter).
+    pub within_paths: Vec<String>,
+    pub status: Option<MembershipStatus>,
+    pub user_status: Option<UserStatus>,
+    pub role: Option<RoleId>,
+    /// Case-insensitive substring of first or last name, email or username.
+    pub text: Option<String>,
+    pub external_id: Option<String>,
+    /// Keyset: only users with an id after this one.
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// One page of the root account's members, ordered by user id (creation order).
+pub fn page(
+    conn: &mut DbConnection,
+    root: &AccountId,
+    filter: &MemberFilter,
+) -> RepoResult<Vec<(MembershipRow, UserRow)>> {
+    let mut query = memberships::table
+        .inner_join(users::table)
+        .inner_join(accounts::table.on(accounts::id.eq(memberships::account_id)))
+        .filter(memberships::root_account_id.eq(root.as_str()))
+        .select((MembershipRow::as_select(), UserRow::as_select()))
+        .into_boxed::<crate::db::MultiBackend>();
+    for path in &filter.within_paths {
+        query = query.filter(
+            accounts::path
+                .like(format!("{}%", super::escape_like(path)))
+                .escape('\\'),
+        );
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(memberships::status.eq(status.as_str()));
+    }
+    if let Some(status) = filter.user_status {
+        query = query.filter(users::status.eq(status.as_str()));
+    }
+    if let Some(role) = &filter.role {
+        let holders = membership_roles::table
+            .filter(membership_roles::role_id.eq(role.as_str().to_string()))
+            .select(membership_roles::membership_id);
+        query = query.filter(memberships::id.eq_any(holders));
+    }
+    if let Some(text) = &filter.text {
+        let pattern = format!("%{}%", super::escape_like(&text.to_lowercase()));
+        query = query.filter(
+            lower(users::first_name)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(users::last_name).like(pattern.clone()).escape('\\'))
+                .or(users::email_normalized.like(pattern.clone()).escape('\\'))
+                .or(users::username_normalized.like(pattern).escape('\\')),
+        );
+    }
+    if let Some(external_id) = &filter.external_id {
+        query = query.filter(memberships::external_id.eq(external_id.clone()));
+    }
+    if let Some(after) = &filter.after {
+        query = query.filter(users::id.gt(after.clone()));
+    }
+    query.order(users::id.asc()).limit(filter.limit).load(conn)
 }

@@ -12,3 +12,8 @@ pub mod sessions;
 pub mod users;
 
 pub type RepoResult<T> = Result<T, diesel::result::Error>;
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern used with `ESCAPE '\'`.
+pub fn escape_like(raw: &str) -> String {
+    raw.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}

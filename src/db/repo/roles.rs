@@ -58,3 +58,93 @@ pub fn permissions_of(conn: &mut DbConnection, roles: &[RoleRow]) -> RepoResult<
     }
     Ok(set)
 }
+
+pub fn list_for_root(conn: &mut DbConnection, root: &AccountId) -> RepoResult<Vec<RoleRow>> {
+    roles::table
+        .filter(roles::root_account_id.eq(root.as_str()))
+        .order((roles::builtin_key.is_null().asc(), roles::name.asc()))
+        .select(RoleRow::as_select())
+        .load(conn)
+}
+
+/// A role of this root account; a role of another one is `None`, as if it did not exist.
+pub fn find_in(conn: &mut DbConnection, root: &AccountId, id: &RoleId) -> RepoResult<Option<RoleRow>> {
+    roles::table
+        .find(id.as_str())
+        .filter(roles::root_account_id.eq(root.as_str()))
+        .select(RoleRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn name_taken(conn: &mut DbConnection, root: &AccountId, name: &str, except: Option<&RoleId>) -> RepoResult<bool> {
+    let except = except.map(|r| r.as_str().to_string()).unwrap_or_default();
+    diesel::select(diesel::dsl::exists(
+        roles::table
+            .filter(roles::root_account_id.eq(root.as_str()))
+            .filter(roles::name.eq(name))
+            .filter(roles::id.ne(except)),
+    ))
+    .get_result(conn)
+}
+
+pub fn insert_custom(
+    conn: &mut DbConnection,
+    root: &AccountId,
+    name: &str,
+    description: &str,
+    permissions: &PermissionSet,
+    now: NaiveDateTime,
+) -> RepoResult<RoleId> {
+    let id = RoleId::generate();
+    diesel::insert_into(roles::table)
+        .values(NewRole {
+            id: id.clone(),
+            root_account_id: root.clone(),
+            builtin_key: None,
+            name,
+            description,
+            created_at: now,
+            updated_at: now,
+        })
+        .execute(conn)?;
+    set_permissions(conn, &id, permissions)?;
+    Ok(id)
+}
+
+pub fn set_permissions(conn: &mut DbConnection, role: &RoleId, permissions: &PermissionSet) -> RepoResult<()> {
+    diesel::delete(role_permissions::table.filter(role_permissions::role_id.eq(role.as_str()))).execute(conn)?;
+    for p in permissions {
+        diesel::insert_into(role_permissions::table)
+            .values((
+                role_permissions::role_id.eq(role.as_str()),
+                role_permissions::permission.eq(p.as_str()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn rename(
+    conn: &mut DbConnection,
+    role: &RoleId,
+    name: &str,
+    description: &str,
+    now: NaiveDateTime,
+) -> RepoResult<()> {
+    diesel::update(roles::table.find(role.as_str()))
+        .set((
+            roles::name.eq(name),
+            roles::description.eq(description),
+            roles::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn delete(conn: &mut DbConnection, role: &RoleId) -> RepoResult<()> {
+    diesel::delete(role_permissions::table.filter(role_permissions::role_id.eq(role.as_str()))).execute(conn)?;
+    diesel::delete(roles::table.find(role.as_str()))
+        .execute(conn)
+        .map(|_| ())
+}

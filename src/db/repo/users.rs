@@ -60,3 +60,26 @@ pub fn set_password(conn: &mut DbConnection, id: &UserId, hash: &str, now: Naive
         .execute(conn)
         .map(|_| ())
 }
+
+/// Changes of a user's profile; `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<Option<String>>,
+    pub username: Option<Option<String>>,
+    pub username_normalized: Option<Option<String>>,
+    pub default_landing_page: Option<Option<String>>,
+    pub default_contact_tab: Option<Option<String>>,
+    pub show_calendar: Option<bool>,
+    pub daily_email_reminders: Option<bool>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+pub fn update_profile(conn: &mut DbConnection, id: &UserId, changes: UserChanges) -> RepoResult<()> {
+    diesel::update(users::table.find(id.as_str()))
+        .set(changes)
+        .execute(conn)
+        .map(|_| ())
+}
