@@ -93,6 +93,9 @@ typed_id!(
     /// An entry of the audit trail.
     AuditEventId, "aud");
 typed_id!(
+    /// An invitation.
+    InviteId, "inv");
+typed_id!(
     /// An access token's unique id (`jti`).
     TokenId, "jti");
 

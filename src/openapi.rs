@@ -26,6 +26,7 @@ Access tokens are EdDSA JWTs verifiable with `/.well-known/jwks.json`; `sub` is 
         (name = "accounts", description = "The organization tree, profiles and billing"),
         (name = "users", description = "People in the account: roles, place in the tree, ownership"),
         (name = "roles", description = "Permissions and roles"),
+        (name = "invites", description = "Invitations: send, resend, copy link, revoke; preview and accept by token"),
         (name = "operations", description = "Health, readiness and public keys"),
     ),
     modifiers(&Conventions)

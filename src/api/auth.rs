@@ -115,7 +115,7 @@ pub struct TokenResponse {
     pub accounts: Vec<AccountChoice>,
 }
 
-fn token_response(
+pub fn token_response(
     state: &AppState,
     session: &SessionRow,
     refresh_token: Option<String>,
@@ -147,7 +147,7 @@ fn token_response(
 }
 
 /// The accounts a user can log in to, with their role names there.
-fn account_choices(
+pub fn account_choices(
     conn: &mut DbConnection,
     user: &UserRow,
 ) -> Result<Vec<(MembershipRow, AccountRow, Vec<String>)>, ApiError> {

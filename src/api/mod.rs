@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod health;
+pub mod invites;
 pub mod me;
 pub mod roles;
 pub mod users;
@@ -50,7 +51,15 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(roles::create_role)
         .service(roles::get_role)
         .service(roles::update_role)
-        .service(roles::delete_role);
+        .service(roles::delete_role)
+        .service(invites::create_invite)
+        .service(invites::list_invites)
+        .service(invites::get_invite)
+        .service(invites::resend_invite)
+        .service(invites::copy_invite_link)
+        .service(invites::revoke_invite)
+        .service(invites::preview_invitation)
+        .service(invites::accept_invitation);
 }
 
 /// `/openapi.json`: the document, byte for byte as committed in `openapi/openapi.json`.

@@ -57,7 +57,7 @@ pub fn load_member(conn: &mut DbConnection, root: &AccountId, raw: &str) -> Resu
 
 /// Resolves role ids of the caller's organization with their permissions; any id that is
 /// not one of its roles is a field error, never a hint about other tenants.
-fn load_roles(
+pub fn load_roles(
     conn: &mut DbConnection,
     root: &AccountId,
     raw: &[String],

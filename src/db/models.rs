@@ -5,7 +5,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::*;
-use crate::domain::{AccountKind, AccountStatus, Delegation, MembershipStatus, NotificationStatus, UserStatus};
+use crate::domain::{
+    AccountKind, AccountStatus, Delegation, InviteStatus, MembershipStatus, NotificationStatus, UserStatus,
+};
 use crate::ids::*;
 
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -342,4 +344,63 @@ pub struct AuditEventRow {
     pub target_id: Option<String>,
     pub request_id: Option<String>,
     pub details: String,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = invites)]
+pub struct InviteRow {
+    #[diesel(deserialize_as = String)]
+    pub id: InviteId,
+    #[diesel(deserialize_as = String)]
+    pub root_account_id: AccountId,
+    #[diesel(deserialize_as = String)]
+    pub account_id: AccountId,
+    pub email: String,
+    pub email_normalized: String,
+    #[diesel(deserialize_as = String)]
+    pub invited_by: UserId,
+    pub token_hash: String,
+    /// As stored: `pending`, `accepted` or `revoked`; see [`InviteRow::state`].
+    #[diesel(deserialize_as = String)]
+    pub status: InviteStatus,
+    pub send_email: bool,
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub accepted_at: Option<NaiveDateTime>,
+    pub accepted_user_id: Option<String>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub revoked_by: Option<String>,
+}
+
+impl InviteRow {
+    /// The state a reader sees: a pending invite past its expiry is expired.
+    pub fn state(&self, now: NaiveDateTime) -> InviteStatus {
+        match self.status {
+            InviteStatus::Pending if self.expires_at <= now => InviteStatus::Expired,
+            other => other,
+        }
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = invites)]
+pub struct NewInvite {
+    #[diesel(serialize_as = String)]
+    pub id: InviteId,
+    #[diesel(serialize_as = String)]
+    pub root_account_id: AccountId,
+    #[diesel(serialize_as = String)]
+    pub account_id: AccountId,
+    pub email: String,
+    pub email_normalized: String,
+    #[diesel(serialize_as = String)]
+    pub invited_by: UserId,
+    pub token_hash: String,
+    #[diesel(serialize_as = String)]
+    pub status: InviteStatus,
+    pub send_email: bool,
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
 }

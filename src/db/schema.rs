@@ -166,6 +166,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invites (id) {
+        id -> Text,
+        root_account_id -> Text,
+        account_id -> Text,
+        email -> Text,
+        email_normalized -> Text,
+        invited_by -> Text,
+        token_hash -> Text,
+        status -> Text,
+        send_email -> Bool,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        accepted_at -> Nullable<Timestamp>,
+        accepted_user_id -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    invite_roles (invite_id, role_id) {
+        invite_id -> Text,
+        role_id -> Text,
+    }
+}
+
+diesel::joinable!(invite_roles -> invites (invite_id));
+diesel::joinable!(invite_roles -> roles (role_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(membership_roles -> memberships (membership_id));
@@ -182,6 +212,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     memberships,
     membership_roles,
     billing_profiles,
+    invites,
+    invite_roles,
     sessions,
     refresh_tokens,
     password_reset_tokens,

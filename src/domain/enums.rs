@@ -89,3 +89,8 @@ text_enum!(
         AccountSwitched => "account_switched",
     }
 );
+
+text_enum!(
+    /// Where an invitation stands. `expired` is computed from `expires_at`, never stored.
+    InviteStatus { Pending => "pending", Accepted => "accepted", Revoked => "revoked", Expired => "expired" }
+);

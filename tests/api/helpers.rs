@@ -195,6 +195,13 @@ impl TestApp {
         body
     }
 
+    /// A new access token for a user, e.g. after moving the clock past the old one's expiry.
+    pub async fn fresh_token(&self, identifier: &str, password: &str) -> String {
+        let (status, body) = self.log_in(identifier, password).await;
+        assert_eq!(status, StatusCode::OK, "log in as {identifier}: {body}");
+        token(&body)
+    }
+
     pub async fn log_in(&self, identifier: &str, password: &str) -> (StatusCode, Value) {
         self.post(
             "/v1/auth/login",

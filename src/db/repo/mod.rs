@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod invites;
 pub mod memberships;
 pub mod notifications;
 pub mod password_resets;

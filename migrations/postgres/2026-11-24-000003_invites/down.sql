@@ -1,0 +1,2 @@
+DROP TABLE invite_roles;
+DROP TABLE invites;

@@ -1,0 +1,523 @@
+//! Invitations (R6): every state visible, links rotate, and acceptance happens exactly once.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+fn link_token(url: &str) -> String {
+    let after = url.split("token=").nth(1).expect("token in link");
+    after.split_whitespace().next().expect("token").to_string()
+}
+
+async fn invite(app: &TestApp, token: &str, email: &str, roles: &[String], send_email: bool) -> (StatusCode, Value) {
+    app.post(
+        "/v1/invites",
+        json!({ "email": email, "role_ids": roles, "send_email": send_email }),
+        Some(token),
+    )
+    .await
+}
+
+/// Invites by "copy link" and returns (invite id, link token).
+async fn invite_link(app: &TestApp, org: &Org, email: &str, role: &str) -> (String, String) {
+    let role = app.role_id(&org.owner_token, role).await;
+    let (status, body) = invite(app, &org.owner_token, email, &[role], false).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (
+        body["id"].as_str().unwrap().to_string(),
+        link_token(body["registration_url"].as_str().unwrap()),
+    )
+}
+
+fn register(token: &str) -> Value {
+    json!({ "token": token, "first_name": "Grace", "last_name": "Hopper", "password": MEMBER_PASSWORD })
+}
+
+#[tokio::test]
+async fn an_emailed_invitation_is_written_to_the_outbox_with_its_link() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let viewer = app.role_id(&org.owner_token, "viewer").await;
+        let (status, body) = invite(&app, &org.owner_token, "Grace@Example.com", &[viewer], true).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["status"], "pending");
+        assert_eq!(body["email"], "Grace@Example.com");
+        assert_eq!(body["invited_by"], org.owner_id.as_str());
+        assert_eq!(body["account_id"], org.root.as_str());
+        assert!(
+            body.get("registration_url").is_none(),
+            "an emailed link is not handed back"
+        );
+        assert_eq!(body["requires_record_assignment"], false);
+        let expires = chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap()).unwrap();
+        let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+        assert!((29..=30).contains(&days), "30 days by default, got {days}");
+
+        let mail = app.wait_for_notification("Grace@Example.com", "invite").await;
+        assert!(
+            mail.body.contains("https://app.example.test/accept-invite?token="),
+            "{}",
+            mail.body
+        );
+        let (status, preview) = app
+            .post(
+                "/v1/invitations/preview",
+                json!({ "token": link_token(&mail.body) }),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{preview}");
+        assert_eq!(
+            app.audit_actions(body["id"].as_str().unwrap()).await,
+            vec!["invite.created"]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn copy_link_at_creation_returns_the_link_and_sends_nothing() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (_, token) = invite_link(&app, &org, "grace@example.com", "viewer").await;
+        assert_eq!(token.len(), 43, "256-bit token");
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        assert!(app.notifications_to("grace@example.com").await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_preview_shows_only_what_the_invitee_needs() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (_, token) = invite_link(&app, &org, "grace@example.com", "viewer").await;
+        let (status, preview) = app
+            .post("/v1/invitations/preview", json!({ "token": token }), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let mut keys: Vec<&str> = preview.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, vec!["account_name", "email", "expires_at", "inviter_name"]);
+        assert_eq!(preview["account_name"], "Acme");
+        assert_eq!(preview["inviter_name"], "Ada Lovelace");
+        assert_eq!(preview["email"], "grace@example.com");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_new_person_registers_once_and_is_logged_in() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (id, token) = invite_link(&app, &org, "grace@example.com", "standard").await;
+        let (status, body) = app.post("/v1/invitations/accept", register(&token), None).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["account"]["id"], org.root.as_str());
+        assert_eq!(body["membership"]["roles"][0]["builtin"], "standard");
+        let access = token_of_session(&body);
+        let (status, me) = app.get("/v1/me", Some(&access)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(me["user"]["email"], "grace@example.com");
+        assert_eq!(me["account"]["id"], org.root.as_str());
+        let (status, _) = app.log_in("grace@example.com", MEMBER_PASSWORD).await;
+        assert_eq!(status, StatusCode::OK);
+
+        let (_, read) = app.get(&format!("/v1/invites/{id}"), Some(&org.owner_token)).await;
+        assert_eq!(read["status"], "accepted");
+        assert_eq!(read["accepted_user_id"], me["user"]["id"]);
+        let (status, problem) = app.post("/v1/invitations/accept", register(&token), None).await;
+        assert_problem(status, &problem, 404, "not-found");
+        let actions = app.audit_actions(&id).await;
+        assert_eq!(actions, vec!["invite.created", "invite.accepted"]);
+    })
+    .await;
+}
+
+fn token_of_session(body: &Value) -> String {
+    body["session"]["access_token"]
+        .as_str()
+        .expect("session token")
+        .to_string()
+}
+
+#[tokio::test]
+async fn registering_needs_names_and_a_good_password() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (_, token) = invite_link(&app, &org, "grace@example.com", "viewer").await;
+        let (status, problem) = app
+            .post("/v1/invitations/accept", json!({ "token": token }), None)
+            .await;
+        assert_problem(status, &problem, 422, "validation-failed");
+        assert_eq!(problem["errors"].as_array().unwrap().len(), 3);
+        let (status, problem) = app
+            .post(
+                "/v1/invitations/accept",
+                json!({ "token": token, "first_name": "G", "last_name": "H", "password": "short" }),
+                None,
+            )
+            .await;
+        assert_problem(status, &problem, 422, "validation-failed");
+        let (status, _) = app
+            .post("/v1/invitations/preview", json!({ "token": token }), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "the invite is still pending");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_existing_user_logs_in_and_accepts_with_a_matching_email() {
+    on_each_backend(|app| async move {
+        let a = app.org("a@example.com").await;
+        let b = app.org("b@example.com").await;
+        let (_, grace) = app
+            .member(&a.owner_token, "grace@example.com", &["viewer"], &a.root)
+            .await;
+        let (_, other) = app
+            .member(&a.owner_token, "other@example.com", &["viewer"], &a.root)
+            .await;
+        let (id, token) = invite_link(&app, &b, "GRACE@example.com", "standard").await;
+
+        let (status, problem) = app.post("/v1/invitations/accept", register(&token), None).await;
+        assert_problem(status, &problem, 409, "conflict");
+        let (status, problem) = app
+            .post("/v1/invitations/accept", json!({ "token": token }), Some(&other))
+            .await;
+        assert_problem(status, &problem, 403, "forbidden");
+        let (status, problem) = app
+            .post("/v1/invitations/accept", json!({ "token": token }), Some("not-a-token"))
+            .await;
+        assert_problem(status, &problem, 401, "unauthenticated");
+
+        let (status, body) = app
+            .post("/v1/invitations/accept", json!({ "token": token }), Some(&grace))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["account"]["id"], b.root.as_str());
+        assert!(body.get("session").is_none());
+        let (_, mine) = app.get("/v1/accounts", Some(&grace)).await;
+        assert_eq!(mine.as_array().unwrap().len(), 2, "the account is added to their list");
+        let (_, read) = app.get(&format!("/v1/invites/{id}"), Some(&b.owner_token)).await;
+        assert_eq!(read["status"], "accepted");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn exactly_one_of_many_concurrent_accepts_succeeds() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (id, token) = invite_link(&app, &org, "grace@example.com", "viewer").await;
+        let body = register(&token);
+        let attempts = (0..24).map(|_| app.post("/v1/invitations/accept", body.clone(), None));
+        let results = futures_util::future::join_all(attempts).await;
+        let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+        assert_eq!(created, 1, "{:?}", results.iter().map(|(s, _)| *s).collect::<Vec<_>>());
+        for (status, body) in &results {
+            assert!(
+                *status == StatusCode::CREATED || *status == StatusCode::NOT_FOUND || *status == StatusCode::CONFLICT,
+                "{status} {body}"
+            );
+        }
+        let (_, users) = app.get("/v1/users?q=grace", Some(&org.owner_token)).await;
+        assert_eq!(users["items"].as_array().unwrap().len(), 1, "one user, one membership");
+        assert_eq!(
+            app.audit_actions(&id)
+                .await
+                .iter()
+                .filter(|a| *a == "invite.accepted")
+                .count(),
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn resend_and_copy_link_rotate_the_token_and_restart_the_clock() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (id, first) = invite_link(&app, &org, "grace@example.com", "viewer").await;
+        let (_, before) = app.get(&format!("/v1/invites/{id}"), Some(&org.owner_token)).await;
+
+        app.clock.advance(chrono::Duration::days(10));
+        let owner = app.fresh_token("owner@example.com", PASSWORD).await;
+        let (status, resent) = app
+            .post(&format!("/v1/invites/{id}/resend"), json!({}), Some(&owner))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{resent}");
+        assert!(resent.get("registration_url").is_none());
+        assert!(
+            resent["expires_at"].as_str().unwrap() > before["expires_at"].as_str().unwrap(),
+            "the clock restarts"
+        );
+        let (status, problem) = app
+            .post("/v1/invitations/preview", json!({ "token": first }), None)
+            .await;
+        assert_problem(status, &problem, 404, "not-found");
+        let mail = app.wait_for_notification("grace@example.com", "invite").await;
+        let second = link_token(&mail.body);
+        let (status, _) = app
+            .post("/v1/invitations/preview", json!({ "token": second }), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+
+        let (status, copied) = app
+            .post(&format!("/v1/invites/{id}/link"), json!({}), Some(&owner))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{copied}");
+        let third = link_token(copied["registration_url"].as_str().unwrap());
+        let (status, _) = app
+            .post("/v1/invitations/preview", json!({ "token": second }), None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "the emailed link died with the copy");
+        let (status, _) = app.post("/v1/invitations/accept", register(&third), None).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let actions = app.audit_actions(&id).await;
+        assert_eq!(
+            actions,
+            vec![
+                "invite.created",
+                "invite.resent",
+                "invite.link_copied",
+                "invite.accepted"
+            ]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn invitations_expire_and_resending_revives_them() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (id, token) = invite_link(&app, &org, "grace@example.com", "viewer").await;
+        app.clock.advance(chrono::Duration::days(31));
+        let owner = app.fresh_token("owner@example.com", PASSWORD).await;
+        let (_, read) = app.get(&format!("/v1/invites/{id}"), Some(&owner)).await;
+        assert_eq!(read["status"], "expired");
+        let (status, unknown) = app
+            .post("/v1/invitations/preview", json!({ "token": "never-issued" }), None)
+            .await;
+        let (status2, expired) = app
+            .post("/v1/invitations/preview", json!({ "token": token }), None)
+            .await;
+        assert_eq!((status, status2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+        assert_eq!(unknown["detail"], expired["detail"], "expired and unknown look alike");
+        let (status, _) = app.post("/v1/invitations/accept", register(&token), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // Re-inviting after expiry works; so does resending the expired one.
+        let viewer = app.role_id(&owner, "viewer").await;
+        let (status, again) = invite(&app, &owner, "grace@example.com", &[viewer], false).await;
+        assert_eq!(status, StatusCode::CREATED, "{again}");
+        let (status, revived) = app
+            .post(&format!("/v1/invites/{id}/link"), json!({}), Some(&owner))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{revived}");
+        assert_eq!(revived["status"], "pending");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_invite_lifetime_is_configurable() {
+    on_each_backend_with(&[("STEWARD_INVITE_TTL", "2d")], |app| async move {
+        let org = app.org("owner@example.com").await;
+        let (id, _) = invite_link(&app, &org, "grace@example.com", "viewer").await;
+        app.clock
+            .advance(chrono::Duration::days(2) + chrono::Duration::minutes(1));
+        let owner = app.fresh_token("owner@example.com", PASSWORD).await;
+        let (_, read) = app.get(&format!("/v1/invites/{id}"), Some(&owner)).await;
+        assert_eq!(read["status"], "expired");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn revoked_invitations_stop_working_and_can_be_replaced() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (id, token) = invite_link(&app, &org, "grace@example.com", "viewer").await;
+        let (status, body) = app
+            .post(&format!("/v1/invites/{id}/revoke"), json!({}), Some(&org.owner_token))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "revoked");
+        let (status, _) = app.post("/v1/invitations/accept", register(&token), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        for action in ["resend", "link", "revoke"] {
+            let (status, problem) = app
+                .post(&format!("/v1/invites/{id}/{action}"), json!({}), Some(&org.owner_token))
+                .await;
+            assert_problem(status, &problem, 409, "conflict");
+        }
+        let viewer = app.role_id(&org.owner_token, "viewer").await;
+        let (status, _) = invite(&app, &org.owner_token, "grace@example.com", &[viewer], false).await;
+        assert_eq!(status, StatusCode::CREATED, "re-inviting after revocation works");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn duplicate_invites_and_invites_to_members_are_conflicts() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let viewer = app.role_id(&org.owner_token, "viewer").await;
+        let (member, _) = app
+            .member(&org.owner_token, "member@example.com", &["viewer"], &org.group)
+            .await;
+        let (status, problem) = invite(&app, &org.owner_token, "MEMBER@example.com", &[viewer.clone()], true).await;
+        assert_problem(status, &problem, 409, "conflict");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(&member),
+            "names the member: {problem}"
+        );
+
+        invite(&app, &org.owner_token, "grace@example.com", &[viewer.clone()], true).await;
+        let (status, problem) = invite(&app, &org.owner_token, "Grace@example.com", &[viewer.clone()], true).await;
+        assert_problem(status, &problem, 409, "conflict");
+
+        let (status, problem) = invite(&app, &org.owner_token, "not-an-email", &[viewer.clone()], true).await;
+        assert_problem(status, &problem, 422, "validation-failed");
+        let (status, problem) = invite(&app, &org.owner_token, "x@example.com", &[], true).await;
+        assert_problem(status, &problem, 422, "validation-failed");
+        let (_, list) = app.get("/v1/invites", Some(&org.owner_token)).await;
+        assert_eq!(
+            list["items"].as_array().unwrap().len(),
+            1,
+            "refused invites left nothing behind"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn invites_never_escalate_and_stay_inside_the_tenant() {
+    on_each_backend(|app| async move {
+        let a = app.org("a@example.com").await;
+        let b = app.org("b@example.com").await;
+        let (_, admin) = app
+            .member(&a.owner_token, "admin@example.com", &["admin"], &a.root)
+            .await;
+        let (_, standard) = app
+            .member(&a.owner_token, "std@example.com", &["standard"], &a.root)
+            .await;
+        let owner = app.role_id(&a.owner_token, "owner").await;
+        let viewer = app.role_id(&a.owner_token, "viewer").await;
+
+        let (status, problem) = invite(&app, &admin, "x@example.com", &[owner], true).await;
+        assert_problem(status, &problem, 403, "forbidden");
+        let (status, problem) = invite(&app, &standard, "x@example.com", &[viewer.clone()], true).await;
+        assert_problem(status, &problem, 403, "forbidden");
+        let (status, _) = invite(&app, &admin, "x@example.com", &[viewer], true).await;
+        assert_eq!(status, StatusCode::CREATED, "admins invite with what they hold");
+
+        let (b_invite, _) = invite_link(&app, &b, "y@example.com", "viewer").await;
+        for path in [format!("/v1/invites/{b_invite}")] {
+            let (status, problem) = app.get(&path, Some(&a.owner_token)).await;
+            assert_problem(status, &problem, 404, "not-found");
+        }
+        for action in ["resend", "link", "revoke"] {
+            let (status, problem) = app
+                .post(
+                    &format!("/v1/invites/{b_invite}/{action}"),
+                    json!({}),
+                    Some(&a.owner_token),
+                )
+                .await;
+            assert_problem(status, &problem, 404, "not-found");
+        }
+        let (_, still) = app.get(&format!("/v1/invites/{b_invite}"), Some(&b.owner_token)).await;
+        assert_eq!(still["status"], "pending", "nothing of b changed");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn limited_and_guest_invites_say_records_must_be_assigned() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let limited = app.role_id(&org.owner_token, "limited").await;
+        let guest = app.role_id(&org.owner_token, "guest").await;
+        let standard = app.role_id(&org.owner_token, "standard").await;
+        let (_, body) = invite(
+            &app,
+            &org.owner_token,
+            "l@example.com",
+            &[limited.clone(), guest],
+            false,
+        )
+        .await;
+        assert_eq!(body["requires_record_assignment"], true);
+        let (_, body) = invite(&app, &org.owner_token, "m@example.com", &[limited, standard], false).await;
+        assert_eq!(body["requires_record_assignment"], false);
+        let (status, accepted) = app
+            .post(
+                "/v1/invitations/accept",
+                register(&link_token(body["registration_url"].as_str().unwrap())),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{accepted}");
+        assert_eq!(accepted["requires_record_assignment"], false);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn invites_are_listed_by_state_with_cursor_pages() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (accepted, t1) = invite_link(&app, &org, "one@example.com", "viewer").await;
+        let (revoked, _) = invite_link(&app, &org, "two@example.com", "viewer").await;
+        let (pending, _) = invite_link(&app, &org, "three@example.com", "viewer").await;
+        app.post("/v1/invitations/accept", register(&t1), None).await;
+        app.post(
+            &format!("/v1/invites/{revoked}/revoke"),
+            json!({}),
+            Some(&org.owner_token),
+        )
+        .await;
+
+        let ids = |v: &Value| -> Vec<String> {
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let (_, all) = app.get("/v1/invites", Some(&org.owner_token)).await;
+        assert_eq!(ids(&all), vec![accepted.clone(), revoked.clone(), pending.clone()]);
+        for (state, expected) in [("accepted", &accepted), ("revoked", &revoked), ("pending", &pending)] {
+            let (_, list) = app
+                .get(&format!("/v1/invites?status={state}"), Some(&org.owner_token))
+                .await;
+            assert_eq!(ids(&list), vec![expected.clone()], "{state}");
+        }
+        app.clock.advance(chrono::Duration::days(31));
+        let owner = app.fresh_token("owner@example.com", PASSWORD).await;
+        let (_, expired) = app.get("/v1/invites?status=expired", Some(&owner)).await;
+        assert_eq!(ids(&expired), vec![pending.clone()]);
+        let (_, none_pending) = app.get("/v1/invites?status=pending", Some(&owner)).await;
+        assert!(ids(&none_pending).is_empty());
+
+        let (_, page1) = app.get("/v1/invites?limit=2", Some(&owner)).await;
+        assert_eq!(ids(&page1), vec![accepted, revoked]);
+        let (_, page2) = app
+            .get(
+                &format!("/v1/invites?limit=2&cursor={}", page1["next_cursor"].as_str().unwrap()),
+                Some(&owner),
+            )
+            .await;
+        assert_eq!(ids(&page2), vec![pending]);
+        assert_eq!(page2["next_cursor"], Value::Null);
+        let (status, problem) = app.get("/v1/invites?status=lost", Some(&owner)).await;
+        assert_problem(status, &problem, 422, "validation-failed");
+    })
+    .await;
+}
