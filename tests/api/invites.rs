@@ -370,18 +370,46 @@ async fn duplicate_invites_and_invites_to_members_are_conflicts() {
         let (member, _) = app
             .member(&org.owner_token, "member@example.com", &["viewer"], &org.group)
             .await;
-        let (status, problem) = invite(&app, &org.owner_token, "MEMBER@example.com", &[viewer.clone()], true).await;
+        let (status, problem) = invite(
+            &app,
+            &org.owner_token,
+            "MEMBER@example.com",
+            std::slice::from_ref(&viewer),
+            true,
+        )
+        .await;
         assert_problem(status, &problem, 409, "conflict");
         assert!(
             problem["detail"].as_str().unwrap().contains(&member),
             "names the member: {problem}"
         );
 
-        invite(&app, &org.owner_token, "grace@example.com", &[viewer.clone()], true).await;
-        let (status, problem) = invite(&app, &org.owner_token, "Grace@example.com", &[viewer.clone()], true).await;
+        invite(
+            &app,
+            &org.owner_token,
+            "grace@example.com",
+            std::slice::from_ref(&viewer),
+            true,
+        )
+        .await;
+        let (status, problem) = invite(
+            &app,
+            &org.owner_token,
+            "Grace@example.com",
+            std::slice::from_ref(&viewer),
+            true,
+        )
+        .await;
         assert_problem(status, &problem, 409, "conflict");
 
-        let (status, problem) = invite(&app, &org.owner_token, "not-an-email", &[viewer.clone()], true).await;
+        let (status, problem) = invite(
+            &app,
+            &org.owner_token,
+            "not-an-email",
+            std::slice::from_ref(&viewer),
+            true,
+        )
+        .await;
         assert_problem(status, &problem, 422, "validation-failed");
         let (status, problem) = invite(&app, &org.owner_token, "x@example.com", &[], true).await;
         assert_problem(status, &problem, 422, "validation-failed");
@@ -411,7 +439,7 @@ async fn invites_never_escalate_and_stay_inside_the_tenant() {
 
         let (status, problem) = invite(&app, &admin, "x@example.com", &[owner], true).await;
         assert_problem(status, &problem, 403, "forbidden");
-        let (status, problem) = invite(&app, &standard, "x@example.com", &[viewer.clone()], true).await;
+        let (status, problem) = invite(&app, &standard, "x@example.com", std::slice::from_ref(&viewer), true).await;
         assert_problem(status, &problem, 403, "forbidden");
         let (status, _) = invite(&app, &admin, "x@example.com", &[viewer], true).await;
         assert_eq!(status, StatusCode::CREATED, "admins invite with what they hold");
