@@ -316,7 +316,14 @@ impl ResponseError for ApiError {
 }
 
 impl From<diesel::result::Error> for ApiError {
+    /// A unique-constraint violation is a conflict with another write (two requests racing
+    /// for the same email, username or external id), never a 500. Everything else is.
     fn from(err: diesel::result::Error) -> Self {
+        if crate::db::is_unique_violation(&err) {
+            return Self::conflict(
+                "This conflicts with an existing record (it may have just been created); reload and try again.",
+            );
+        }
         Self::internal(err)
     }
 }

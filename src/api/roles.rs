@@ -80,6 +80,13 @@ fn load_role(conn: &mut DbConnection, root: &AccountId, raw: &str) -> Result<Rol
     roles::find_in(conn, root, &id)?.ok_or_else(missing)
 }
 
+/// Roles belong to the whole organization, so managing them needs `roles.manage` with reach
+/// over its root account (R2): a membership lower in the tree does not define them.
+fn require_role_management(principal: &Principal) -> Result<&crate::auth::extract::TenantContext, ApiError> {
+    let root = &policy::tenant(principal)?.account;
+    policy::require_on(principal, Permission::RolesManage, root)
+}
+
 fn parse_permissions(raw: &[String]) -> Result<PermissionSet, ApiError> {
     let mut set = PermissionSet::new();
     let mut errors = Vec::new();
@@ -187,13 +194,12 @@ pub async fn create_role(
     body.validate()?;
     let name = domain::parse_name(&body.name).map_err(field_error("name"))?;
     let permissions = parse_permissions(&body.permissions)?;
-    let tenant = policy::require(&principal, Permission::RolesManage)?;
-    policy::require_permissions_held(tenant, &permissions)?;
     let st = state.clone();
     let view = state
         .db
         .write(move |conn| {
-            let tenant = policy::require(&principal, Permission::RolesManage)?;
+            let tenant = require_role_management(&principal)?;
+            policy::require_permissions_held(tenant, &permissions)?;
             accounts::lock_tenant(conn, &tenant.root)?;
             if roles::name_taken(conn, &tenant.root, &name, None)? {
                 return Err(ApiError::conflict(format!("A role named {name} already exists.")));
@@ -264,9 +270,11 @@ pub async fn update_role(
     let view = state
         .db
         .write(move |conn| {
-            let tenant = policy::require(&principal, Permission::RolesManage)?;
-            accounts::lock_tenant(conn, &tenant.root)?;
-            let role = load_role(conn, &tenant.root, &raw)?;
+            let root = policy::tenant(&principal)?.root.clone();
+            accounts::lock_tenant(conn, &root)?;
+            // The target first: a role of another organization answers 404 to everyone (R1).
+            let role = load_role(conn, &root, &raw)?;
+            let tenant = require_role_management(&principal)?;
             if role.builtin_key.is_some() {
                 return Err(ApiError::conflict(
                     "Built-in roles cannot be changed; create a custom role instead.",
@@ -335,9 +343,10 @@ pub async fn delete_role(
     state
         .db
         .write(move |conn| {
-            let tenant = policy::require(&principal, Permission::RolesManage)?;
-            accounts::lock_tenant(conn, &tenant.root)?;
-            let role = load_role(conn, &tenant.root, &raw)?;
+            let root = policy::tenant(&principal)?.root.clone();
+            accounts::lock_tenant(conn, &root)?;
+            let role = load_role(conn, &root, &raw)?;
+            require_role_management(&principal)?;
             if role.builtin_key.is_some() {
                 return Err(ApiError::conflict("Built-in roles cannot be deleted."));
             }

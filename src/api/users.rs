@@ -734,9 +734,13 @@ pub async fn transfer_ownership(
     let result = state
         .db
         .write(move |conn| {
-            let tenant = policy::require(&principal, Permission::AccountTransfer)?;
-            accounts::lock_tenant(conn, &tenant.root)?;
-            let target = load_member(conn, &tenant.root, &body.user_id)?;
+            let root = policy::tenant(&principal)?.root.clone();
+            accounts::lock_tenant(conn, &root)?;
+            // The target first: a user of another organization answers 404 to everyone (R1).
+            let target = load_member(conn, &root, &body.user_id)?;
+            // Ownership is over the whole organization: it needs reach over the root (R2).
+            let tenant = policy::tenant(&principal)?;
+            let tenant = policy::require_on(&principal, Permission::AccountTransfer, &tenant.account)?;
             if target.user.id == principal.user.id {
                 return Err(ApiError::conflict("You are already the owner."));
             }

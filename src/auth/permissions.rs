@@ -163,7 +163,8 @@ impl BuiltinRole {
             Self::Limited => &[ContactsReadAssigned, ContactsWrite],
             Self::Guest => &[ContactsReadAssigned],
             Self::MessagingAgent => &[MessagesRead, MessagesSend],
-            Self::Viewer => &[UsersRead, ContactsReadAll, ContactsReadAssigned, MessagesRead],
+            // "Read only, no messaging": not even reading messages.
+            Self::Viewer => &[UsersRead, ContactsReadAll, ContactsReadAssigned],
         };
         list.iter().copied().collect()
     }

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod authz_matrix;
 mod cli;
 mod errors;
 mod invites;
