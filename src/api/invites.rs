@@ -3,8 +3,6 @@
 
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{get, post, web, FromRequest, HttpRequest, HttpResponse};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -13,6 +11,7 @@ use validator::Validate;
 
 use crate::api::accounts::load_account;
 use crate::api::auth::{account_choices, token_response, TokenResponse};
+use crate::api::pagination::PageRequest;
 use crate::api::views::{utc, AccountSummary, MembershipView, RoleRef};
 use crate::auth::extract::Principal;
 use crate::auth::permissions::{BuiltinRole, Permission};
@@ -291,22 +290,7 @@ pub async fn list_invites(
 ) -> Result<web::Json<InvitePage>, ApiError> {
     let query = query.into_inner();
     let tenant = policy::require(&principal, Permission::UsersInvite)?.clone();
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::field("limit", "range", "must be from 1 to 200"));
-    }
-    let after = match &query.cursor {
-        None => None,
-        Some(raw) => {
-            let bad = || ApiError::field("cursor", "cursor", "is not a cursor this API returned");
-            let text = URL_SAFE_NO_PAD
-                .decode(raw)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(bad)?;
-            Some(InviteId::parse(&text).ok_or_else(bad)?.into_string())
-        }
-    };
+    let page_request = PageRequest::parse(query.limit, query.cursor.as_deref(), |id| InviteId::parse(id).is_some())?;
     let st = state.clone();
     let page = state
         .db
@@ -315,16 +299,11 @@ pub async fn list_invites(
             let filter = InviteFilter {
                 within_path: tenant.node.path.clone(),
                 state: query.status,
-                after,
-                limit: limit + 1,
+                after: page_request.after.clone(),
+                limit: page_request.fetch(),
             };
             let mut rows = invites::page(conn, &tenant.root, &filter, now)?;
-            let next_cursor = if rows.len() as i64 > limit {
-                rows.truncate(limit as usize);
-                rows.last().map(|i| URL_SAFE_NO_PAD.encode(i.id.as_str()))
-            } else {
-                None
-            };
+            let next_cursor = page_request.finish(&mut rows, |i| i.id.as_str());
             let ids: Vec<String> = rows.iter().map(|i| i.id.to_string()).collect();
             let held = invites::roles_of_many(conn, &ids)?;
             let items = rows

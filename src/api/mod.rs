@@ -5,6 +5,7 @@ pub mod auth;
 pub mod health;
 pub mod invites;
 pub mod me;
+pub mod pagination;
 pub mod roles;
 pub mod users;
 pub mod views;

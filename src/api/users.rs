@@ -2,14 +2,13 @@
 //! move in the tree, and transfer ownership.
 
 use actix_web::{get, patch, post, put, web, HttpResponse};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::api::accounts::load_account;
+use crate::api::pagination::PageRequest;
 use crate::api::views::MemberView;
 use crate::auth::extract::Principal;
 use crate::auth::permissions::{BuiltinRole, Permission, PermissionSet};
@@ -104,17 +103,6 @@ pub fn ensure_an_owner_remains(
     Ok(())
 }
 
-fn encode_cursor(user: &UserId) -> String {
-    URL_SAFE_NO_PAD.encode(user.as_str())
-}
-
-fn decode_cursor(raw: &str) -> Result<String, ApiError> {
-    let bad = || ApiError::field("cursor", "cursor", "is not a cursor this API returned");
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    UserId::parse(&text).map(|id| id.into_string()).ok_or_else(bad)
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListUsersQuery {
@@ -163,11 +151,7 @@ pub async fn list_users(
 ) -> Result<web::Json<MemberPage>, ApiError> {
     let query = query.into_inner();
     let tenant = policy::require(&principal, Permission::UsersRead)?.clone();
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::field("limit", "range", "must be from 1 to 200"));
-    }
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let page_request = PageRequest::parse(query.limit, query.cursor.as_deref(), |id| UserId::parse(id).is_some())?;
     let text = query.q.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
     if text.as_ref().is_some_and(|t| t.chars().count() > 100) {
         return Err(ApiError::field("q", "length", "must be at most 100 characters long"));
@@ -182,8 +166,8 @@ pub async fn list_users(
                 role: None,
                 text,
                 external_id: query.external_id,
-                after,
-                limit: limit + 1,
+                after: page_request.after.clone(),
+                limit: page_request.fetch(),
             };
             if let Some(raw) = &query.role {
                 let unknown = || ApiError::field("role", "unknown", "is not a role of this account");
@@ -204,12 +188,7 @@ pub async fn list_users(
                 filter.within_paths.push(node.path);
             }
             let mut rows = memberships::page(conn, &tenant.root, &filter)?;
-            let next_cursor = if rows.len() as i64 > limit {
-                rows.truncate(limit as usize);
-                rows.last().map(|(_, u)| encode_cursor(&u.id))
-            } else {
-                None
-            };
+            let next_cursor = page_request.finish(&mut rows, |(_, u)| u.id.as_str());
             let ids: Vec<String> = rows.iter().map(|(m, _)| m.id.to_string()).collect();
             let held = memberships::roles_of_many(conn, &ids)?;
             let items = rows
