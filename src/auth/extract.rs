@@ -121,7 +121,7 @@ fn load(
         .inner_join(users::table)
         .filter(sessions::id.eq(sid.as_str()))
         .select((SessionRow::as_select(), UserRow::as_select()))
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .ok_or_else(ended)?;
     let consistent = session.user_id.as_str() == claims.sub

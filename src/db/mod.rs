@@ -38,19 +38,17 @@ pub enum DbSetupError {
     Migrations(String),
 }
 
-/// Per-connection settings for SQLite: WAL (readers do not block the writer), foreign keys
-/// enforced, and a busy timeout so that concurrent writers wait instead of failing.
+/// Per-connection settings for SQLite: foreign keys enforced, and a busy timeout so that
+/// concurrent writers wait instead of failing. WAL mode is a property of the database file
+/// and is set once, by [`Db::migrate`], rather than by every new connection at once.
 #[derive(Debug)]
 struct SqliteTuning;
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqliteTuning {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(c) = conn {
-            c.batch_execute(
-                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA foreign_keys = ON;",
-            )
-            .map_err(diesel::r2d2::Error::QueryError)?;
+            c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+                .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }
@@ -85,7 +83,12 @@ impl Db {
     pub fn migrate(&self) -> Result<Vec<String>, DbSetupError> {
         let mut conn = self.pool.get()?;
         let migrations = match &mut *conn {
-            DbConnection::Sqlite(_) => SQLITE_MIGRATIONS,
+            DbConnection::Sqlite(c) => {
+                // Readers do not block the writer, and the writer does not block readers.
+                c.batch_execute("PRAGMA journal_mode = WAL;")
+                    .map_err(|e| DbSetupError::Migrations(format!("cannot switch SQLite to WAL: {e}")))?;
+                SQLITE_MIGRATIONS
+            }
             DbConnection::Postgres(_) => POSTGRES_MIGRATIONS,
         };
         let applied = conn

@@ -124,7 +124,7 @@ pub fn billing_profile(conn: &mut DbConnection, root: &AccountId) -> RepoResult<
     billing_profiles::table
         .find(root.as_str())
         .select(BillingProfileRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -146,7 +146,7 @@ pub fn find(conn: &mut DbConnection, id: &AccountId) -> RepoResult<Option<Accoun
     accounts::table
         .find(id.as_str())
         .select(AccountRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -28,7 +28,7 @@ pub fn find_in(conn: &mut DbConnection, root: &AccountId, id: &InviteId) -> Repo
         .find(id.as_str())
         .filter(invites::root_account_id.eq(root.as_str()))
         .select(InviteRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -36,7 +36,7 @@ pub fn find_by_token_hash(conn: &mut DbConnection, token_hash: &str) -> RepoResu
     invites::table
         .filter(invites::token_hash.eq(token_hash))
         .select(InviteRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -71,7 +71,7 @@ pub fn live_for_email(
         .filter(invites::status.eq(InviteStatus::Pending.as_str()))
         .filter(invites::expires_at.gt(now))
         .select(InviteRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

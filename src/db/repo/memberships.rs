@@ -61,7 +61,7 @@ pub fn find_for_user_in(conn: &mut DbConnection, user: &UserId, root: &AccountId
         .filter(memberships::user_id.eq(user.as_str()))
         .filter(memberships::root_account_id.eq(root.as_str()))
         .select(MembershipRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -157,7 +157,7 @@ pub fn find_member(
         .filter(memberships::root_account_id.eq(root.as_str()))
         .filter(memberships::user_id.eq(user.as_str()))
         .select((MembershipRow::as_select(), UserRow::as_select()))
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

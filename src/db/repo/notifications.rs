@@ -83,7 +83,7 @@ pub fn claim_due(
             if let Some(row) = notifications::table
                 .find(&id)
                 .select(NotificationRow::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?
             {
                 claimed.push(row);

@@ -18,7 +18,7 @@ pub fn find_by_hash(conn: &mut DbConnection, token_hash: &str) -> RepoResult<Opt
     password_reset_tokens::table
         .filter(password_reset_tokens::token_hash.eq(token_hash))
         .select(PasswordResetRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -34,7 +34,7 @@ pub fn find_builtin(conn: &mut DbConnection, root: &AccountId, role: BuiltinRole
         .filter(roles::root_account_id.eq(root.as_str()))
         .filter(roles::builtin_key.eq(role.key()))
         .select(RoleRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -73,7 +73,7 @@ pub fn find_in(conn: &mut DbConnection, root: &AccountId, id: &RoleId) -> RepoRe
         .find(id.as_str())
         .filter(roles::root_account_id.eq(root.as_str()))
         .select(RoleRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

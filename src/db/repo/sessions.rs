@@ -19,7 +19,7 @@ pub fn find(conn: &mut DbConnection, id: &SessionId) -> RepoResult<Option<Sessio
     sessions::table
         .find(id.as_str())
         .select(SessionRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -67,7 +67,7 @@ pub fn find_refresh_token(conn: &mut DbConnection, token_hash: &str) -> RepoResu
     refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(token_hash))
         .select(RefreshTokenRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

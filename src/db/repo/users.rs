@@ -15,7 +15,7 @@ pub fn find(conn: &mut DbConnection, id: &UserId) -> RepoResult<Option<UserRow>>
     users::table
         .find(id.as_str())
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -23,7 +23,7 @@ pub fn find_by_email(conn: &mut DbConnection, email_normalized: &str) -> RepoRes
     users::table
         .filter(users::email_normalized.eq(email_normalized))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -31,7 +31,7 @@ pub fn find_by_username(conn: &mut DbConnection, username_normalized: &str) -> R
     users::table
         .filter(users::username_normalized.eq(username_normalized))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
