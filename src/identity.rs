@@ -52,31 +52,19 @@ pub fn create_organization(
         .find(|r| r.builtin_key.as_deref() == Some(BuiltinRole::Owner.key()))
         .ok_or_else(|| ApiError::internal("built-in owner role missing"))?;
 
-    let user_id = UserId::generate();
-    let insert = users::insert(
+    let user_id = insert_person(
         conn,
-        NewUser {
-            id: user_id.clone(),
-            email: input.email.as_str(),
-            email_normalized: input.email.normalized(),
-            username: input.username.as_ref().map(Username::as_str),
-            username_normalized: input.username.as_ref().map(Username::normalized),
+        Person {
+            email: &input.email,
+            username: input.username.as_ref(),
             first_name: &input.first_name,
             last_name: &input.last_name,
             phone: None,
-            password_hash: Some(&input.password_hash),
+            password_hash: &input.password_hash,
             must_change_password: false,
-            status: UserStatus::Active,
-            show_calendar: true,
-            daily_email_reminders: false,
-            created_at: now,
-            updated_at: now,
         },
-    );
-    match insert {
-        Err(e) if is_unique_violation(&e) => return Err(identity_taken()),
-        other => other?,
-    }
+        now,
+    )?;
     memberships::insert(
         conn,
         memberships::new_active(&user_id, &account, now),
@@ -115,8 +103,48 @@ pub fn create_organization(
     Ok((user, account))
 }
 
-fn identity_taken() -> ApiError {
-    ApiError::conflict("A user with this email or username already exists.")
+/// A person about to become a user.
+pub struct Person<'a> {
+    pub email: &'a Email,
+    pub username: Option<&'a Username>,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub phone: Option<&'a str>,
+    pub password_hash: &'a str,
+    /// Set for a user created by an administrator with an initial password.
+    pub must_change_password: bool,
+}
+
+/// Inserts an active user with default preferences. A race with another insert of the same
+/// email or username answers 409, like the checks before it.
+pub fn insert_person(conn: &mut DbConnection, person: Person<'_>, now: NaiveDateTime) -> Result<UserId, ApiError> {
+    let id = UserId::generate();
+    let inserted = users::insert(
+        conn,
+        NewUser {
+            id: id.clone(),
+            email: person.email.as_str(),
+            email_normalized: person.email.normalized(),
+            username: person.username.map(Username::as_str),
+            username_normalized: person.username.map(Username::normalized),
+            first_name: person.first_name,
+            last_name: person.last_name,
+            phone: person.phone,
+            password_hash: Some(person.password_hash),
+            must_change_password: person.must_change_password,
+            status: UserStatus::Active,
+            show_calendar: true,
+            daily_email_reminders: false,
+            created_at: now,
+            updated_at: now,
+        },
+    );
+    match inserted {
+        Err(e) if is_unique_violation(&e) => {
+            Err(ApiError::conflict("A user with this email or username already exists."))
+        }
+        other => other.map(|_| id).map_err(ApiError::from),
+    }
 }
 
 /// Refuses an email or username that another user already has.

@@ -17,13 +17,13 @@ use crate::auth::extract::Principal;
 use crate::auth::permissions::{BuiltinRole, Permission};
 use crate::auth::policy;
 use crate::auth::secrets;
-use crate::db::models::{AccountRow, InviteRow, NewInvite, NewUser, RoleRow, UserRow};
+use crate::db::models::{AccountRow, InviteRow, NewInvite, RoleRow, UserRow};
 use crate::db::repo::audit::{self, AuditContext, AuditEntry};
 use crate::db::repo::invites::{self, InviteFilter};
 use crate::db::repo::notifications::{self, Outgoing};
 use crate::db::repo::{accounts, memberships, users};
-use crate::db::{is_unique_violation, DbConnection};
-use crate::domain::{self, AccountStatus, Email, InviteStatus, NewPassword, UserStatus, Username};
+use crate::db::DbConnection;
+use crate::domain::{self, AccountStatus, Email, InviteStatus, NewPassword, Username};
 use crate::error::{field_error, ApiError, FieldError, Problem};
 use crate::identity::{self, to_chrono};
 use crate::ids::{InviteId, RoleId, UserId};
@@ -777,35 +777,21 @@ async fn accept_as_new_user(
             let now = st.clock.now();
             let invite = live_invite(conn, &hash, now)?;
             accounts::lock_tenant(conn, &invite.root_account_id)?;
-            let user_id = UserId::generate();
             let email = Email::parse(&invite.email).map_err(field_error("email"))?;
             identity::ensure_identity_free(conn, &email, username.as_ref())?;
-            let inserted = users::insert(
+            let user_id = identity::insert_person(
                 conn,
-                NewUser {
-                    id: user_id.clone(),
-                    email: email.as_str(),
-                    email_normalized: email.normalized(),
-                    username: username.as_ref().map(Username::as_str),
-                    username_normalized: username.as_ref().map(Username::normalized),
+                identity::Person {
+                    email: &email,
+                    username: username.as_ref(),
                     first_name: &first_name,
                     last_name: &last_name,
                     phone: None,
-                    password_hash: Some(&password_hash),
+                    password_hash: &password_hash,
                     must_change_password: false,
-                    status: UserStatus::Active,
-                    show_calendar: true,
-                    daily_email_reminders: false,
-                    created_at: now,
-                    updated_at: now,
                 },
-            );
-            match inserted {
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(ApiError::conflict("A user with this email or username already exists."))
-                }
-                other => other?,
-            }
+                now,
+            )?;
             // Only one of any number of concurrent accepts gets past this line; the others
             // roll back the user they were creating.
             if !invites::accept(conn, &invite, &hash, &user_id, now)? {

@@ -13,11 +13,11 @@ use crate::api::views::MemberView;
 use crate::auth::extract::Principal;
 use crate::auth::permissions::{BuiltinRole, Permission, PermissionSet};
 use crate::auth::policy;
-use crate::db::models::{AccountRow, MembershipRow, NewUser, RoleRow, UserRow};
+use crate::db::models::{AccountRow, MembershipRow, RoleRow, UserRow};
 use crate::db::repo::audit::{self, AuditEntry};
 use crate::db::repo::memberships::{self, MemberFilter};
 use crate::db::repo::{accounts, roles, users};
-use crate::db::{is_unique_violation, DbConnection};
+use crate::db::DbConnection;
 use crate::domain::{self, AccountStatus, Email, MembershipStatus, NewPassword, UserStatus, Username};
 use crate::error::{field_error, ApiError, Problem};
 use crate::identity;
@@ -351,32 +351,29 @@ pub async fn create_user(
             }
             let now = st.clock.now();
             let prefs = body.preferences.unwrap_or_default();
-            let user_id = UserId::generate();
-            let inserted = users::insert(
+            let user_id = identity::insert_person(
                 conn,
-                NewUser {
-                    id: user_id.clone(),
-                    email: email.as_str(),
-                    email_normalized: email.normalized(),
-                    username: username.as_ref().map(Username::as_str),
-                    username_normalized: username.as_ref().map(Username::normalized),
+                identity::Person {
+                    email: &email,
+                    username: username.as_ref(),
                     first_name: &first_name,
                     last_name: &last_name,
                     phone: body.phone.as_deref().map(str::trim),
-                    password_hash: Some(&hash),
+                    password_hash: &hash,
                     must_change_password: true,
-                    status: UserStatus::Active,
-                    show_calendar: prefs.show_calendar.unwrap_or(true),
-                    daily_email_reminders: prefs.daily_email_reminders.unwrap_or(false),
-                    created_at: now,
-                    updated_at: now,
                 },
-            );
-            match inserted {
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(ApiError::conflict("A user with this email or username already exists."))
-                }
-                other => other?,
+                now,
+            )?;
+            if prefs.show_calendar.is_some() || prefs.daily_email_reminders.is_some() {
+                users::update_profile(
+                    conn,
+                    &user_id,
+                    users::UserChanges {
+                        show_calendar: prefs.show_calendar,
+                        daily_email_reminders: prefs.daily_email_reminders,
+                        ..Default::default()
+                    },
+                )?;
             }
             if prefs.default_landing_page.is_some() || prefs.default_contact_tab.is_some() {
                 users::update_profile(
