@@ -341,7 +341,11 @@ pub async fn create_user(
                     "A user with this email already exists; invite them instead.",
                 ));
             }
-            identity::ensure_identity_free(conn, &email, username.as_ref())?;
+            if let Some(name) = &username {
+                if users::username_taken(conn, name.normalized())? {
+                    return Err(ApiError::conflict("This username is taken; choose another."));
+                }
+            }
             if let Some(ext) = &body.external_id {
                 if memberships::external_id_taken(conn, &tenant.root, ext, None)? {
                     return Err(ApiError::conflict(format!(

@@ -86,7 +86,6 @@ text_enum!(
         PasswordChanged => "password_changed",
         PasswordReset => "password_reset",
         RefreshTokenReused => "refresh_token_reused",
-        AccountSwitched => "account_switched",
     }
 );
 
