@@ -185,6 +185,17 @@ impl ApiError {
         self.kind
     }
 
+    /// The per-field errors of a validation failure.
+    pub fn errors(&self) -> &[FieldError] {
+        &self.errors
+    }
+
+    /// The same problem with per-field errors attached.
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
     pub fn detail(&self) -> &str {
         &self.detail
     }

@@ -6,6 +6,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use validator::Validate;
 
+use crate::api::input::Body;
 use crate::api::views::{utc, AccountSummary, AccountView, RoleRef};
 use crate::auth::extract::Principal;
 use crate::auth::permissions::Permission;
@@ -154,6 +155,7 @@ pub async fn get_account_tree(
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateSubAccount {
     #[validate(custom(function = "domain::check_name"))]
     #[schema(example = "North Region")]
@@ -185,7 +187,7 @@ pub async fn create_sub_account(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<CreateSubAccount>,
+    body: Body<CreateSubAccount>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     body.validate()?;
@@ -235,6 +237,7 @@ pub async fn create_sub_account(
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateAccount {
     #[validate(custom(function = "domain::check_name"))]
     pub name: Option<String>,
@@ -266,7 +269,7 @@ pub async fn update_account(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<UpdateAccount>,
+    body: Body<UpdateAccount>,
 ) -> Result<web::Json<AccountView>, ApiError> {
     let body = body.into_inner();
     body.validate()?;
@@ -436,6 +439,7 @@ pub async fn get_billing_profile(
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateBillingProfile {
     #[validate(custom(function = "domain::check_email"))]
     pub billing_email: Option<String>,
@@ -468,7 +472,7 @@ pub async fn update_billing_profile(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<UpdateBillingProfile>,
+    body: Body<UpdateBillingProfile>,
 ) -> Result<web::Json<BillingProfileView>, ApiError> {
     let body = body.into_inner();
     body.validate()?;
@@ -518,6 +522,7 @@ pub async fn update_billing_profile(
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MoveAccount {
     /// The new parent (`acc_…`), in the same organization and not below the node itself.
     #[validate(length(min = 1, max = 64))]
@@ -544,7 +549,7 @@ pub async fn move_account(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<MoveAccount>,
+    body: Body<MoveAccount>,
 ) -> Result<web::Json<AccountView>, ApiError> {
     let body = body.into_inner();
     body.validate()?;

@@ -6,6 +6,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use validator::Validate;
 
+use crate::api::input::Body;
 use crate::api::views::{AccountSummary, UserView};
 use crate::auth::extract::Principal;
 use crate::auth::policy;
@@ -23,6 +24,7 @@ use crate::request_id::RequestId;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     /// The new organization's name.
     #[validate(custom(function = "domain::check_name"))]
@@ -44,6 +46,7 @@ pub struct SignupRequest {
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The email address or the username.
     #[validate(length(min = 1, max = 254))]
@@ -56,12 +59,14 @@ pub struct LoginRequest {
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     #[validate(length(min = 1, max = 256))]
     pub refresh_token: String,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SwitchAccountRequest {
     /// A root account the user belongs to.
     #[validate(length(min = 1, max = 64))]
@@ -69,12 +74,14 @@ pub struct SwitchAccountRequest {
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PasswordResetRequest {
     #[validate(custom(function = "domain::check_email"))]
     pub email: String,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PasswordResetConfirm {
     /// The token from the reset link.
     #[validate(length(min = 1, max = 256))]
@@ -180,7 +187,7 @@ pub fn account_choices(
 #[post("/v1/auth/signup")]
 pub async fn sign_up(
     state: web::Data<AppState>,
-    body: web::Json<SignupRequest>,
+    body: Body<SignupRequest>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     if !state.config.open_signup {
@@ -241,7 +248,7 @@ pub async fn sign_up(
 #[post("/v1/auth/login")]
 pub async fn log_in(
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    body: Body<LoginRequest>,
     request_id: RequestId,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
     let body = body.into_inner();
@@ -337,7 +344,7 @@ enum RefreshOutcome {
 #[post("/v1/auth/refresh")]
 pub async fn refresh(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: Body<RefreshRequest>,
     request_id: RequestId,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
     let body = body.into_inner();
@@ -461,7 +468,7 @@ pub async fn log_out(state: web::Data<AppState>, principal: Principal) -> Result
 pub async fn switch_account(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<SwitchAccountRequest>,
+    body: Body<SwitchAccountRequest>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
     let body = body.into_inner();
     body.validate()?;
@@ -511,7 +518,7 @@ pub async fn switch_account(
 #[post("/v1/auth/password-reset")]
 pub async fn request_password_reset(
     state: web::Data<AppState>,
-    body: web::Json<PasswordResetRequest>,
+    body: Body<PasswordResetRequest>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -610,7 +617,7 @@ fn create_reset(
 #[post("/v1/auth/password-reset/confirm")]
 pub async fn confirm_password_reset(
     state: web::Data<AppState>,
-    body: web::Json<PasswordResetConfirm>,
+    body: Body<PasswordResetConfirm>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();

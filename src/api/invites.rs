@@ -9,6 +9,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
+use crate::api::input::{Body, Query};
 use crate::api::accounts::load_account;
 use crate::api::auth::{account_choices, token_response, TokenResponse};
 use crate::api::pagination::PageRequest;
@@ -134,6 +135,7 @@ fn load_invite(conn: &mut DbConnection, principal: &Principal, raw: &str) -> Res
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateInvite {
     #[validate(custom(function = "domain::check_email"))]
     #[schema(example = "grace@example.com")]
@@ -172,7 +174,7 @@ fn default_true() -> bool {
 pub async fn create_invite(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<CreateInvite>,
+    body: Body<CreateInvite>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     body.validate()?;
@@ -286,7 +288,7 @@ pub struct InvitePage {
 pub async fn list_invites(
     state: web::Data<AppState>,
     principal: Principal,
-    query: web::Query<ListInvitesQuery>,
+    query: Query<ListInvitesQuery>,
 ) -> Result<web::Json<InvitePage>, ApiError> {
     let query = query.into_inner();
     let tenant = policy::require(&principal, Permission::UsersInvite)?.clone();
@@ -516,6 +518,7 @@ fn live_invite(conn: &mut DbConnection, token_hash: &str, now: NaiveDateTime) ->
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InvitationToken {
     /// The token from the registration link.
     #[validate(length(min = 1, max = 256))]
@@ -545,7 +548,7 @@ pub struct InvitationPreview {
 #[post("/v1/invitations/preview")]
 pub async fn preview_invitation(
     state: web::Data<AppState>,
-    body: web::Json<InvitationToken>,
+    body: Body<InvitationToken>,
 ) -> Result<web::Json<InvitationPreview>, ApiError> {
     let body = body.into_inner();
     body.validate()?;
@@ -569,6 +572,7 @@ pub async fn preview_invitation(
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AcceptInvitation {
     /// The token from the registration link.
     #[validate(length(min = 1, max = 256))]
@@ -624,7 +628,7 @@ pub struct AcceptedInvitation {
 pub async fn accept_invitation(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<AcceptInvitation>,
+    body: Body<AcceptInvitation>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();

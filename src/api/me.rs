@@ -7,6 +7,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use validator::Validate;
 
+use crate::api::input::Body;
 use crate::api::auth::notify_password_changed;
 use crate::api::views::{utc, AccountSummary, RoleRef, UserView};
 use crate::auth::extract::Principal;
@@ -122,6 +123,7 @@ pub async fn get_me(state: web::Data<AppState>, principal: Principal) -> Result<
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     #[validate(length(min = 1, max = 1024))]
     pub current_password: String,
@@ -148,7 +150,7 @@ pub struct ChangePasswordRequest {
 pub async fn change_password(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<ChangePasswordRequest>,
+    body: Body<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     body.validate()?;

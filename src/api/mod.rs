@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod health;
+pub mod input;
 pub mod invites;
 pub mod me;
 pub mod pagination;

@@ -6,6 +6,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use validator::Validate;
 
+use crate::api::input::Body;
 use crate::api::views::utc;
 use crate::auth::extract::Principal;
 use crate::auth::permissions::{Permission, PermissionSet};
@@ -162,6 +163,7 @@ pub async fn get_role(
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateRole {
     #[validate(custom(function = "domain::check_name"))]
     #[schema(example = "Front desk")]
@@ -188,7 +190,7 @@ pub struct CreateRole {
 pub async fn create_role(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<CreateRole>,
+    body: Body<CreateRole>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     body.validate()?;
@@ -226,6 +228,7 @@ pub async fn create_role(
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateRole {
     #[validate(custom(function = "domain::check_name"))]
     pub name: Option<String>,
@@ -254,7 +257,7 @@ pub async fn update_role(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<UpdateRole>,
+    body: Body<UpdateRole>,
 ) -> Result<web::Json<RoleView>, ApiError> {
     let body = body.into_inner();
     body.validate()?;

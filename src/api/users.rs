@@ -7,6 +7,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
+use crate::api::input::{Body, Query};
 use crate::api::accounts::load_account;
 use crate::api::pagination::PageRequest;
 use crate::api::views::MemberView;
@@ -147,7 +148,7 @@ pub struct MemberPage {
 pub async fn list_users(
     state: web::Data<AppState>,
     principal: Principal,
-    query: web::Query<ListUsersQuery>,
+    query: Query<ListUsersQuery>,
 ) -> Result<web::Json<MemberPage>, ApiError> {
     let query = query.into_inner();
     let tenant = policy::require(&principal, Permission::UsersRead)?.clone();
@@ -236,6 +237,7 @@ pub async fn get_user(
 }
 
 #[derive(Debug, Default, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PreferencesInput {
     /// The first page the user sees after logging in.
     #[validate(length(max = 100))]
@@ -248,6 +250,7 @@ pub struct PreferencesInput {
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateUser {
     #[validate(custom(function = "domain::check_email"))]
     pub email: String,
@@ -289,7 +292,7 @@ pub struct CreateUser {
 pub async fn create_user(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<CreateUser>,
+    body: Body<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     body.validate()?;
@@ -412,6 +415,7 @@ pub async fn create_user(
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     #[validate(custom(function = "domain::check_name"))]
     pub first_name: Option<String>,
@@ -453,7 +457,7 @@ pub async fn update_user(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<UpdateUser>,
+    body: Body<UpdateUser>,
 ) -> Result<web::Json<MemberView>, ApiError> {
     let body = body.into_inner();
     body.validate()?;
@@ -540,6 +544,7 @@ pub async fn update_user(
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SetRoles {
     /// The complete new set of roles (`rol_…`), at least one.
     pub role_ids: Vec<String>,
@@ -567,7 +572,7 @@ pub async fn set_user_roles(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<SetRoles>,
+    body: Body<SetRoles>,
 ) -> Result<web::Json<MemberView>, ApiError> {
     let body = body.into_inner();
     body.validate()?;
@@ -610,6 +615,7 @@ pub async fn set_user_roles(
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MoveMembership {
     /// The node (`acc_…`) the membership moves to, in the same organization.
     #[validate(length(min = 1, max = 64))]
@@ -635,7 +641,7 @@ pub async fn move_user(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<MoveMembership>,
+    body: Body<MoveMembership>,
 ) -> Result<web::Json<MemberView>, ApiError> {
     let body = body.into_inner();
     body.validate()?;
@@ -672,6 +678,7 @@ pub async fn move_user(
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TransferOwnership {
     /// The member (`usr_…`) who becomes an owner in the caller's place.
     #[validate(length(min = 1, max = 64))]
@@ -705,7 +712,7 @@ pub struct OwnershipTransferred {
 pub async fn transfer_ownership(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<TransferOwnership>,
+    body: Body<TransferOwnership>,
 ) -> Result<web::Json<OwnershipTransferred>, ApiError> {
     let body = body.into_inner();
     body.validate()?;

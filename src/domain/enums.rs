@@ -1,4 +1,8 @@
 //! Enums stored as TEXT. The text is part of the API and the database; never renumber.
+//!
+//! The wire form is the variant's snake_case name, for serde and for the OpenAPI document
+//! alike (`rename_all` is the one attribute both read the same way); `as_str` must agree with
+//! it, and a unit test checks that it does for every variant.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -7,8 +11,9 @@ macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
         pub enum $name {
-            $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
+            $($(#[$vdoc])* $variant),+
         }
 
         impl $name {
@@ -93,3 +98,32 @@ text_enum!(
     /// Where an invitation stands. `expired` is computed from `expires_at`, never stored.
     InviteStatus { Pending => "pending", Accepted => "accepted", Revoked => "revoked", Expired => "expired" }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire<T: Serialize>(value: T) -> String {
+        serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    }
+
+    macro_rules! check {
+        ($($name:ident),+) => {$(
+            for v in $name::ALL {
+                assert_eq!(wire(v), v.as_str(), "{} {:?}", stringify!($name), v);
+                assert_eq!($name::parse(v.as_str()), Some(*v));
+                let back: $name = serde_json::from_value(serde_json::json!(v.as_str())).unwrap();
+                assert_eq!(back, *v);
+            }
+            let schema = serde_json::to_value(<$name as utoipa::PartialSchema>::schema()).unwrap();
+            let listed: Vec<&str> = schema["enum"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+            let texts: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+            assert_eq!(listed, texts, "the document lists {} as the wire does", stringify!($name));
+        )+};
+    }
+
+    #[test]
+    fn the_wire_the_database_and_the_document_agree_on_every_variant() {
+        check!(UserStatus, AccountKind, AccountStatus, MembershipStatus, Delegation, NotificationStatus, RevokeReason, InviteStatus);
+    }
+}

@@ -1,0 +1,305 @@
+//! The one place where request input is read: JSON bodies and query strings.
+//!
+//! A body is accepted only when it is a JSON object whose every field the request type names
+//! (the types carry `#[serde(deny_unknown_fields)]`, which also puts
+//! `additionalProperties: false` in the OpenAPI document), and whose every string can be
+//! stored (see [`storable`]). Anything else is a 422 problem listing each offending field,
+//! decided before a handler runs, so bad input never reaches a write (R14). Query strings
+//! get the same character check.
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, FieldError, ProblemKind};
+
+/// Characters no text field may hold: the C0 controls but tab, line feed and carriage
+/// return, and DEL. PostgreSQL cannot store U+0000 at all, and none of these has a place
+/// in a name, an address or an identifier; refusing them on both backends keeps SQLite
+/// and PostgreSQL answering alike.
+pub fn storable(text: &str) -> bool {
+    !text
+        .chars()
+        .any(|c| (c.is_control() && (c as u32) < 0x80 && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{7f}')
+}
+
+fn unstorable(field: &str) -> FieldError {
+    FieldError::new(
+        if field.is_empty() { "body" } else { field },
+        "control_character",
+        "must not contain control characters (such as U+0000)",
+    )
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Every string in `value` (keys included) that cannot be stored, as field errors.
+fn find_unstorable(prefix: &str, value: &Value, out: &mut Vec<FieldError>) {
+    match value {
+        Value::String(s) if !storable(s) => out.push(unstorable(prefix)),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_unstorable(&format!("{prefix}[{i}]"), item, out);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let path = join(prefix, key);
+                if !storable(key) {
+                    out.push(unstorable(&path));
+                } else {
+                    find_unstorable(&path, item, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The object holding the last key of a serde path (`preferences.x` → `preferences`), for
+/// removing an unknown key.
+fn parent_object<'a>(root: &'a mut Value, path: &serde_path_to_error::Path) -> Option<&'a mut Map<String, Value>> {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let mut here = root;
+    for segment in &segments[..segments.len().saturating_sub(1)] {
+        here = match segment {
+            Segment::Map { key } => here.get_mut(key.as_str())?,
+            Segment::Seq { index } => here.get_mut(*index)?,
+            Segment::Enum { .. } | Segment::Unknown => return None,
+        };
+    }
+    here.as_object_mut()
+}
+
+/// The field named by serde's "unknown field `x`, expected …" message.
+fn unknown_field_name(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
+/// The field named by serde's "missing field `x`" message.
+fn missing_field_name(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
+fn path_text(path: &serde_path_to_error::Path) -> String {
+    let text = path.to_string();
+    if text == "." {
+        String::new()
+    } else {
+        text
+    }
+}
+
+/// Turns a JSON value into `T`, or into every problem with it: not an object, unknown
+/// fields (all of them, by name), unstorable characters, then the first type error.
+pub fn parse_object<T: DeserializeOwned>(mut value: Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::new(
+            ProblemKind::ValidationFailed,
+            "The body must be a JSON object.",
+        )
+        .with_errors(vec![FieldError::new("body", "type", "must be a JSON object")]));
+    }
+    let mut errors = Vec::new();
+    find_unstorable("", &value, &mut errors);
+    // Each pass names one unknown field; drop it and look again, so all are reported.
+    let limit = 1 + count_keys(&value);
+    for _ in 0..limit {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(parsed) if errors.is_empty() => return Ok(parsed),
+            Ok(_) => break,
+            Err(err) => {
+                let message = err.inner().to_string();
+                let Some(name) = unknown_field_name(&message).map(str::to_string) else {
+                    if errors.is_empty() {
+                        let at = path_text(err.path());
+                        errors.push(match missing_field_name(&message) {
+                            Some(name) => FieldError::new(&join(&at, name), "required", "is required"),
+                            None if at.is_empty() => FieldError::new("body", "invalid", type_message(&message)),
+                            None => FieldError::new(&at, "invalid", type_message(&message)),
+                        });
+                    }
+                    break;
+                };
+                // The path ends with the unknown key itself.
+                let field = path_text(err.path());
+                let field = if field.is_empty() { name.clone() } else { field };
+                errors.push(FieldError::new(&field, "unknown_field", "is not a field of this request"));
+                let removed = parent_object(&mut value, err.path()).and_then(|map| map.remove(&name));
+                if removed.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    Err(ApiError::validation(errors))
+}
+
+fn count_keys(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => map.len() + map.values().map(count_keys).sum::<usize>(),
+        Value::Array(items) => items.iter().map(count_keys).sum(),
+        _ => 0,
+    }
+}
+
+/// serde's wording, minus the Rust-isms a front end should not show.
+fn type_message(message: &str) -> String {
+    message.replace("a string", "text").replace("`", "'")
+}
+
+/// A JSON object request body, fully checked (see the module docs). Size and content type
+/// are checked first by actix's JSON reader, configured in `lib.rs`.
+pub struct Body<T>(pub T);
+
+impl<T> Body<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = web::Json::<Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = json.await?.into_inner();
+            parse_object(value).map(Body).map_err(Into::into)
+        })
+    }
+}
+
+/// A query string whose values were checked for unstorable characters before being parsed
+/// into `T` (filters such as `q` and `external_id` reach the database).
+pub struct Query<T>(pub T);
+
+impl<T> Query<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+fn check_query(raw: &str) -> Result<(), ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+        .map_err(|e| ApiError::new(ProblemKind::ValidationFailed, format!("The query string is invalid: {e}.")))?;
+    let errors: Vec<FieldError> = pairs
+        .iter()
+        .filter(|(k, v)| !storable(k) || !storable(v))
+        .map(|(k, _)| unstorable(if storable(k) { k } else { "query" }))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = check_query(req.query_string()).map_err(actix_web::Error::from).and_then(|()| {
+            web::Query::<T>::from_query(req.query_string())
+                .map(|q| Query(q.into_inner()))
+                .map_err(|e| crate::error::extractors::query(e, req))
+        });
+        std::future::ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        line1: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Request {
+        name: String,
+        address: Option<Inner>,
+    }
+
+    fn fields(err: ApiError) -> Vec<(String, String)> {
+        err.errors().iter().map(|e| (e.field.clone(), e.code.clone())).collect()
+    }
+
+    #[test]
+    fn only_objects_are_bodies() {
+        for body in [json!(["renamed", null]), json!("x"), json!(1), json!(null), json!(true)] {
+            let err = parse_object::<Request>(body).unwrap_err();
+            assert_eq!(err.kind(), ProblemKind::ValidationFailed);
+            assert_eq!(fields(err), vec![("body".into(), "type".into())]);
+        }
+        assert!(parse_object::<Request>(json!({"name": "a"})).is_ok());
+    }
+
+    #[test]
+    fn every_unknown_field_is_named_at_any_depth() {
+        let err = parse_object::<Request>(json!({"name": "a", "nmae": 1, "zzz": 2, "address": {"line9": "x"}}))
+            .unwrap_err();
+        let mut got = fields(err);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("address.line9".into(), "unknown_field".into()),
+                ("nmae".into(), "unknown_field".into()),
+                ("zzz".into(), "unknown_field".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused_wherever_they_are() {
+        let err = parse_object::<Request>(json!({"name": "a\u{0}b", "address": {"line1": "x\u{1b}"}})).unwrap_err();
+        let mut got = fields(err);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("address.line1".into(), "control_character".into()),
+                ("name".into(), "control_character".into()),
+            ]
+        );
+        assert!(storable("tab\there\r\nnew line, ünïcode ✓"));
+        assert!(!storable("\u{7f}"));
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_field() {
+        let err = parse_object::<Request>(json!({"name": 5})).unwrap_err();
+        assert_eq!(fields(err), vec![("name".into(), "invalid".into())]);
+        let err = parse_object::<Request>(json!({})).unwrap_err();
+        assert_eq!(fields(err), vec![("name".into(), "required".into())]);
+    }
+
+    #[test]
+    fn query_strings_are_checked_too() {
+        assert!(check_query("q=ada&limit=5").is_ok());
+        assert!(check_query("q=a%00b").is_err());
+        assert!(check_query("q=ok%0Aline").is_ok());
+    }
+}
