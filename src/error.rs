@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::fmt;
 use utoipa::ToSchema;
 
+use crate::db::DbError;
 use crate::request_id;
 
 /// The kinds of problem Steward reports. The slug is part of the public contract.
@@ -24,6 +25,21 @@ pub enum ProblemKind {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    LastOwner,
+    AlreadyMember,
+    InviteAlreadyPending,
+    InviteNotPending,
+    AccountClosed,
+    EmailTaken,
+    UsernameTaken,
+    ExternalIdTaken,
+    RoleNameTaken,
+    BuiltinRole,
+    RoleInUse,
+    RootAccount,
+    OwnNode,
+    AlreadyOwner,
+    MemberNotActive,
     SignupClosed,
     InvalidToken,
     PayloadTooLarge,
@@ -44,6 +60,21 @@ impl ProblemKind {
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::Conflict,
+        Self::LastOwner,
+        Self::AlreadyMember,
+        Self::InviteAlreadyPending,
+        Self::InviteNotPending,
+        Self::AccountClosed,
+        Self::EmailTaken,
+        Self::UsernameTaken,
+        Self::ExternalIdTaken,
+        Self::RoleNameTaken,
+        Self::BuiltinRole,
+        Self::RoleInUse,
+        Self::RootAccount,
+        Self::OwnNode,
+        Self::AlreadyOwner,
+        Self::MemberNotActive,
         Self::SignupClosed,
         Self::InvalidToken,
         Self::PayloadTooLarge,
@@ -64,6 +95,21 @@ impl ProblemKind {
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict => "conflict",
+            Self::LastOwner => "last-owner",
+            Self::AlreadyMember => "already-a-member",
+            Self::InviteAlreadyPending => "invite-already-pending",
+            Self::InviteNotPending => "invite-not-pending",
+            Self::AccountClosed => "account-closed",
+            Self::EmailTaken => "email-taken",
+            Self::UsernameTaken => "username-taken",
+            Self::ExternalIdTaken => "external-id-taken",
+            Self::RoleNameTaken => "role-name-taken",
+            Self::BuiltinRole => "builtin-role",
+            Self::RoleInUse => "role-in-use",
+            Self::RootAccount => "root-account",
+            Self::OwnNode => "own-node",
+            Self::AlreadyOwner => "already-owner",
+            Self::MemberNotActive => "member-not-active",
             Self::SignupClosed => "signup-closed",
             Self::InvalidToken => "invalid-token",
             Self::PayloadTooLarge => "payload-too-large",
@@ -89,6 +135,21 @@ impl ProblemKind {
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
             Self::Conflict => "Conflict with the current state",
+            Self::LastOwner => "The organization would have no active owner",
+            Self::AlreadyMember => "Already a member of this organization",
+            Self::InviteAlreadyPending => "An invitation to this address is already pending",
+            Self::InviteNotPending => "The invitation is no longer pending",
+            Self::AccountClosed => "The account is closed",
+            Self::EmailTaken => "The email address is taken",
+            Self::UsernameTaken => "The username is taken",
+            Self::ExternalIdTaken => "The external id is taken",
+            Self::RoleNameTaken => "A role with this name exists",
+            Self::BuiltinRole => "Built-in roles cannot be changed",
+            Self::RoleInUse => "The role is in use",
+            Self::RootAccount => "Not possible on a root account",
+            Self::OwnNode => "Not possible on the caller's own node",
+            Self::AlreadyOwner => "Already the owner",
+            Self::MemberNotActive => "The member is not active",
             Self::SignupClosed => "Sign-up is closed",
             Self::InvalidToken => "The token is not valid",
             Self::PayloadTooLarge => "The request body is too large",
@@ -107,7 +168,22 @@ impl ProblemKind {
             Self::PasswordChangeRequired | Self::Forbidden | Self::SignupClosed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict => StatusCode::CONFLICT,
+            Self::Conflict
+            | Self::LastOwner
+            | Self::AlreadyMember
+            | Self::InviteAlreadyPending
+            | Self::InviteNotPending
+            | Self::AccountClosed
+            | Self::EmailTaken
+            | Self::UsernameTaken
+            | Self::ExternalIdTaken
+            | Self::RoleNameTaken
+            | Self::BuiltinRole
+            | Self::RoleInUse
+            | Self::RootAccount
+            | Self::OwnNode
+            | Self::AlreadyOwner
+            | Self::MemberNotActive => StatusCode::CONFLICT,
             Self::InvalidToken => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -154,6 +230,7 @@ pub struct Problem {
     pub detail: String,
     /// The request's id (also in the `X-Request-Id` header), for support.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub request_id: Option<String>,
     /// The invalid fields, on validation failures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -326,29 +403,28 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<diesel::result::Error> for ApiError {
+impl From<DbError> for ApiError {
     /// A unique-constraint violation is a conflict with another write (two requests racing
-    /// for the same email, username or external id), never a 500. Everything else is.
-    fn from(err: diesel::result::Error) -> Self {
-        if crate::db::is_unique_violation(&err) {
-            return Self::conflict(
+    /// for the same email, username or external id), never a 500. A pool that cannot give a
+    /// connection is a 503. Everything else is a 500.
+    fn from(err: DbError) -> Self {
+        match err {
+            e if e.is_unique_violation() => Self::conflict(
                 "This conflicts with an existing record (it may have just been created); reload and try again.",
-            );
+            ),
+            DbError::Unavailable(e) => {
+                log::error!("database pool: {e}");
+                Self::unavailable("The database is not reachable right now; try again shortly.")
+            }
+            other => Self::internal(other),
         }
-        Self::internal(err)
     }
 }
 
-impl From<diesel::r2d2::PoolError> for ApiError {
-    fn from(err: diesel::r2d2::PoolError) -> Self {
-        log::error!("database pool: {err}");
-        Self::unavailable("The database is not reachable right now; try again shortly.")
-    }
-}
-
-impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(err: actix_web::error::BlockingError) -> Self {
-        Self::internal(err)
+/// Repository functions return diesel's error; it is the storage layer's.
+impl From<diesel::result::Error> for ApiError {
+    fn from(err: diesel::result::Error) -> Self {
+        Self::from(DbError::from(err))
     }
 }
 

@@ -4,14 +4,15 @@
 use chrono::{Duration, NaiveDateTime};
 use serde_json::json;
 
-use crate::auth::permissions::BuiltinRole;
 use crate::auth::secrets;
 use crate::db::models::{AccountRow, BillingProfileRow, NewRefreshToken, NewSession, NewUser, SessionRow, UserRow};
 use crate::db::repo::audit::{self, AuditContext, AuditEntry};
 use crate::db::repo::{accounts, memberships, roles, sessions, users};
 use crate::db::{is_unique_violation, DbConnection};
+use crate::domain::permissions::BuiltinRole;
+use crate::domain::AuditAction;
 use crate::domain::{Email, UserStatus, Username};
-use crate::error::ApiError;
+use crate::error::{ApiError, ProblemKind};
 use crate::ids::{AccountId, RefreshTokenId, SessionId, UserId};
 
 /// What a new organization and its first owner need.
@@ -49,7 +50,7 @@ pub fn create_organization(
     let builtin = roles::insert_builtins(conn, &account.id, now)?;
     let owner_role = builtin
         .iter()
-        .find(|r| r.builtin_key.as_deref() == Some(BuiltinRole::Owner.key()))
+        .find(|r| r.builtin == Some(BuiltinRole::Owner))
         .ok_or_else(|| ApiError::internal("built-in owner role missing"))?;
 
     let user_id = insert_person(
@@ -81,7 +82,7 @@ pub fn create_organization(
         conn,
         &ctx,
         AuditEntry {
-            action: "account.created",
+            action: AuditAction::AccountCreated,
             target_type: "account",
             target_id: account.id.as_str(),
             details: json!({ "name": account.name }),
@@ -92,7 +93,7 @@ pub fn create_organization(
         conn,
         &ctx,
         AuditEntry {
-            action: "user.created",
+            action: AuditAction::UserCreated,
             target_type: "user",
             target_id: user_id.as_str(),
             details: json!({ "role": "owner" }),
@@ -154,13 +155,17 @@ pub fn ensure_identity_free(
     username: Option<&Username>,
 ) -> Result<(), ApiError> {
     if users::email_taken(conn, email.normalized())? {
-        return Err(ApiError::conflict(
+        return Err(ApiError::new(
+            ProblemKind::EmailTaken,
             "A user with this email already exists; log in instead.",
         ));
     }
     if let Some(name) = username {
         if users::username_taken(conn, name.normalized())? {
-            return Err(ApiError::conflict("This username is taken; choose another."));
+            return Err(ApiError::new(
+                ProblemKind::UsernameTaken,
+                "This username is taken; choose another.",
+            ));
         }
     }
     Ok(())

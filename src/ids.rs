@@ -9,9 +9,21 @@ use std::fmt;
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
         #[serde(transparent)]
         pub struct $name(String);
+
+        /// Reading an id from outside (a path segment, a body) checks its shape, so a
+        /// handler can take `web::Path<UserId>` and never see a malformed one: it answers
+        /// 404 like any id that does not exist (R1).
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+                Self::parse(&raw).ok_or_else(|| {
+                    serde::de::Error::custom(format!("not a {} id", $prefix))
+                })
+            }
+        }
 
         impl $name {
             pub const PREFIX: &'static str = $prefix;
@@ -117,6 +129,15 @@ mod tests {
         assert_eq!(UserId::parse("usr_"), None);
         assert_eq!(UserId::parse("usr_../../etc/passwd"), None);
         assert_eq!(UserId::parse(""), None);
+    }
+
+    #[test]
+    fn ids_from_outside_are_checked_when_read() {
+        let id = UserId::generate();
+        let back: UserId = serde_json::from_value(serde_json::json!(id.as_str())).unwrap();
+        assert_eq!(back, id);
+        assert!(serde_json::from_value::<UserId>(serde_json::json!(AccountId::generate().as_str())).is_err());
+        assert!(serde_json::from_value::<UserId>(serde_json::json!("usr_x")).is_err());
     }
 
     #[test]

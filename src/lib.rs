@@ -17,6 +17,7 @@ pub mod notify;
 pub mod openapi;
 pub mod request_id;
 pub mod routing;
+pub mod service;
 pub mod state;
 
 use actix_web::dev::Server;
@@ -114,7 +115,12 @@ impl Application {
                             .finish()
                     }),
                 )
-                .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/openapi.json"])))
+                // `validatorUrl: "none"` keeps Swagger UI from sending the document to, and
+                // embedding a badge image from, swagger.io's online validator.
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .config(utoipa_swagger_ui::Config::new(["/openapi.json"]).validator_url("none")),
+                )
                 .default_service(web::to(api::fallback))
                 .wrap(from_fn(request_id::middleware))
         })

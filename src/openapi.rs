@@ -1,9 +1,12 @@
 //! The OpenAPI 3.1 document: collected from the handlers' annotations, then completed with
-//! what every operation shares (the problem responses, the bearer scheme).
+//! what every operation shares (the problem responses, the bearer scheme, the `X-Request-Id`
+//! header, an explicit `security` on every operation).
 
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
@@ -19,6 +22,7 @@ Access tokens are EdDSA JWTs verifiable with `/.well-known/jwks.json`; `sub` is 
 `act.sub` (RFC 8693) the real actor when someone acts as another user.",
         license(name = "MIT"),
     ),
+    servers((url = "/", description = "The server this document is served from: every path is relative to it")),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     tags(
         (name = "auth", description = "Sign-up, login, tokens and password reset"),
@@ -91,9 +95,47 @@ impl Modify for Conventions {
             .flatten()
             {
                 add_shared_problems(op);
+                // Public operations say so, rather than leaving it to a default.
+                op.security.get_or_insert_with(Vec::new);
+                for response in op.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        response.headers.insert(
+                            REQUEST_ID.to_string(),
+                            RefOr::Ref(Ref::new(format!("#/components/headers/{REQUEST_ID}"))),
+                        );
+                    }
+                }
             }
         }
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.headers.insert(REQUEST_ID.to_string(), request_id_header());
     }
+}
+
+/// Set on every response by `request_id::middleware`.
+const REQUEST_ID: &str = "X-Request-Id";
+
+fn request_id_header() -> RefOr<utoipa::openapi::header::Header> {
+    let mut header = HeaderBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(128))
+                .pattern(Some("^[A-Za-z0-9._:-]+$")),
+        ))
+        .description(Some(
+            "The request's id: the caller's own `X-Request-Id` when it is sane (1 to 128 letters, digits, \
+`-`, `_`, `.`, `:`), a generated one otherwise. It is in the access log, in audit events and in \
+problem documents; quote it to support.",
+        ))
+        .build();
+    // utoipa's Header has no `required` field; the document states it anyway, since every
+    // response carries the header.
+    let mut required = Extensions::default();
+    required.insert("required".to_string(), serde_json::Value::Bool(true));
+    header.extensions = Some(required);
+    RefOr::T(header)
 }
 
 /// Every operation can fail in these ways; each is documented on each operation so that

@@ -6,18 +6,19 @@ use serde_json::json;
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::api::input::Body;
+use crate::api::extract::Body;
 use crate::api::views::{utc, AccountSummary, AccountView, RoleRef};
 use crate::auth::extract::Principal;
-use crate::auth::permissions::Permission;
 use crate::auth::policy;
 use crate::db::models::{AccountRow, BillingProfileRow};
 use crate::db::repo::accounts::{self, AccountChanges};
 use crate::db::repo::audit::{self, AuditEntry};
 use crate::db::repo::memberships;
 use crate::db::DbConnection;
+use crate::domain::permissions::Permission;
+use crate::domain::AuditAction;
 use crate::domain::{self, AccountKind, AccountStatus};
-use crate::error::{field_error, ApiError, Problem};
+use crate::error::{field_error, ApiError, Problem, ProblemKind};
 use crate::ids::AccountId;
 use crate::state::AppState;
 
@@ -73,7 +74,7 @@ pub async fn list_my_accounts(
                     roles: roles.iter().map(RoleRef::from).collect(),
                 });
             }
-            Ok(out)
+            Ok::<_, ApiError>(out)
         })
         .await?;
     Ok(web::Json(list))
@@ -84,7 +85,7 @@ pub async fn list_my_accounts(
     tag = "accounts",
     operation_id = "getAccount",
     security(("bearer" = [])),
-    params(("account_id" = String, Path, description = "An account id (`acc_…`)")),
+    params(("account_id" = String, Path, description = "An account id (`acc_…`)", pattern = r"^acc_[0-9A-Za-z]{26}$")),
     responses(
         (status = 200, description = "The node", body = AccountView),
         (status = 403, description = "The node is above the caller's place in the tree", body = Problem, content_type = "application/problem+json"),
@@ -128,7 +129,7 @@ fn build_tree(rows: &[AccountRow], node: &AccountRow) -> AccountTree {
     tag = "accounts",
     operation_id = "getAccountTree",
     security(("bearer" = [])),
-    params(("account_id" = String, Path, description = "An account id (`acc_…`)")),
+    params(("account_id" = String, Path, description = "An account id (`acc_…`)", pattern = r"^acc_[0-9A-Za-z]{26}$")),
     responses(
         (status = 200, description = "The node and its descendants, nested", body = AccountTree),
         (status = 403, description = "The node is above the caller's place in the tree", body = Problem, content_type = "application/problem+json"),
@@ -146,7 +147,7 @@ pub async fn get_account_tree(
     policy::require_visible(&principal, &account)?;
     let rows = state
         .db
-        .read(move |conn| Ok(accounts::subtree(conn, &account)?))
+        .read(move |conn| Ok::<_, ApiError>(accounts::subtree(conn, &account)?))
         .await?;
     let root = rows
         .first()
@@ -158,13 +159,15 @@ pub async fn get_account_tree(
 #[serde(deny_unknown_fields)]
 pub struct CreateSubAccount {
     #[validate(custom(function = "domain::check_name"))]
-    #[schema(example = "North Region")]
+    #[schema(example = "North Region", min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// `group` or `location` (an `organization` is only ever a root).
     pub kind: AccountKind,
     #[validate(length(max = 500))]
+    #[schema(max_length = 500)]
     pub address: Option<String>,
     #[validate(length(max = 40))]
+    #[schema(max_length = 40)]
     pub phone: Option<String>,
 }
 
@@ -173,7 +176,7 @@ pub struct CreateSubAccount {
     tag = "accounts",
     operation_id = "createSubAccount",
     security(("bearer" = [])),
-    params(("account_id" = String, Path, description = "The parent node")),
+    params(("account_id" = String, Path, description = "The parent node", pattern = r"^acc_[0-9A-Za-z]{26}$")),
     request_body = CreateSubAccount,
     responses(
         (status = 201, description = "Created", body = AccountView),
@@ -204,10 +207,14 @@ pub async fn create_sub_account(
     let created = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let parent = load_account(conn, &raw)?;
             policy::require_on(&principal, Permission::AccountUpdate, &parent)?;
             if parent.status != AccountStatus::Active {
-                return Err(ApiError::conflict("The parent account is closed."));
+                return Err(ApiError::new(
+                    ProblemKind::AccountClosed,
+                    "The parent account is closed.",
+                ));
             }
             let now = st.clock.now();
             let child = accounts::insert_child(
@@ -223,7 +230,7 @@ pub async fn create_sub_account(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "account.created",
+                    action: AuditAction::AccountCreated,
                     target_type: "account",
                     target_id: child.id.as_str(),
                     details: json!({ "parent_id": parent.id, "kind": child.kind, "name": child.name }),
@@ -240,14 +247,17 @@ pub async fn create_sub_account(
 #[serde(deny_unknown_fields)]
 pub struct UpdateAccount {
     #[validate(custom(function = "domain::check_name"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// Send null to clear.
     #[validate(length(max = 500))]
     #[serde(default, deserialize_with = "crate::api::nullable")]
+    #[schema(max_length = 500)]
     pub address: Option<Option<String>>,
     /// Send null to clear.
     #[validate(length(max = 40))]
     #[serde(default, deserialize_with = "crate::api::nullable")]
+    #[schema(max_length = 40)]
     pub phone: Option<Option<String>>,
 }
 
@@ -256,7 +266,7 @@ pub struct UpdateAccount {
     tag = "accounts",
     operation_id = "updateAccount",
     security(("bearer" = [])),
-    params(("account_id" = String, Path, description = "An account id (`acc_…`)")),
+    params(("account_id" = String, Path, description = "An account id (`acc_…`)", pattern = r"^acc_[0-9A-Za-z]{26}$")),
     request_body = UpdateAccount,
     responses(
         (status = 200, description = "Updated", body = AccountView),
@@ -284,6 +294,7 @@ pub async fn update_account(
     let updated = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let account = load_account(conn, &raw)?;
             policy::require_on(&principal, Permission::AccountUpdate, &account)?;
             let now = st.clock.now();
@@ -303,7 +314,7 @@ pub async fn update_account(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "account.updated",
+                    action: AuditAction::AccountUpdated,
                     target_type: "account",
                     target_id: account.id.as_str(),
                     details: json!({}),
@@ -324,7 +335,7 @@ pub async fn update_account(
     tag = "accounts",
     operation_id = "closeAccount",
     security(("bearer" = [])),
-    params(("account_id" = String, Path, description = "An account id (`acc_…`)")),
+    params(("account_id" = String, Path, description = "An account id (`acc_…`)", pattern = r"^acc_[0-9A-Za-z]{26}$")),
     responses(
         (status = 200, description = "Closed, with its subtree", body = AccountView),
         (status = 403, description = "Needs account.update at or above the node", body = Problem, content_type = "application/problem+json"),
@@ -343,18 +354,26 @@ pub async fn close_account(
     let closed = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let account = load_account(conn, &raw)?;
             let tenant = policy::require_on(&principal, Permission::AccountUpdate, &account)?;
             if account.parent_id.is_none() {
-                return Err(ApiError::conflict("A root account cannot be closed."));
+                return Err(ApiError::new(
+                    ProblemKind::RootAccount,
+                    "A root account cannot be closed.",
+                ));
             }
             if account.id == tenant.node.id {
-                return Err(ApiError::conflict(
+                return Err(ApiError::new(
+                    ProblemKind::OwnNode,
                     "You cannot close the account your own membership is at.",
                 ));
             }
             if account.status == AccountStatus::Closed {
-                return Err(ApiError::conflict("The account is already closed."));
+                return Err(ApiError::new(
+                    ProblemKind::AccountClosed,
+                    "The account is already closed.",
+                ));
             }
             let now = st.clock.now();
             let count = accounts::close_subtree(conn, &account, now)?;
@@ -362,7 +381,7 @@ pub async fn close_account(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "account.closed",
+                    action: AuditAction::AccountClosed,
                     target_type: "account",
                     target_id: account.id.as_str(),
                     details: json!({ "nodes_closed": count }),
@@ -379,6 +398,7 @@ pub async fn close_account(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BillingProfileView {
     pub account_id: String,
+    #[schema(required = true)]
     pub billing_email: Option<String>,
     #[schema(example = "team")]
     pub plan: String,
@@ -388,6 +408,8 @@ pub struct BillingProfileView {
     #[schema(example = "USD")]
     pub currency: String,
     /// ISO date the billing cycle is anchored on.
+    #[schema(required = true)]
+    #[schema(format = Date)]
     pub cycle_start: Option<String>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -420,7 +442,7 @@ fn load_billing(conn: &mut DbConnection, principal: &Principal, raw: &str) -> Re
     tag = "accounts",
     operation_id = "getBillingProfile",
     security(("bearer" = [])),
-    params(("account_id" = String, Path, description = "A root account id (`acc_…`)")),
+    params(("account_id" = String, Path, description = "A root account id (`acc_…`)", pattern = r"^acc_[0-9A-Za-z]{26}$")),
     responses(
         (status = 200, description = "The billing profile", body = BillingProfileView),
         (status = 403, description = "Needs account.billing", body = Problem, content_type = "application/problem+json"),
@@ -442,15 +464,20 @@ pub async fn get_billing_profile(
 #[serde(deny_unknown_fields)]
 pub struct UpdateBillingProfile {
     #[validate(custom(function = "domain::check_email"))]
+    #[schema(format = Email, max_length = 254)]
     pub billing_email: Option<String>,
     #[validate(length(min = 1, max = 64))]
+    #[schema(min_length = 1, max_length = 64)]
     pub plan: String,
     #[validate(range(min = 0, max = 100_000_000))]
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub seat_price_cents: i64,
     /// ISO 4217 code, three capital letters.
     #[validate(length(equal = 3))]
+    #[schema(min_length = 3, max_length = 3, pattern = r"^[A-Z]{3}$", example = "USD")]
     pub currency: String,
     /// ISO date, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     pub cycle_start: Option<String>,
 }
 
@@ -459,7 +486,7 @@ pub struct UpdateBillingProfile {
     tag = "accounts",
     operation_id = "updateBillingProfile",
     security(("bearer" = [])),
-    params(("account_id" = String, Path, description = "A root account id (`acc_…`)")),
+    params(("account_id" = String, Path, description = "A root account id (`acc_…`)", pattern = r"^acc_[0-9A-Za-z]{26}$")),
     request_body = UpdateBillingProfile,
     responses(
         (status = 200, description = "Saved", body = BillingProfileView),
@@ -483,15 +510,22 @@ pub async fn update_billing_profile(
             "must be three capital letters (ISO 4217)",
         ));
     }
-    if let Some(date) = &body.cycle_start {
-        chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-            .map_err(|_| ApiError::field("cycle_start", "date", "must be a date, YYYY-MM-DD"))?;
-    }
+    // Stored in its canonical form, so the profile always shows a full `YYYY-MM-DD` date.
+    let cycle_start = match &body.cycle_start {
+        Some(date) => Some(
+            chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                .map_err(|_| ApiError::field("cycle_start", "date", "must be a date, YYYY-MM-DD"))?
+                .format("%Y-%m-%d")
+                .to_string(),
+        ),
+        None => None,
+    };
     let raw = path.into_inner();
     let st = state.clone();
     let saved = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let current = load_billing(conn, &principal, &raw)?;
             let now = st.clock.now();
             let next = BillingProfileRow {
@@ -500,7 +534,7 @@ pub async fn update_billing_profile(
                 plan: body.plan.trim().to_string(),
                 seat_price_cents: body.seat_price_cents,
                 currency: body.currency,
-                cycle_start: body.cycle_start,
+                cycle_start,
                 updated_at: now,
             };
             accounts::save_billing_profile(conn, &next)?;
@@ -508,14 +542,14 @@ pub async fn update_billing_profile(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "account.billing_updated",
+                    action: AuditAction::AccountBillingUpdated,
                     target_type: "account",
                     target_id: &next.account_id,
                     details: json!({ "plan": next.plan, "seat_price_cents": next.seat_price_cents, "currency": next.currency }),
                 },
                 now,
             )?;
-            Ok(next)
+            Ok::<_, ApiError>(next)
         })
         .await?;
     Ok(web::Json(BillingProfileView::from(&saved)))
@@ -526,6 +560,7 @@ pub async fn update_billing_profile(
 pub struct MoveAccount {
     /// The new parent (`acc_…`), in the same organization and not below the node itself.
     #[validate(length(min = 1, max = 64))]
+    #[schema(min_length = 1, max_length = 64)]
     pub parent_id: String,
 }
 
@@ -534,7 +569,7 @@ pub struct MoveAccount {
     tag = "accounts",
     operation_id = "moveAccount",
     security(("bearer" = [])),
-    params(("account_id" = String, Path, description = "The sub-account to move (`acc_…`)")),
+    params(("account_id" = String, Path, description = "The sub-account to move (`acc_…`)", pattern = r"^acc_[0-9A-Za-z]{26}$")),
     request_body = MoveAccount,
     responses(
         (status = 200, description = "Moved", body = AccountView),
@@ -559,16 +594,20 @@ pub async fn move_account(
         .db
         .write(move |conn| {
             // Lock first: two concurrent moves must not each see the other's old paths.
-            accounts::lock_tenant(conn, &policy::tenant(&principal)?.root)?;
+            let principal = principal.lock_tenant(conn)?;
             let account = load_account(conn, &raw)?;
             let tenant = policy::require_on(&principal, Permission::AccountUpdate, &account)?;
             let parent = load_account(conn, &body.parent_id)?;
             policy::require_on(&principal, Permission::AccountUpdate, &parent)?;
             if account.parent_id.is_none() {
-                return Err(ApiError::conflict("A root account cannot be moved."));
+                return Err(ApiError::new(
+                    ProblemKind::RootAccount,
+                    "A root account cannot be moved.",
+                ));
             }
             if account.id == tenant.node.id {
-                return Err(ApiError::conflict(
+                return Err(ApiError::new(
+                    ProblemKind::OwnNode,
                     "You cannot move the account your own membership is at.",
                 ));
             }
@@ -580,7 +619,7 @@ pub async fn move_account(
                 ));
             }
             if parent.status != AccountStatus::Active {
-                return Err(ApiError::conflict("The new parent is closed."));
+                return Err(ApiError::new(ProblemKind::AccountClosed, "The new parent is closed."));
             }
             let now = st.clock.now();
             accounts::move_subtree(conn, &account, &parent, now)?;
@@ -588,7 +627,7 @@ pub async fn move_account(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "account.moved",
+                    action: AuditAction::AccountMoved,
                     target_type: "account",
                     target_id: account.id.as_str(),
                     details: json!({ "from": account.parent_id, "to": parent.id }),

@@ -6,7 +6,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::api::input::Body;
+use crate::api::extract::Body;
 use crate::api::views::{AccountSummary, UserView};
 use crate::auth::extract::Principal;
 use crate::auth::policy;
@@ -16,6 +16,8 @@ use crate::db::repo::audit::{self, AuditContext, AuditEntry};
 use crate::db::repo::notifications::{self, Outgoing};
 use crate::db::repo::{memberships, password_resets, sessions, users};
 use crate::db::DbConnection;
+use crate::domain::AuditAction;
+use crate::domain::NotificationKind;
 use crate::domain::{self, Email, NewPassword, RevokeReason, UserStatus, Username};
 use crate::error::{field_error, ApiError, Problem, ProblemKind};
 use crate::identity::{self, to_chrono, NewOrganization};
@@ -28,20 +30,24 @@ use crate::state::AppState;
 pub struct SignupRequest {
     /// The new organization's name.
     #[validate(custom(function = "domain::check_name"))]
-    #[schema(example = "Acme Dental")]
+    #[schema(example = "Acme Dental", min_length = 1, max_length = 100, pattern = r"\S")]
     pub organization_name: String,
     #[validate(custom(function = "domain::check_email"))]
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email, max_length = 254)]
     pub email: String,
     /// Optional login name: 3–64 letters, digits, `.`, `_`, `-`.
     #[validate(custom(function = "domain::check_username"))]
+    #[schema(min_length = 3, max_length = 64, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     pub username: Option<String>,
     #[validate(custom(function = "domain::check_name"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: String,
     #[validate(custom(function = "domain::check_name"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: String,
     /// 10 to 256 characters.
     #[validate(custom(function = "domain::check_new_password"))]
+    #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
     pub password: String,
 }
 
@@ -50,9 +56,10 @@ pub struct SignupRequest {
 pub struct LoginRequest {
     /// The email address or the username.
     #[validate(length(min = 1, max = 254))]
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", min_length = 1, max_length = 254)]
     pub identifier: String,
     #[validate(length(min = 1, max = 1024))]
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
     /// Pick this account at once, when the user belongs to several.
     pub account_id: Option<String>,
@@ -62,6 +69,7 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     #[validate(length(min = 1, max = 256))]
+    #[schema(min_length = 1, max_length = 256)]
     pub refresh_token: String,
 }
 
@@ -70,6 +78,7 @@ pub struct RefreshRequest {
 pub struct SwitchAccountRequest {
     /// A root account the user belongs to.
     #[validate(length(min = 1, max = 64))]
+    #[schema(min_length = 1, max_length = 64)]
     pub account_id: String,
 }
 
@@ -77,6 +86,7 @@ pub struct SwitchAccountRequest {
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetRequest {
     #[validate(custom(function = "domain::check_email"))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 
@@ -85,8 +95,11 @@ pub struct PasswordResetRequest {
 pub struct PasswordResetConfirm {
     /// The token from the reset link.
     #[validate(length(min = 1, max = 256))]
+    #[schema(min_length = 1, max_length = 256)]
     pub token: String,
+    /// 10 to 256 characters.
     #[validate(custom(function = "domain::check_new_password"))]
+    #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
     pub new_password: String,
 }
 
@@ -111,9 +124,11 @@ pub struct TokenResponse {
     /// Opaque; exchange it at `/v1/auth/refresh` for new tokens. Each one works once.
     /// Absent when the refresh token you hold stays valid (account switch).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub refresh_token: Option<String>,
     pub user: UserView,
     /// The account the access token is scoped to; null until one is picked.
+    #[schema(required = true)]
     pub account: Option<AccountSummary>,
     /// True when the user belongs to several accounts and must pick one with
     /// `/v1/auth/switch-account`; until then the token can do nothing else.
@@ -257,7 +272,7 @@ pub async fn log_in(
     let user = state
         .db
         .read(move |conn| {
-            Ok(if identifier.contains('@') {
+            Ok::<_, ApiError>(if identifier.contains('@') {
                 users::find_by_email(conn, &identifier)?
             } else {
                 users::find_by_username(conn, &identifier)?
@@ -308,7 +323,7 @@ pub async fn log_in(
                 conn,
                 &ctx,
                 AuditEntry {
-                    action: "auth.login",
+                    action: AuditAction::AuthLogin,
                     target_type: "session",
                     target_id: opened.session.id.as_str(),
                     details: json!({}),
@@ -356,7 +371,7 @@ pub async fn refresh(
         .write(move |conn| {
             let now = st.clock.now();
             let Some(token) = sessions::find_refresh_token(conn, &hash)? else {
-                return Ok(RefreshOutcome::Invalid);
+                return Ok::<_, ApiError>(RefreshOutcome::Invalid);
             };
             let Some(session) = sessions::find(conn, &token.session_id)? else {
                 return Ok(RefreshOutcome::Invalid);
@@ -376,7 +391,7 @@ pub async fn refresh(
                     conn,
                     &ctx,
                     AuditEntry {
-                        action: "auth.refresh_token_reused",
+                        action: AuditAction::AuthRefreshTokenReused,
                         target_type: "session",
                         target_id: session.id.as_str(),
                         details: json!({ "revoked": true }),
@@ -436,14 +451,14 @@ pub async fn log_out(state: web::Data<AppState>, principal: Principal) -> Result
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "auth.logout",
+                    action: AuditAction::AuthLogout,
                     target_type: "session",
                     target_id: principal.session_id().as_str(),
                     details: json!({}),
                 },
                 now,
             )?;
-            Ok(())
+            Ok::<_, ApiError>(())
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -490,7 +505,7 @@ pub async fn switch_account(
                 conn,
                 &ctx,
                 AuditEntry {
-                    action: "auth.account_switched",
+                    action: AuditAction::AuthAccountSwitched,
                     target_type: "session",
                     target_id: principal.session_id().as_str(),
                     details: json!({ "from": principal.session.account_id }),
@@ -568,7 +583,7 @@ fn create_reset(
     notifications::enqueue(
         conn,
         Outgoing {
-            kind: "password_reset",
+            kind: NotificationKind::PasswordReset,
             account_id: None,
             recipient_user_id: Some(user.id.to_string()),
             recipient_email: user.email.clone(),
@@ -592,7 +607,7 @@ fn create_reset(
         conn,
         &ctx,
         AuditEntry {
-            action: "auth.password_reset_requested",
+            action: AuditAction::AuthPasswordResetRequested,
             target_type: "user",
             target_id: user.id.as_str(),
             details: json!({ "reset_id": id }),
@@ -629,7 +644,7 @@ pub async fn confirm_password_reset(
     let st = state.clone();
     let reset = state
         .db
-        .read(move |conn| Ok(password_resets::find_by_hash(conn, &lookup)?))
+        .read(move |conn| Ok::<_, ApiError>(password_resets::find_by_hash(conn, &lookup)?))
         .await?
         .filter(|r| r.used_at.is_none() && r.expires_at > st.clock.now())
         .ok_or_else(invalid)?;
@@ -657,7 +672,7 @@ pub async fn confirm_password_reset(
                 conn,
                 &ctx,
                 AuditEntry {
-                    action: "auth.password_reset",
+                    action: AuditAction::AuthPasswordReset,
                     target_type: "user",
                     target_id: user.id.as_str(),
                     details: json!({}),
@@ -680,7 +695,7 @@ pub fn notify_password_changed(
     notifications::enqueue(
         conn,
         Outgoing {
-            kind: "password_changed",
+            kind: NotificationKind::PasswordChanged,
             account_id: None,
             recipient_user_id: Some(user.id.to_string()),
             recipient_email: user.email.clone(),

@@ -105,45 +105,52 @@ fn path_text(path: &serde_path_to_error::Path) -> String {
 /// fields (all of them, by name), unstorable characters, then the first type error.
 pub fn parse_object<T: DeserializeOwned>(mut value: Value) -> Result<T, ApiError> {
     if !value.is_object() {
-        return Err(ApiError::new(
-            ProblemKind::ValidationFailed,
-            "The body must be a JSON object.",
-        )
-        .with_errors(vec![FieldError::new("body", "type", "must be a JSON object")]));
+        return Err(
+            ApiError::new(ProblemKind::ValidationFailed, "The body must be a JSON object.")
+                .with_errors(vec![FieldError::new("body", "type", "must be a JSON object")]),
+        );
     }
     let mut errors = Vec::new();
     find_unstorable("", &value, &mut errors);
     // Each pass names one unknown field; drop it and look again, so all are reported.
-    let limit = 1 + count_keys(&value);
-    for _ in 0..limit {
-        match serde_path_to_error::deserialize::<_, T>(&value) {
+    for _ in 0..=count_keys(&value) {
+        let err = match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(parsed) if errors.is_empty() => return Ok(parsed),
             Ok(_) => break,
-            Err(err) => {
-                let message = err.inner().to_string();
-                let Some(name) = unknown_field_name(&message).map(str::to_string) else {
-                    if errors.is_empty() {
-                        let at = path_text(err.path());
-                        errors.push(match missing_field_name(&message) {
-                            Some(name) => FieldError::new(&join(&at, name), "required", "is required"),
-                            None if at.is_empty() => FieldError::new("body", "invalid", type_message(&message)),
-                            None => FieldError::new(&at, "invalid", type_message(&message)),
-                        });
-                    }
-                    break;
-                };
-                // The path ends with the unknown key itself.
-                let field = path_text(err.path());
-                let field = if field.is_empty() { name.clone() } else { field };
-                errors.push(FieldError::new(&field, "unknown_field", "is not a field of this request"));
-                let removed = parent_object(&mut value, err.path()).and_then(|map| map.remove(&name));
-                if removed.is_none() {
-                    break;
-                }
+            Err(err) => err,
+        };
+        let message = err.inner().to_string();
+        let Some(name) = unknown_field_name(&message).map(str::to_string) else {
+            if errors.is_empty() {
+                errors.push(type_error(&path_text(err.path()), &message));
             }
+            break;
+        };
+        // The path ends with the unknown key itself.
+        let field = path_text(err.path());
+        let field = if field.is_empty() { name.clone() } else { field };
+        errors.push(FieldError::new(
+            &field,
+            "unknown_field",
+            "is not a field of this request",
+        ));
+        if parent_object(&mut value, err.path())
+            .and_then(|map| map.remove(&name))
+            .is_none()
+        {
+            break;
         }
     }
     Err(ApiError::validation(errors))
+}
+
+/// A missing field or a value of the wrong type, at `at` (empty: the body itself).
+fn type_error(at: &str, message: &str) -> FieldError {
+    match missing_field_name(message) {
+        Some(name) => FieldError::new(&join(at, name), "required", "is required"),
+        None if at.is_empty() => FieldError::new("body", "invalid", type_message(message)),
+        None => FieldError::new(at, "invalid", type_message(message)),
+    }
 }
 
 fn count_keys(value: &Value) -> usize {
@@ -193,8 +200,12 @@ impl<T> Query<T> {
 }
 
 fn check_query(raw: &str) -> Result<(), ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
-        .map_err(|e| ApiError::new(ProblemKind::ValidationFailed, format!("The query string is invalid: {e}.")))?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|e| {
+        ApiError::new(
+            ProblemKind::ValidationFailed,
+            format!("The query string is invalid: {e}."),
+        )
+    })?;
     let errors: Vec<FieldError> = pairs
         .iter()
         .filter(|(k, v)| !storable(k) || !storable(v))
@@ -212,11 +223,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
     type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = check_query(req.query_string()).map_err(actix_web::Error::from).and_then(|()| {
-            web::Query::<T>::from_query(req.query_string())
-                .map(|q| Query(q.into_inner()))
-                .map_err(|e| crate::error::extractors::query(e, req))
-        });
+        let result = check_query(req.query_string())
+            .map_err(actix_web::Error::from)
+            .and_then(|()| {
+                web::Query::<T>::from_query(req.query_string())
+                    .map(|q| Query(q.into_inner()))
+                    .map_err(|e| crate::error::extractors::query(e, req))
+            });
         std::future::ready(result)
     }
 }
@@ -258,8 +271,8 @@ mod tests {
 
     #[test]
     fn every_unknown_field_is_named_at_any_depth() {
-        let err = parse_object::<Request>(json!({"name": "a", "nmae": 1, "zzz": 2, "address": {"line9": "x"}}))
-            .unwrap_err();
+        let err =
+            parse_object::<Request>(json!({"name": "a", "nmae": 1, "zzz": 2, "address": {"line9": "x"}})).unwrap_err();
         let mut got = fields(err);
         got.sort();
         assert_eq!(

@@ -1,7 +1,6 @@
 //! Liveness, readiness and the public keys.
 
 use actix_web::{get, web, HttpResponse};
-use diesel::connection::SimpleConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -45,15 +44,10 @@ pub async fn healthz() -> web::Json<HealthStatus> {
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<ReadyStatus>, ApiError> {
-    state
-        .db
-        .read(|conn| {
-            conn.batch_execute("SELECT 1").map_err(|e| {
-                log::warn!("readiness check failed: {e}");
-                ApiError::unavailable("The database is not reachable.")
-            })
-        })
-        .await?;
+    state.db.ping().await.map_err(|e| {
+        log::warn!("readiness check failed: {e}");
+        ApiError::unavailable("The database is not reachable.")
+    })?;
     Ok(web::Json(ReadyStatus {
         status: "ok",
         database: state.db.backend(),

@@ -9,13 +9,12 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::api::input::{Body, Query};
 use crate::api::accounts::load_account;
 use crate::api::auth::{account_choices, token_response, TokenResponse};
+use crate::api::extract::{Body, Query};
 use crate::api::pagination::PageRequest;
 use crate::api::views::{utc, AccountSummary, MembershipView, RoleRef};
 use crate::auth::extract::Principal;
-use crate::auth::permissions::{BuiltinRole, Permission};
 use crate::auth::policy;
 use crate::auth::secrets;
 use crate::db::models::{AccountRow, InviteRow, NewInvite, RoleRow, UserRow};
@@ -24,10 +23,13 @@ use crate::db::repo::invites::{self, InviteFilter};
 use crate::db::repo::notifications::{self, Outgoing};
 use crate::db::repo::{accounts, memberships, users};
 use crate::db::DbConnection;
+use crate::domain::permissions::{BuiltinRole, Permission};
+use crate::domain::AuditAction;
+use crate::domain::NotificationKind;
 use crate::domain::{self, AccountStatus, Email, InviteStatus, NewPassword, Username};
-use crate::error::{field_error, ApiError, FieldError, Problem};
+use crate::error::{field_error, ApiError, FieldError, Problem, ProblemKind};
 use crate::identity::{self, to_chrono};
-use crate::ids::{InviteId, RoleId, UserId};
+use crate::ids::{AccountId, InviteId, RoleId, UserId};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
@@ -46,26 +48,27 @@ pub struct InviteView {
     pub invited_by: String,
     pub expires_at: chrono::DateTime<chrono::Utc>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    #[schema(required = true)]
     pub accepted_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The user who accepted it.
+    #[schema(required = true)]
     pub accepted_user_id: Option<String>,
+    #[schema(required = true)]
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
     /// True when every granted role is `limited` or `guest`: such users see only records
     /// assigned to them, so assign their records after they register.
     pub requires_record_assignment: bool,
     /// The link to hand over, present only in the answer that generated it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub registration_url: Option<String>,
 }
 
 fn requires_assignment(roles: &[RoleRow]) -> bool {
     !roles.is_empty()
-        && roles.iter().all(|r| {
-            matches!(
-                r.builtin_key.as_deref().and_then(BuiltinRole::parse),
-                Some(BuiltinRole::Limited | BuiltinRole::Guest)
-            )
-        })
+        && roles
+            .iter()
+            .all(|r| matches!(r.builtin, Some(BuiltinRole::Limited | BuiltinRole::Guest)))
 }
 
 fn view(invite: &InviteRow, roles: &[RoleRow], now: NaiveDateTime, registration_url: Option<String>) -> InviteView {
@@ -104,7 +107,7 @@ fn enqueue_invite_mail(
     notifications::enqueue(
         conn,
         Outgoing {
-            kind: "invite",
+            kind: NotificationKind::Invite,
             account_id: Some(invite.root_account_id.to_string()),
             recipient_user_id: None,
             recipient_email: invite.email.clone(),
@@ -138,9 +141,10 @@ fn load_invite(conn: &mut DbConnection, principal: &Principal, raw: &str) -> Res
 #[serde(deny_unknown_fields)]
 pub struct CreateInvite {
     #[validate(custom(function = "domain::check_email"))]
-    #[schema(example = "grace@example.com")]
+    #[schema(example = "grace@example.com", format = Email, max_length = 254)]
     pub email: String,
     /// One or more roles of this account (`rol_…`); never beyond the inviter's own permissions.
+    #[schema(min_items = 1)]
     pub role_ids: Vec<String>,
     /// The node the membership will sit at; defaults to the inviter's own node.
     pub account_id: Option<String>,
@@ -183,29 +187,22 @@ pub async fn create_invite(
     let created = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let tenant = policy::tenant(&principal)?;
-            accounts::lock_tenant(conn, &tenant.root)?;
             let node = match &body.account_id {
                 Some(raw) => load_account(conn, raw)?,
                 None => tenant.node.clone(),
             };
             policy::require_on(&principal, Permission::UsersInvite, &node)?;
             if node.status != AccountStatus::Active {
-                return Err(ApiError::conflict("That account is closed."));
+                return Err(ApiError::new(ProblemKind::AccountClosed, "That account is closed."));
             }
             let granted = crate::api::users::load_roles(conn, &tenant.root, &body.role_ids)?;
             policy::require_grantable(tenant, &granted)?;
             let now = st.clock.now();
-            if let Some(existing) = users::find_by_email(conn, email.normalized())? {
-                if let Some(m) = memberships::find_for_user_in(conn, &existing.id, &tenant.root)? {
-                    return Err(ApiError::conflict(format!(
-                        "{} is already a member of this organization ({}, membership {}).",
-                        existing.email, existing.id, m.status
-                    )));
-                }
-            }
+            ensure_not_a_member(conn, &tenant.root, email.normalized())?;
             if let Some(pending) = invites::live_for_email(conn, &tenant.root, email.normalized(), now)? {
-                return Err(ApiError::conflict(format!(
+                return Err(ApiError::new(ProblemKind::InviteAlreadyPending, format!(
                     "{} already has a pending invitation ({}); resend it or copy its link instead.",
                     email.as_str(),
                     pending.id
@@ -240,7 +237,7 @@ pub async fn create_invite(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "invite.created",
+                    action: AuditAction::InviteCreated,
                     target_type: "invite",
                     target_id: id.as_str(),
                     details: json!({ "email": invite.email, "account_id": node.id, "roles": role_ids, "send_email": body.send_email }),
@@ -260,6 +257,7 @@ pub struct ListInvitesQuery {
     /// `pending`, `accepted`, `revoked` or `expired`.
     pub status: Option<InviteStatus>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -269,6 +267,7 @@ pub struct ListInvitesQuery {
 pub struct InvitePage {
     pub items: Vec<InviteView>,
     /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -319,7 +318,7 @@ pub async fn list_invites(
                     view(i, &roles, now, None)
                 })
                 .collect();
-            Ok(InvitePage { items, next_cursor })
+            Ok::<_, ApiError>(InvitePage { items, next_cursor })
         })
         .await?;
     Ok(web::Json(page))
@@ -330,7 +329,7 @@ pub async fn list_invites(
     tag = "invites",
     operation_id = "getInvite",
     security(("bearer" = [])),
-    params(("invite_id" = String, Path, description = "An invitation id (`inv_…`)")),
+    params(("invite_id" = String, Path, description = "An invitation id (`inv_…`)", pattern = r"^inv_[0-9A-Za-z]{26}$")),
     responses(
         (status = 200, description = "The invitation", body = InviteView),
         (status = 403, description = "Needs users.invite over the invitation's node", body = Problem, content_type = "application/problem+json"),
@@ -350,10 +349,27 @@ pub async fn get_invite(
         .read(move |conn| {
             let (invite, _) = load_invite(conn, &principal, &raw)?;
             let roles = invites::roles_of(conn, &invite.id)?;
-            Ok(view(&invite, &roles, st.clock.now(), None))
+            Ok::<_, ApiError>(view(&invite, &roles, st.clock.now(), None))
         })
         .await?;
     Ok(web::Json(found))
+}
+
+/// Inviting someone who is already a member is a conflict (R6), whatever their membership's
+/// state.
+fn ensure_not_a_member(conn: &mut DbConnection, root: &AccountId, email_normalized: &str) -> Result<(), ApiError> {
+    if let Some(existing) = users::find_by_email(conn, email_normalized)? {
+        if let Some(m) = memberships::find_for_user_in(conn, &existing.id, root)? {
+            return Err(ApiError::new(
+                ProblemKind::AlreadyMember,
+                format!(
+                    "{} is already a member of this organization ({}, membership {}).",
+                    existing.email, existing.id, m.status
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Rotates the token and restarts the clock; with `send`, mails the new link.
@@ -367,21 +383,46 @@ async fn rotate(
     state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let root = policy::tenant(&principal)?.root.clone();
-            accounts::lock_tenant(conn, &root)?;
             let (invite, _) = load_invite(conn, &principal, &raw)?;
             let now = st.clock.now();
             match invite.state(now) {
-                InviteStatus::Accepted => return Err(ApiError::conflict("This invitation was already accepted.")),
+                InviteStatus::Accepted => {
+                    return Err(ApiError::new(
+                        ProblemKind::InviteNotPending,
+                        "This invitation was already accepted.",
+                    ))
+                }
                 InviteStatus::Revoked => {
-                    return Err(ApiError::conflict("This invitation was revoked; invite again instead."))
+                    return Err(ApiError::new(
+                        ProblemKind::InviteNotPending,
+                        "This invitation was revoked; invite again instead.",
+                    ))
                 }
                 InviteStatus::Pending | InviteStatus::Expired => {}
+            }
+            ensure_not_a_member(conn, &root, &invite.email_normalized)?;
+            // One live invitation per address (R6): an expired one comes back to life only
+            // when no newer invitation to the same address is pending.
+            if let Some(other) = invites::live_for_email(conn, &root, &invite.email_normalized, now)? {
+                if other.id != invite.id {
+                    return Err(ApiError::new(
+                        ProblemKind::InviteAlreadyPending,
+                        format!(
+                            "{} has a newer pending invitation ({}); resend or copy that one instead.",
+                            invite.email, other.id
+                        ),
+                    ));
+                }
             }
             let token = secrets::new_token();
             let expires_at = now + to_chrono(st.config.invite_ttl);
             if !invites::rotate(conn, &invite.id, &secrets::hash_token(&token), expires_at, now)? {
-                return Err(ApiError::conflict("This invitation is no longer pending."));
+                return Err(ApiError::new(
+                    ProblemKind::InviteNotPending,
+                    "This invitation is no longer pending.",
+                ));
             }
             let invite = invites::find_in(conn, &root, &invite.id)?.ok_or_else(|| ApiError::not_found("invitation"))?;
             let roles = invites::roles_of(conn, &invite.id)?;
@@ -394,7 +435,11 @@ async fn rotate(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: if send { "invite.resent" } else { "invite.link_copied" },
+                    action: if send {
+                        AuditAction::InviteResent
+                    } else {
+                        AuditAction::InviteLinkCopied
+                    },
                     target_type: "invite",
                     target_id: invite.id.as_str(),
                     details: json!({ "expires_at": utc(invite.expires_at) }),
@@ -411,7 +456,7 @@ async fn rotate(
     tag = "invites",
     operation_id = "resendInvite",
     security(("bearer" = [])),
-    params(("invite_id" = String, Path, description = "An invitation id (`inv_…`)")),
+    params(("invite_id" = String, Path, description = "An invitation id (`inv_…`)", pattern = r"^inv_[0-9A-Za-z]{26}$")),
     responses(
         (status = 200, description = "Sent again", body = InviteView),
         (status = 403, description = "Needs users.invite over the invitation's node", body = Problem, content_type = "application/problem+json"),
@@ -436,7 +481,7 @@ pub async fn resend_invite(
     tag = "invites",
     operation_id = "copyInviteLink",
     security(("bearer" = [])),
-    params(("invite_id" = String, Path, description = "An invitation id (`inv_…`)")),
+    params(("invite_id" = String, Path, description = "An invitation id (`inv_…`)", pattern = r"^inv_[0-9A-Za-z]{26}$")),
     responses(
         (status = 200, description = "The invitation with its new `registration_url`", body = InviteView),
         (status = 403, description = "Needs users.invite over the invitation's node", body = Problem, content_type = "application/problem+json"),
@@ -458,7 +503,7 @@ pub async fn copy_invite_link(
     tag = "invites",
     operation_id = "revokeInvite",
     security(("bearer" = [])),
-    params(("invite_id" = String, Path, description = "An invitation id (`inv_…`)")),
+    params(("invite_id" = String, Path, description = "An invitation id (`inv_…`)", pattern = r"^inv_[0-9A-Za-z]{26}$")),
     responses(
         (status = 200, description = "Revoked", body = InviteView),
         (status = 403, description = "Needs users.invite over the invitation's node", body = Problem, content_type = "application/problem+json"),
@@ -477,19 +522,20 @@ pub async fn revoke_invite(
     let revoked = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let (invite, _) = load_invite(conn, &principal, &raw)?;
             let now = st.clock.now();
             if !invites::revoke(conn, &invite.id, &principal.user.id, now)? {
-                return Err(ApiError::conflict(format!(
-                    "This invitation is already {}.",
-                    invite.state(now)
-                )));
+                return Err(ApiError::new(
+                    ProblemKind::InviteNotPending,
+                    format!("This invitation is already {}.", invite.state(now)),
+                ));
             }
             audit::record(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "invite.revoked",
+                    action: AuditAction::InviteRevoked,
                     target_type: "invite",
                     target_id: invite.id.as_str(),
                     details: json!({}),
@@ -522,6 +568,7 @@ fn live_invite(conn: &mut DbConnection, token_hash: &str, now: NaiveDateTime) ->
 pub struct InvitationToken {
     /// The token from the registration link.
     #[validate(length(min = 1, max = 256))]
+    #[schema(min_length = 1, max_length = 256)]
     pub token: String,
 }
 
@@ -560,7 +607,7 @@ pub async fn preview_invitation(
             let invite = live_invite(conn, &hash, st.clock.now())?;
             let account = accounts::find(conn, &invite.root_account_id)?.ok_or_else(invalid_link)?;
             let inviter = users::find(conn, &invite.invited_by)?.ok_or_else(invalid_link)?;
-            Ok(InvitationPreview {
+            Ok::<_, ApiError>(InvitationPreview {
                 account_name: account.name,
                 inviter_name: format!("{} {}", inviter.first_name, inviter.last_name),
                 email: invite.email,
@@ -576,18 +623,23 @@ pub async fn preview_invitation(
 pub struct AcceptInvitation {
     /// The token from the registration link.
     #[validate(length(min = 1, max = 256))]
+    #[schema(min_length = 1, max_length = 256)]
     pub token: String,
     /// For a new person: required.
     #[validate(custom(function = "domain::check_name"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: Option<String>,
     /// For a new person: required.
     #[validate(custom(function = "domain::check_name"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: Option<String>,
     /// For a new person: optional login name.
     #[validate(custom(function = "domain::check_username"))]
+    #[schema(min_length = 3, max_length = 64, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     pub username: Option<String>,
     /// For a new person: required, 10 to 256 characters.
     #[validate(custom(function = "domain::check_new_password"))]
+    #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
     pub password: Option<String>,
 }
 
@@ -599,6 +651,7 @@ pub struct AcceptedInvitation {
     /// For a person who just registered: their new session, scoped to the account.
     /// Absent for an existing user, who keeps their session and can switch accounts.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub session: Option<TokenResponse>,
     /// True when the granted roles see only assigned records: assign them now.
     pub requires_record_assignment: bool,
@@ -657,12 +710,16 @@ fn join(
 ) -> Result<(AccountRow, MembershipView, bool), ApiError> {
     let node = accounts::find(conn, &invite.account_id)?.ok_or_else(invalid_link)?;
     if node.status != AccountStatus::Active {
-        return Err(ApiError::conflict(
+        return Err(ApiError::new(
+            ProblemKind::AccountClosed,
             "The account this invitation is for has been closed.",
         ));
     }
     if memberships::find_for_user_in(conn, user, &invite.root_account_id)?.is_some() {
-        return Err(ApiError::conflict("You are already a member of this organization."));
+        return Err(ApiError::new(
+            ProblemKind::AlreadyMember,
+            "You are already a member of this organization.",
+        ));
     }
     let roles = invites::roles_of(conn, &invite.id)?;
     let role_ids: Vec<RoleId> = roles.iter().map(|r| r.id.clone()).collect();
@@ -707,7 +764,7 @@ async fn accept_as_existing_user(
                 conn,
                 &ctx,
                 AuditEntry {
-                    action: "invite.accepted",
+                    action: AuditAction::InviteAccepted,
                     target_type: "invite",
                     target_id: invite.id.as_str(),
                     details: json!({ "user_id": principal.user.id, "new_user": false }),
@@ -766,7 +823,8 @@ async fn accept_as_new_user(
         .read(move |conn| {
             let invite = live_invite(conn, &lookup, st.clock.now())?;
             if users::email_taken(conn, &invite.email_normalized)? {
-                return Err(ApiError::conflict(
+                return Err(ApiError::new(
+                    ProblemKind::EmailTaken,
                     "A user with this email already exists: log in, then accept the invitation.",
                 ));
             }
@@ -812,7 +870,7 @@ async fn accept_as_new_user(
                 conn,
                 &ctx,
                 AuditEntry {
-                    action: "user.created",
+                    action: AuditAction::UserCreated,
                     target_type: "user",
                     target_id: user_id.as_str(),
                     details: json!({ "via_invite": invite.id }),
@@ -823,7 +881,7 @@ async fn accept_as_new_user(
                 conn,
                 &ctx,
                 AuditEntry {
-                    action: "invite.accepted",
+                    action: AuditAction::InviteAccepted,
                     target_type: "invite",
                     target_id: invite.id.as_str(),
                     details: json!({ "user_id": user_id, "new_user": true }),

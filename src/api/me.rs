@@ -7,13 +7,14 @@ use serde_json::json;
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::api::input::Body;
 use crate::api::auth::notify_password_changed;
+use crate::api::extract::Body;
 use crate::api::views::{utc, AccountSummary, RoleRef, UserView};
 use crate::auth::extract::Principal;
 use crate::auth::policy;
 use crate::db::repo::audit::{self, AuditEntry};
 use crate::db::repo::{sessions, users};
+use crate::domain::AuditAction;
 use crate::domain::{self, Delegation, NewPassword, RevokeReason};
 use crate::error::{field_error, ApiError, Problem};
 use crate::state::AppState;
@@ -57,11 +58,15 @@ pub struct MeResponse {
     /// The effective user (the token's `sub`).
     pub user: UserView,
     /// The account the token is scoped to; null until one is picked.
+    #[schema(required = true)]
     pub account: Option<AccountSummary>,
+    /// The caller's membership in that account; null until one is picked.
+    #[schema(required = true)]
     pub membership: Option<MyMembership>,
     /// Effective permissions in this account: the union of the membership's roles.
     pub permissions: Vec<String>,
     /// Null unless someone is acting as this user.
+    #[schema(required = true)]
     pub acting_as: Option<ActingAs>,
     pub session: SessionView,
 }
@@ -81,7 +86,7 @@ pub async fn get_me(state: web::Data<AppState>, principal: Principal) -> Result<
             let actor_id = principal.actor_id.clone();
             let actor = state
                 .db
-                .read(move |conn| Ok(users::find(conn, &actor_id)?))
+                .read(move |conn| Ok::<_, ApiError>(users::find(conn, &actor_id)?))
                 .await?
                 .ok_or_else(|| ApiError::unauthenticated("The session has ended; log in again."))?;
             Some(ActingAs {
@@ -126,9 +131,11 @@ pub async fn get_me(state: web::Data<AppState>, principal: Principal) -> Result<
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     #[validate(length(min = 1, max = 1024))]
+    #[schema(min_length = 1, max_length = 1024)]
     pub current_password: String,
     /// 10 to 256 characters.
     #[validate(custom(function = "domain::check_new_password"))]
+    #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
     pub new_password: String,
 }
 
@@ -193,7 +200,7 @@ pub async fn change_password(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "user.password_changed",
+                    action: AuditAction::UserPasswordChanged,
                     target_type: "user",
                     target_id: user.id.as_str(),
                     details: json!({ "sessions_ended": ended }),

@@ -2,8 +2,8 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod extract;
 pub mod health;
-pub mod input;
 pub mod invites;
 pub mod me;
 pub mod pagination;

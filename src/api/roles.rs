@@ -6,17 +6,18 @@ use serde_json::json;
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::api::input::Body;
+use crate::api::extract::Body;
 use crate::api::views::utc;
 use crate::auth::extract::Principal;
-use crate::auth::permissions::{Permission, PermissionSet};
 use crate::auth::policy;
 use crate::db::models::RoleRow;
 use crate::db::repo::audit::{self, AuditEntry};
-use crate::db::repo::{accounts, memberships, roles};
+use crate::db::repo::{memberships, roles};
 use crate::db::DbConnection;
 use crate::domain;
-use crate::error::{field_error, ApiError, Problem};
+use crate::domain::permissions::{Permission, PermissionSet};
+use crate::domain::AuditAction;
+use crate::error::{field_error, ApiError, Problem, ProblemKind};
 use crate::ids::{AccountId, RoleId};
 use crate::state::AppState;
 
@@ -53,6 +54,7 @@ pub struct RoleView {
     pub description: String,
     /// The built-in role this is (`owner`, `admin`, `standard`, `limited`, `guest`,
     /// `messaging_agent`, `viewer`); null for a custom role. Built-in roles cannot change.
+    #[schema(required = true)]
     pub builtin: Option<String>,
     pub permissions: Vec<String>,
     /// How many memberships hold the role.
@@ -67,7 +69,7 @@ fn role_view(conn: &mut DbConnection, role: &RoleRow) -> Result<RoleView, ApiErr
         id: role.id.to_string(),
         name: role.name.clone(),
         description: role.description.clone(),
-        builtin: role.builtin_key.clone(),
+        builtin: role.builtin.map(|b| b.key().to_string()),
         permissions: permissions.iter().map(|p| p.as_str().to_string()).collect(),
         member_count: memberships::count_holding(conn, &role.id)?,
         created_at: utc(role.created_at),
@@ -115,7 +117,10 @@ fn parse_permissions(raw: &[String]) -> Result<PermissionSet, ApiError> {
     tag = "roles",
     operation_id = "listRoles",
     security(("bearer" = [])),
-    responses((status = 200, description = "Every role of the organization", body = Vec<RoleView>))
+    responses(
+        (status = 200, description = "Every role of the organization", body = Vec<RoleView>),
+        (status = 403, description = "The password must be changed first, or the token has not picked an account yet", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/v1/roles")]
 pub async fn list_roles(
@@ -138,9 +143,10 @@ pub async fn list_roles(
     tag = "roles",
     operation_id = "getRole",
     security(("bearer" = [])),
-    params(("role_id" = String, Path, description = "A role id (`rol_…`)")),
+    params(("role_id" = String, Path, description = "A role id (`rol_…`)", pattern = r"^rol_[0-9A-Za-z]{26}$")),
     responses(
         (status = 200, description = "The role", body = RoleView),
+        (status = 403, description = "The password must be changed first, or the token has not picked an account yet", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role in the caller's organization", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -166,9 +172,10 @@ pub async fn get_role(
 #[serde(deny_unknown_fields)]
 pub struct CreateRole {
     #[validate(custom(function = "domain::check_name"))]
-    #[schema(example = "Front desk")]
+    #[schema(example = "Front desk", min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     #[validate(length(max = 500))]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// Permission names from `GET /v1/permissions`; each must be one the caller holds.
     pub permissions: Vec<String>,
@@ -200,11 +207,11 @@ pub async fn create_role(
     let view = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let tenant = require_role_management(&principal)?;
             policy::require_permissions_held(tenant, &permissions)?;
-            accounts::lock_tenant(conn, &tenant.root)?;
             if roles::name_taken(conn, &tenant.root, &name, None)? {
-                return Err(ApiError::conflict(format!("A role named {name} already exists.")));
+                return Err(ApiError::new(ProblemKind::RoleNameTaken, format!("A role named {name} already exists.")));
             }
             let now = st.clock.now();
             let description = body.description.as_deref().unwrap_or("").trim();
@@ -213,7 +220,7 @@ pub async fn create_role(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "role.created",
+                    action: AuditAction::RoleCreated,
                     target_type: "role",
                     target_id: id.as_str(),
                     details: json!({ "name": name, "permissions": permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>() }),
@@ -231,8 +238,10 @@ pub async fn create_role(
 #[serde(deny_unknown_fields)]
 pub struct UpdateRole {
     #[validate(custom(function = "domain::check_name"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     #[validate(length(max = 500))]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// The complete new set of permissions.
     pub permissions: Option<Vec<String>>,
@@ -243,7 +252,7 @@ pub struct UpdateRole {
     tag = "roles",
     operation_id = "updateRole",
     security(("bearer" = [])),
-    params(("role_id" = String, Path, description = "A role id (`rol_…`)")),
+    params(("role_id" = String, Path, description = "A role id (`rol_…`)", pattern = r"^rol_[0-9A-Za-z]{26}$")),
     request_body = UpdateRole,
     responses(
         (status = 200, description = "Updated", body = RoleView),
@@ -273,13 +282,14 @@ pub async fn update_role(
     let view = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let root = policy::tenant(&principal)?.root.clone();
-            accounts::lock_tenant(conn, &root)?;
             // The target first: a role of another organization answers 404 to everyone (R1).
             let role = load_role(conn, &root, &raw)?;
             let tenant = require_role_management(&principal)?;
-            if role.builtin_key.is_some() {
-                return Err(ApiError::conflict(
+            if role.builtin.is_some() {
+                return Err(ApiError::new(
+                    ProblemKind::BuiltinRole,
                     "Built-in roles cannot be changed; create a custom role instead.",
                 ));
             }
@@ -289,7 +299,10 @@ pub async fn update_role(
             let now = st.clock.now();
             let new_name = name.unwrap_or_else(|| role.name.clone());
             if roles::name_taken(conn, &tenant.root, &new_name, Some(&role.id))? {
-                return Err(ApiError::conflict(format!("A role named {new_name} already exists.")));
+                return Err(ApiError::new(
+                    ProblemKind::RoleNameTaken,
+                    format!("A role named {new_name} already exists."),
+                ));
             }
             let description = body
                 .description
@@ -305,7 +318,7 @@ pub async fn update_role(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "role.updated",
+                    action: AuditAction::RoleUpdated,
                     target_type: "role",
                     target_id: role.id.as_str(),
                     details: json!({
@@ -327,7 +340,7 @@ pub async fn update_role(
     tag = "roles",
     operation_id = "deleteRole",
     security(("bearer" = [])),
-    params(("role_id" = String, Path, description = "A role id (`rol_…`)")),
+    params(("role_id" = String, Path, description = "A role id (`rol_…`)", pattern = r"^rol_[0-9A-Za-z]{26}$")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, description = "Needs roles.manage", body = Problem, content_type = "application/problem+json"),
@@ -346,12 +359,15 @@ pub async fn delete_role(
     state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let root = policy::tenant(&principal)?.root.clone();
-            accounts::lock_tenant(conn, &root)?;
             let role = load_role(conn, &root, &raw)?;
             require_role_management(&principal)?;
-            if role.builtin_key.is_some() {
-                return Err(ApiError::conflict("Built-in roles cannot be deleted."));
+            if role.builtin.is_some() {
+                return Err(ApiError::new(
+                    ProblemKind::BuiltinRole,
+                    "Built-in roles cannot be deleted.",
+                ));
             }
             let held = memberships::count_holding(conn, &role.id)?;
             if held > 0 {
@@ -360,10 +376,13 @@ pub async fn delete_role(
                 } else {
                     "memberships hold"
                 };
-                return Err(ApiError::conflict(format!(
-                    "The role {} is in use: {held} {noun} it. Give them other roles first.",
-                    role.name
-                )));
+                return Err(ApiError::new(
+                    ProblemKind::RoleInUse,
+                    format!(
+                        "The role {} is in use: {held} {noun} it. Give them other roles first.",
+                        role.name
+                    ),
+                ));
             }
             let now = st.clock.now();
             roles::delete(conn, &role.id)?;
@@ -371,7 +390,7 @@ pub async fn delete_role(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "role.deleted",
+                    action: AuditAction::RoleDeleted,
                     target_type: "role",
                     target_id: role.id.as_str(),
                     details: json!({ "name": role.name }),

@@ -7,20 +7,21 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::api::input::{Body, Query};
 use crate::api::accounts::load_account;
+use crate::api::extract::{Body, Query};
 use crate::api::pagination::PageRequest;
 use crate::api::views::MemberView;
 use crate::auth::extract::Principal;
-use crate::auth::permissions::{BuiltinRole, Permission, PermissionSet};
 use crate::auth::policy;
 use crate::db::models::{AccountRow, MembershipRow, RoleRow, UserRow};
 use crate::db::repo::audit::{self, AuditEntry};
 use crate::db::repo::memberships::{self, MemberFilter};
 use crate::db::repo::{accounts, roles, users};
 use crate::db::DbConnection;
+use crate::domain::permissions::{BuiltinRole, Permission, PermissionSet};
+use crate::domain::AuditAction;
 use crate::domain::{self, AccountStatus, Email, MembershipStatus, NewPassword, UserStatus, Username};
-use crate::error::{field_error, ApiError, Problem};
+use crate::error::{field_error, ApiError, Problem, ProblemKind};
 use crate::identity;
 use crate::ids::{AccountId, RoleId, UserId};
 use crate::state::AppState;
@@ -97,7 +98,8 @@ pub fn ensure_an_owner_remains(
     let owners = memberships::active_owner_memberships(conn, root)?;
     let others = owners.iter().filter(|id| id.as_str() != losing.id.as_str()).count();
     if others == 0 {
-        return Err(ApiError::conflict(
+        return Err(ApiError::new(
+            ProblemKind::LastOwner,
             "This is the organization's last active owner; make someone else an owner first.",
         ));
     }
@@ -118,6 +120,7 @@ pub struct ListUsersQuery {
     /// The integrator's id.
     pub external_id: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -127,6 +130,7 @@ pub struct ListUsersQuery {
 pub struct MemberPage {
     pub items: Vec<MemberView>,
     /// Pass as `cursor` for the next page; null on the last page. Stable under inserts.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -214,7 +218,7 @@ pub async fn list_users(
     tag = "users",
     operation_id = "getUser",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "A user id (`usr_…`)")),
+    params(("user_id" = String, Path, description = "A user id (`usr_…`)", pattern = r"^usr_[0-9A-Za-z]{26}$")),
     responses(
         (status = 200, description = "The member", body = MemberView),
         (status = 403, description = "Needs users.read over the user's place in the tree", body = Problem, content_type = "application/problem+json"),
@@ -241,9 +245,11 @@ pub async fn get_user(
 pub struct PreferencesInput {
     /// The first page the user sees after logging in.
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub default_landing_page: Option<String>,
     /// The contact profile tab shown first.
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub default_contact_tab: Option<String>,
     pub show_calendar: Option<bool>,
     pub daily_email_reminders: Option<bool>,
@@ -253,24 +259,32 @@ pub struct PreferencesInput {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     #[validate(custom(function = "domain::check_email"))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     #[validate(custom(function = "domain::check_username"))]
+    #[schema(min_length = 3, max_length = 64, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     pub username: Option<String>,
     #[validate(custom(function = "domain::check_name"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: String,
     #[validate(custom(function = "domain::check_name"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: String,
     #[validate(length(max = 40))]
+    #[schema(max_length = 40)]
     pub phone: Option<String>,
     /// The initial password; the user must change it at first login.
     #[validate(custom(function = "domain::check_new_password"))]
+    #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
     pub password: String,
     /// One or more roles of this account (`rol_…`).
+    #[schema(min_items = 1)]
     pub role_ids: Vec<String>,
     /// The node the membership sits at; defaults to the caller's own node.
     pub account_id: Option<String>,
     /// The integrator's own id for this user, unique within the organization.
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
     pub external_id: Option<String>,
     #[validate(nested)]
     pub preferences: Option<PreferencesInput>,
@@ -285,6 +299,7 @@ pub struct CreateUser {
     responses(
         (status = 201, description = "Created", body = MemberView),
         (status = 403, description = "Needs users.manage at the node, and every permission of the granted roles", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such node (`account_id`) in the caller's organization", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The email, username or external id is taken (invite an existing user instead)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -327,33 +342,38 @@ pub async fn create_user(
     let created = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let tenant = policy::tenant(&principal)?;
-            accounts::lock_tenant(conn, &tenant.root)?;
             let node = match &body.account_id {
                 Some(raw) => load_account(conn, raw)?,
                 None => tenant.node.clone(),
             };
             policy::require_on(&principal, Permission::UsersManage, &node)?;
             if node.status != AccountStatus::Active {
-                return Err(ApiError::conflict("That account is closed."));
+                return Err(ApiError::new(ProblemKind::AccountClosed, "That account is closed."));
             }
             let granted = load_roles(conn, &tenant.root, &body.role_ids)?;
             policy::require_grantable(tenant, &granted)?;
             if users::email_taken(conn, email.normalized())? {
-                return Err(ApiError::conflict(
+                return Err(ApiError::new(
+                    ProblemKind::EmailTaken,
                     "A user with this email already exists; invite them instead.",
                 ));
             }
             if let Some(name) = &username {
                 if users::username_taken(conn, name.normalized())? {
-                    return Err(ApiError::conflict("This username is taken; choose another."));
+                    return Err(ApiError::new(
+                        ProblemKind::UsernameTaken,
+                        "This username is taken; choose another.",
+                    ));
                 }
             }
             if let Some(ext) = &body.external_id {
                 if memberships::external_id_taken(conn, &tenant.root, ext, None)? {
-                    return Err(ApiError::conflict(format!(
-                        "Another user of this organization has the external id {ext}."
-                    )));
+                    return Err(ApiError::new(
+                        ProblemKind::ExternalIdTaken,
+                        format!("Another user of this organization has the external id {ext}."),
+                    ));
                 }
             }
             let now = st.clock.now();
@@ -401,7 +421,7 @@ pub async fn create_user(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "user.created",
+                    action: AuditAction::UserCreated,
                     target_type: "user",
                     target_id: user_id.as_str(),
                     details: json!({ "account_id": node.id, "roles": role_ids }),
@@ -418,18 +438,23 @@ pub async fn create_user(
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     #[validate(custom(function = "domain::check_name"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: Option<String>,
     #[validate(custom(function = "domain::check_name"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: Option<String>,
     /// Send null to clear.
     #[serde(default, deserialize_with = "crate::api::nullable")]
     #[validate(length(max = 40))]
+    #[schema(max_length = 40)]
     pub phone: Option<Option<String>>,
     #[validate(custom(function = "domain::check_username"))]
+    #[schema(min_length = 3, max_length = 64, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     pub username: Option<String>,
     /// Send null to clear. Unique within the organization.
     #[serde(default, deserialize_with = "crate::api::nullable")]
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
     pub external_id: Option<Option<String>>,
     #[validate(nested)]
     pub preferences: Option<PreferencesInput>,
@@ -443,7 +468,7 @@ pub struct UpdateUser {
     tag = "users",
     operation_id = "updateUser",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "A user id (`usr_…`)")),
+    params(("user_id" = String, Path, description = "A user id (`usr_…`)", pattern = r"^usr_[0-9A-Za-z]{26}$")),
     request_body = UpdateUser,
     responses(
         (status = 200, description = "Updated", body = MemberView),
@@ -484,6 +509,7 @@ pub async fn update_user(
     let updated = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let tenant = policy::tenant(&principal)?;
             let member = load_member(conn, &tenant.root, &raw)?;
             let is_self = member.user.id == principal.user.id;
@@ -494,14 +520,18 @@ pub async fn update_user(
             if let Some(name) = &username {
                 let taken = users::find_by_username(conn, name.normalized())?.is_some_and(|u| u.id != member.user.id);
                 if taken {
-                    return Err(ApiError::conflict("This username is taken; choose another."));
+                    return Err(ApiError::new(
+                        ProblemKind::UsernameTaken,
+                        "This username is taken; choose another.",
+                    ));
                 }
             }
             if let Some(Some(ext)) = &body.external_id {
                 if memberships::external_id_taken(conn, &tenant.root, ext, Some(&member.membership.id))? {
-                    return Err(ApiError::conflict(format!(
-                        "Another user of this organization has the external id {ext}."
-                    )));
+                    return Err(ApiError::new(
+                        ProblemKind::ExternalIdTaken,
+                        format!("Another user of this organization has the external id {ext}."),
+                    ));
                 }
             }
             let prefs = body.preferences.unwrap_or_default();
@@ -530,7 +560,7 @@ pub async fn update_user(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "user.updated",
+                    action: AuditAction::UserUpdated,
                     target_type: "user",
                     target_id: member.user.id.as_str(),
                     details: json!({}),
@@ -547,6 +577,7 @@ pub async fn update_user(
 #[serde(deny_unknown_fields)]
 pub struct SetRoles {
     /// The complete new set of roles (`rol_…`), at least one.
+    #[schema(min_items = 1)]
     pub role_ids: Vec<String>,
 }
 
@@ -558,7 +589,7 @@ pub struct SetRoles {
     tag = "users",
     operation_id = "setUserRoles",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "A user id (`usr_…`)")),
+    params(("user_id" = String, Path, description = "A user id (`usr_…`)", pattern = r"^usr_[0-9A-Za-z]{26}$")),
     request_body = SetRoles,
     responses(
         (status = 200, description = "The member with the new roles", body = MemberView),
@@ -581,8 +612,8 @@ pub async fn set_user_roles(
     let updated = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let tenant = policy::tenant(&principal)?;
-            accounts::lock_tenant(conn, &tenant.root)?;
             let member = load_member(conn, &tenant.root, &raw)?;
             policy::require_member(&principal, Permission::UsersManage, &member.node, &member.roles)?;
             let granted = load_roles(conn, &tenant.root, &body.role_ids)?;
@@ -598,7 +629,7 @@ pub async fn set_user_roles(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "membership.roles_changed",
+                    action: AuditAction::MembershipRolesChanged,
                     target_type: "user",
                     target_id: member.user.id.as_str(),
                     details: json!({
@@ -619,6 +650,7 @@ pub async fn set_user_roles(
 pub struct MoveMembership {
     /// The node (`acc_…`) the membership moves to, in the same organization.
     #[validate(length(min = 1, max = 64))]
+    #[schema(min_length = 1, max_length = 64)]
     pub account_id: String,
 }
 
@@ -627,7 +659,7 @@ pub struct MoveMembership {
     tag = "users",
     operation_id = "moveUser",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "A user id (`usr_…`)")),
+    params(("user_id" = String, Path, description = "A user id (`usr_…`)", pattern = r"^usr_[0-9A-Za-z]{26}$")),
     request_body = MoveMembership,
     responses(
         (status = 200, description = "Moved", body = MemberView),
@@ -650,13 +682,14 @@ pub async fn move_user(
     let moved = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let tenant = policy::tenant(&principal)?;
             let member = load_member(conn, &tenant.root, &raw)?;
             policy::require_member(&principal, Permission::UsersManage, &member.node, &member.roles)?;
             let target = load_account(conn, &body.account_id)?;
             policy::require_on(&principal, Permission::UsersManage, &target)?;
             if target.status != AccountStatus::Active {
-                return Err(ApiError::conflict("That account is closed."));
+                return Err(ApiError::new(ProblemKind::AccountClosed, "That account is closed."));
             }
             let now = st.clock.now();
             memberships::move_to(conn, &member.membership.id, &target.id, now)?;
@@ -664,7 +697,7 @@ pub async fn move_user(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "membership.moved",
+                    action: AuditAction::MembershipMoved,
                     target_type: "user",
                     target_id: member.user.id.as_str(),
                     details: json!({ "from": member.node.id, "to": target.id }),
@@ -682,6 +715,7 @@ pub async fn move_user(
 pub struct TransferOwnership {
     /// The member (`usr_…`) who becomes an owner in the caller's place.
     #[validate(length(min = 1, max = 64))]
+    #[schema(min_length = 1, max_length = 64)]
     pub user_id: String,
 }
 
@@ -721,18 +755,21 @@ pub async fn transfer_ownership(
     let result = state
         .db
         .write(move |conn| {
+            let principal = principal.lock_tenant(conn)?;
             let root = policy::tenant(&principal)?.root.clone();
-            accounts::lock_tenant(conn, &root)?;
             // The target first: a user of another organization answers 404 to everyone (R1).
             let target = load_member(conn, &root, &body.user_id)?;
             // Ownership is over the whole organization: it needs reach over the root (R2).
             let tenant = policy::tenant(&principal)?;
             let tenant = policy::require_on(&principal, Permission::AccountTransfer, &tenant.account)?;
             if target.user.id == principal.user.id {
-                return Err(ApiError::conflict("You are already the owner."));
+                return Err(ApiError::new(ProblemKind::AlreadyOwner, "You are already the owner."));
             }
             if target.membership.status != MembershipStatus::Active || target.user.status != UserStatus::Active {
-                return Err(ApiError::conflict("Ownership can only go to an active member."));
+                return Err(ApiError::new(
+                    ProblemKind::MemberNotActive,
+                    "Ownership can only go to an active member.",
+                ));
             }
             let owner = roles::find_builtin(conn, &tenant.root, BuiltinRole::Owner)?
                 .ok_or_else(|| ApiError::internal("owner role missing"))?;
@@ -747,7 +784,7 @@ pub async fn transfer_ownership(
                 conn,
                 &principal.audit(),
                 AuditEntry {
-                    action: "account.ownership_transferred",
+                    action: AuditAction::AccountOwnershipTransferred,
                     target_type: "account",
                     target_id: tenant.root.as_str(),
                     details: json!({ "from": principal.user.id, "to": target.user.id }),

@@ -18,9 +18,11 @@ pub struct UserView {
     #[schema(example = "usr_01jd3k6x0n6qg8z7v2f4t9b1c5")]
     pub id: String,
     pub email: String,
+    #[schema(required = true)]
     pub username: Option<String>,
     pub first_name: String,
     pub last_name: String,
+    #[schema(required = true)]
     pub phone: Option<String>,
     pub status: UserStatus,
     /// The user must change their password before using any account.
@@ -33,7 +35,9 @@ pub struct UserView {
 /// What the user chose for their own screens.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PreferencesView {
+    #[schema(required = true)]
     pub default_landing_page: Option<String>,
+    #[schema(required = true)]
     pub default_contact_tab: Option<String>,
     pub show_calendar: bool,
     pub daily_email_reminders: bool,
@@ -90,16 +94,20 @@ pub struct AccountView {
     pub id: String,
     pub root_id: String,
     /// Null for a root account.
+    #[schema(required = true)]
     pub parent_id: Option<String>,
     pub kind: AccountKind,
     pub name: String,
+    #[schema(required = true)]
     pub address: Option<String>,
+    #[schema(required = true)]
     pub phone: Option<String>,
     pub status: AccountStatus,
     /// 0 for a root account.
     pub depth: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub closed_at: Option<DateTime<Utc>>,
 }
 
@@ -128,6 +136,7 @@ pub struct RoleRef {
     pub id: String,
     pub name: String,
     /// The built-in role this is (`owner`, `admin`, …); null for a custom role.
+    #[schema(required = true)]
     pub builtin: Option<String>,
 }
 
@@ -136,7 +145,7 @@ impl From<&RoleRow> for RoleRef {
         Self {
             id: r.id.to_string(),
             name: r.name.clone(),
-            builtin: r.builtin_key.clone(),
+            builtin: r.builtin.map(|b| b.key().to_string()),
         }
     }
 }
@@ -150,6 +159,7 @@ pub struct MembershipView {
     pub status: MembershipStatus,
     pub roles: Vec<RoleRef>,
     /// The integrator's own id for this user, unique within the root account.
+    #[schema(required = true)]
     pub external_id: Option<String>,
     pub created_at: DateTime<Utc>,
 }

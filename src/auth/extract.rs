@@ -7,13 +7,13 @@ use diesel::prelude::*;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::auth::permissions::PermissionSet;
 use crate::auth::tokens::AccessClaims;
 use crate::db::models::{AccountRow, MembershipRow, RoleRow, SessionRow, UserRow};
 use crate::db::repo::audit::AuditContext;
 use crate::db::repo::{accounts, memberships, roles};
 use crate::db::schema::{sessions, users};
 use crate::db::DbConnection;
+use crate::domain::permissions::PermissionSet;
 use crate::domain::{AccountStatus, Delegation, MembershipStatus, UserStatus};
 use crate::error::ApiError;
 use crate::ids::{AccountId, SessionId, UserId};
@@ -54,6 +54,23 @@ impl Principal {
 
     pub fn is_delegated(&self) -> bool {
         self.delegation.is_some()
+    }
+
+    /// Takes the organization's write lock and re-reads the caller's membership, node, roles
+    /// and permissions under it (R15). Every write that depends on the caller's own rights
+    /// decides on the principal this returns, never on the one loaded before the lock: two
+    /// concurrent requests can then never combine into more than one of them could do (for
+    /// example two ownership transfers by one owner). Must run inside the write transaction.
+    pub fn lock_tenant(&self, conn: &mut DbConnection) -> Result<Principal, ApiError> {
+        let Some(current) = self.tenant.as_ref() else {
+            return Ok(self.clone());
+        };
+        accounts::lock_tenant(conn, &current.root)?;
+        let tenant = load_tenant(conn, &self.user.id, current.root.clone())?;
+        Ok(Principal {
+            tenant: Some(tenant),
+            ..self.clone()
+        })
     }
 
     /// The audit fields this request fixes: real actor, effective user, account, request.

@@ -5,7 +5,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::SigningKey;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde::Serialize;
@@ -96,11 +96,11 @@ impl SigningKeys {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = SigningKey::generate(&mut rand::rngs::OsRng);
-                let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| KeyError::Write {
+                let pem = standard_pem(&key).map_err(|e| KeyError::Write {
                     path: shown.clone(),
                     reason: e.to_string(),
                 })?;
-                write_private(path, pem.as_bytes()).map_err(|e| KeyError::Write {
+                write_private(path, pem.as_ref().as_bytes()).map_err(|e| KeyError::Write {
                     path: shown.clone(),
                     reason: e.to_string(),
                 })?;
@@ -113,6 +113,17 @@ impl SigningKeys {
             }),
         }
     }
+}
+
+/// The key as RFC 8410 writes it (PKCS#8 v1, the private key only): the form `openssl genpkey
+/// -algorithm ed25519` produces and that OpenSSL 3 and Python's `cryptography` read. The
+/// crate's default (v2, with the public key attached) is refused by both ("extra data").
+fn standard_pem(key: &SigningKey) -> ed25519_dalek::pkcs8::Result<impl AsRef<str>> {
+    KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_pem(LineEnding::LF)
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
@@ -143,6 +154,58 @@ mod tests {
         assert!(!created);
         assert_eq!(first.kid, second.kid);
         assert_eq!(first.jwks.keys[0].x, second.jwks.keys[0].x);
+    }
+
+    #[test]
+    fn the_generated_file_is_the_rfc_8410_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        SigningKeys::load_or_generate(&path).unwrap();
+        let pem = std::fs::read_to_string(&path).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+        // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }
+        let prefix = [
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+        ];
+        assert_eq!(der.len(), 48);
+        assert_eq!(der[..16], prefix);
+    }
+
+    /// Operators inspect keys with OpenSSL: it must read the file and derive the public key
+    /// the JWKS publishes. Skipped where no `openssl` is installed.
+    #[test]
+    fn openssl_reads_the_generated_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        let (keys, _) = SigningKeys::load_or_generate(&path).unwrap();
+        let Ok(out) = std::process::Command::new("openssl")
+            .args(["pkey", "-in"])
+            .arg(&path)
+            .args(["-pubout", "-outform", "DER"])
+            .output()
+        else {
+            eprintln!("openssl not installed; skipped");
+            return;
+        };
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // The last 32 bytes of the SubjectPublicKeyInfo are the raw public key.
+        let raw = &out.stdout[out.stdout.len() - 32..];
+        assert_eq!(URL_SAFE_NO_PAD.encode(raw), keys.jwks.keys[0].x);
+    }
+
+    #[test]
+    fn a_key_written_by_openssl_or_in_the_older_v2_form_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let v2 = dir.path().join("v2.pem");
+        std::fs::write(&v2, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+        let (loaded, created) = SigningKeys::load_or_generate(&v2).unwrap();
+        assert!(!created);
+        assert_eq!(
+            loaded.jwks.keys[0].x,
+            URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes())
+        );
     }
 
     #[test]

@@ -4,7 +4,6 @@
 pub mod extract;
 pub mod keys;
 pub mod password;
-pub mod permissions;
 pub mod policy;
 pub mod secrets;
 pub mod tokens;

@@ -2,8 +2,8 @@
 //! permissions themselves.
 
 use crate::auth::extract::{Principal, TenantContext};
-use crate::auth::permissions::{BuiltinRole, Permission, PermissionSet};
 use crate::db::models::{AccountRow, RoleRow};
+use crate::domain::permissions::{BuiltinRole, Permission, PermissionSet};
 use crate::error::{ApiError, ProblemKind};
 
 /// The caller's tenant, for any call that works inside an account. Refused when the token
@@ -110,9 +110,7 @@ pub fn require_grantable(tenant: &TenantContext, roles: &[(RoleRow, PermissionSe
                 missing.as_str()
             )));
         }
-        if role.builtin_key.as_deref() == Some(BuiltinRole::Owner.key())
-            && !tenant.permissions.contains(&Permission::OwnersManage)
-        {
+        if role.builtin == Some(BuiltinRole::Owner) && !tenant.permissions.contains(&Permission::OwnersManage) {
             return Err(ApiError::forbidden("Only owners can make someone an owner."));
         }
     }
@@ -131,7 +129,5 @@ pub fn require_permissions_held(tenant: &TenantContext, wanted: &PermissionSet) 
 }
 
 pub fn holds_owner(roles: &[RoleRow]) -> bool {
-    roles
-        .iter()
-        .any(|r| r.builtin_key.as_deref() == Some(BuiltinRole::Owner.key()))
+    roles.iter().any(|r| r.builtin == Some(BuiltinRole::Owner))
 }

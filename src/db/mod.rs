@@ -14,7 +14,6 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
 use crate::config::DatabaseUrl;
-use crate::error::ApiError;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -36,6 +35,27 @@ pub enum DbSetupError {
     Pool(#[from] diesel::r2d2::PoolError),
     #[error("cannot apply migrations: {0}")]
     Migrations(String),
+}
+
+/// What the storage layer can fail with at run time. The HTTP error type maps from this
+/// (`impl From<DbError> for ApiError`), never the other way round.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A query failed (a unique violation included: see [`DbError::is_unique_violation`]).
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    /// No connection could be had in time: the database is down or the pool is exhausted.
+    #[error("no database connection: {0}")]
+    Unavailable(#[from] diesel::r2d2::PoolError),
+    /// The blocking pool could not run the work (it was cancelled or panicked).
+    #[error("the blocking pool failed: {0}")]
+    Blocking(String),
+}
+
+impl DbError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Query(e) if is_unique_violation(e))
+    }
 }
 
 /// Per-connection settings for SQLite: foreign keys enforced, and a busy timeout so that
@@ -102,33 +122,43 @@ impl Db {
         self.pool.get()
     }
 
+    /// Whether the database answers a trivial query (the readiness check).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.read(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from))
+            .await
+    }
+
     /// Runs `f` on the blocking pool with a connection, outside any transaction.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
         web::block(move || {
-            let mut conn = pool.get()?;
+            let mut conn = pool.get().map_err(DbError::from)?;
             f(&mut conn)
         })
-        .await?
+        .await
+        .map_err(|e| E::from(DbError::Blocking(e.to_string())))?
     }
 
     /// Runs `f` on the blocking pool inside one write transaction: everything it changes
     /// (rows, audit events, notifications) commits together or not at all.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
         web::block(move || {
-            let mut conn = pool.get()?;
+            let mut conn = pool.get().map_err(DbError::from)?;
             write_transaction(&mut conn, f)
         })
-        .await?
+        .await
+        .map_err(|e| E::from(DbError::Blocking(e.to_string())))?
     }
 }
 
@@ -139,12 +169,13 @@ impl Db {
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
-    E: From<diesel::result::Error>,
+    E: From<DbError>,
 {
-    match conn {
-        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-        DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
-    }
+    let begun = match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c),
+    };
+    begun.map_err(DbError::from)?;
     type Manager = <DbConnection as Connection>::TransactionManager;
     match f(conn) {
         Ok(value) => match Manager::commit_transaction(conn) {
@@ -153,7 +184,7 @@ where
                 if let Err(e) = Manager::rollback_transaction(conn) {
                     log::warn!("rollback after a failed commit failed too: {e}");
                 }
-                Err(commit_err.into())
+                Err(DbError::from(commit_err).into())
             }
         },
         Err(err) => {

@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::*;
+use crate::domain::permissions::BuiltinRole;
 use crate::domain::{
     AccountKind, AccountStatus, Delegation, InviteStatus, MembershipStatus, NotificationStatus, UserStatus,
 };
@@ -108,11 +109,41 @@ pub struct RoleRow {
     pub id: RoleId,
     #[diesel(deserialize_as = String)]
     pub root_account_id: AccountId,
-    pub builtin_key: Option<String>,
+    /// Which built-in role this row is; `None` for a custom role.
+    #[diesel(column_name = builtin_key, deserialize_as = BuiltinColumn)]
+    pub builtin: Option<BuiltinRole>,
     pub name: String,
     pub description: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+/// The `roles.builtin_key` column read as a [`BuiltinRole`]; a key this version does not
+/// know is a deserialization error, never a custom role.
+pub struct BuiltinColumn(Option<BuiltinRole>);
+
+impl<DB> Queryable<diesel::sql_types::Nullable<diesel::sql_types::Text>, DB> for BuiltinColumn
+where
+    DB: diesel::backend::Backend,
+    Option<String>: Queryable<diesel::sql_types::Nullable<diesel::sql_types::Text>, DB>,
+{
+    type Row = <Option<String> as Queryable<diesel::sql_types::Nullable<diesel::sql_types::Text>, DB>>::Row;
+
+    fn build(row: Self::Row) -> diesel::deserialize::Result<Self> {
+        let raw = <Option<String> as Queryable<diesel::sql_types::Nullable<diesel::sql_types::Text>, DB>>::build(row)?;
+        match raw {
+            None => Ok(Self(None)),
+            Some(key) => BuiltinRole::parse(&key)
+                .map(|role| Self(Some(role)))
+                .ok_or_else(|| format!("unknown built-in role {key:?}").into()),
+        }
+    }
+}
+
+impl From<BuiltinColumn> for Option<BuiltinRole> {
+    fn from(column: BuiltinColumn) -> Self {
+        column.0
+    }
 }
 
 #[derive(Debug, Insertable)]

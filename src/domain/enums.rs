@@ -7,15 +7,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-macro_rules! text_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vdoc])* $variant),+
-        }
-
+/// What every text enum has: the list of variants, the text of each, parsing, and the
+/// conversions diesel uses to store and read it as TEXT.
+macro_rules! text_impls {
+    ($name:ident { $($variant:ident => $text:literal),+ }) => {
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
@@ -48,6 +43,74 @@ macro_rules! text_enum {
         }
     };
 }
+
+/// An enum that is part of the API: serialized and documented as its snake_case text.
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        text_impls!($name { $($variant => $text),+ });
+    };
+}
+
+/// Like `text_enum!`, for vocabularies that are stored and logged but not part of a request
+/// or response schema (their text may hold dots, which serde's `rename_all` cannot make).
+macro_rules! text_vocabulary {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        text_impls!($name { $($variant => $text),+ });
+    };
+}
+
+text_vocabulary!(
+    /// What an audit event records. The text is stored and is part of the audit API.
+    AuditAction {
+        AccountBillingUpdated => "account.billing_updated",
+        AccountClosed => "account.closed",
+        AccountCreated => "account.created",
+        AccountMoved => "account.moved",
+        AccountOwnershipTransferred => "account.ownership_transferred",
+        AccountUpdated => "account.updated",
+        AuthAccountSwitched => "auth.account_switched",
+        AuthLogin => "auth.login",
+        AuthLogout => "auth.logout",
+        AuthPasswordReset => "auth.password_reset",
+        AuthPasswordResetRequested => "auth.password_reset_requested",
+        AuthRefreshTokenReused => "auth.refresh_token_reused",
+        InviteAccepted => "invite.accepted",
+        InviteCreated => "invite.created",
+        InviteRevoked => "invite.revoked",
+        InviteResent => "invite.resent",
+        InviteLinkCopied => "invite.link_copied",
+        MembershipMoved => "membership.moved",
+        MembershipRolesChanged => "membership.roles_changed",
+        RoleCreated => "role.created",
+        RoleDeleted => "role.deleted",
+        RoleUpdated => "role.updated",
+        UserCreated => "user.created",
+        UserPasswordChanged => "user.password_changed",
+        UserUpdated => "user.updated",
+    }
+);
+
+text_vocabulary!(
+    /// What a notification in the outbox is about.
+    NotificationKind {
+        Invite => "invite",
+        PasswordReset => "password_reset",
+        PasswordChanged => "password_changed",
+    }
+);
 
 text_enum!(
     /// Whether a user can log in at all.
@@ -104,7 +167,10 @@ mod tests {
     use super::*;
 
     fn wire<T: Serialize>(value: T) -> String {
-        serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+        serde_json::to_value(value)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
     }
 
     macro_rules! check {
@@ -123,7 +189,26 @@ mod tests {
     }
 
     #[test]
+    fn stored_vocabularies_read_back() {
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(*a));
+        }
+        for k in NotificationKind::ALL {
+            assert_eq!(NotificationKind::parse(k.as_str()), Some(*k));
+        }
+    }
+
+    #[test]
     fn the_wire_the_database_and_the_document_agree_on_every_variant() {
-        check!(UserStatus, AccountKind, AccountStatus, MembershipStatus, Delegation, NotificationStatus, RevokeReason, InviteStatus);
+        check!(
+            UserStatus,
+            AccountKind,
+            AccountStatus,
+            MembershipStatus,
+            Delegation,
+            NotificationStatus,
+            RevokeReason,
+            InviteStatus
+        );
     }
 }

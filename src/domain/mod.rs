@@ -1,8 +1,9 @@
-//! The model's vocabulary: enums stored as text, and parsed input types that cannot hold
+//! The model's vocabulary: enums stored as text, the permission catalog and built-in roles, and parsed input types that cannot hold
 //! an invalid value (an `Email` is always a plausible, normalized address).
 
 pub mod enums;
 pub mod inputs;
+pub mod permissions;
 
 pub use enums::*;
 pub use inputs::*;

@@ -49,7 +49,7 @@ async fn sign_up_refuses_a_taken_email_whatever_its_case() {
                 None,
             )
             .await;
-        assert_problem(status, &body, 409, "conflict");
+        assert_problem(status, &body, 409, "email-taken");
     })
     .await;
 }

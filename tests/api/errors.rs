@@ -17,7 +17,7 @@ async fn raw(
         .request(method, app.url(path))
         .header("Content-Type", content_type)
         .body(body)
-        .send()
+        .send_checked()
         .await
         .unwrap();
     let status = res.status();
@@ -132,7 +132,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_problems() {
         let (status, body) = app.get("/v1/nothing-here", None).await;
         assert_problem(status, &body, 404, "not-found");
 
-        let res = app.client.delete(app.url("/v1/me")).send().await.unwrap();
+        let res = app.client.delete(app.url("/v1/me")).send_checked().await.unwrap();
         assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(res.headers()["allow"], "GET, HEAD");
         assert_eq!(res.headers()["content-type"], "application/problem+json");

@@ -17,6 +17,8 @@ use steward::db::models::NotificationRow;
 use steward::db::repo;
 use steward::state::AppState;
 
+pub use crate::contract::SendChecked;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,7 +159,7 @@ impl TestApp {
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
-        let res = req.send().await.expect("request sent");
+        let res = req.send_checked().await.expect("request sent");
         let status = res.status();
         let text = res.text().await.expect("body read");
         let value = if text.is_empty() {
@@ -283,6 +285,16 @@ pub fn assert_problem(status: StatusCode, body: &Value, expected_status: u16, sl
     );
 }
 
+/// The user ids of a page of members (`GET /v1/users`).
+pub fn member_ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .expect("a page of members")
+        .iter()
+        .map(|m| m["user"]["id"].as_str().expect("user id").to_string())
+        .collect()
+}
+
 pub fn token(body: &Value) -> String {
     body["access_token"].as_str().expect("access_token").to_string()
 }
@@ -392,7 +404,7 @@ impl TestApp {
         let db = self.state.db.clone();
         let (user_id, root, builtin) = (user_id.to_string(), root.to_string(), builtin.to_string());
         tokio::task::spawn_blocking(move || {
-            use steward::auth::permissions::BuiltinRole;
+            use steward::domain::permissions::BuiltinRole;
             use steward::ids::{AccountId, UserId};
             let mut conn = db.get().expect("connection");
             let root = AccountId::from(root);

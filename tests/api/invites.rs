@@ -182,7 +182,7 @@ async fn an_existing_user_logs_in_and_accepts_with_a_matching_email() {
         let (id, token) = invite_link(&app, &b, "GRACE@example.com", "standard").await;
 
         let (status, problem) = app.post("/v1/invitations/accept", register(&token), None).await;
-        assert_problem(status, &problem, 409, "conflict");
+        assert_problem(status, &problem, 409, "email-taken");
         let (status, problem) = app
             .post("/v1/invitations/accept", json!({ "token": token }), Some(&other))
             .await;
@@ -310,15 +310,53 @@ async fn invitations_expire_and_resending_revives_them() {
         let (status, _) = app.post("/v1/invitations/accept", register(&token), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
 
-        // Re-inviting after expiry works; so does resending the expired one.
-        let viewer = app.role_id(&owner, "viewer").await;
-        let (status, again) = invite(&app, &owner, "grace@example.com", &[viewer], false).await;
-        assert_eq!(status, StatusCode::CREATED, "{again}");
+        // Resending the expired one revives it with a new link and a new clock.
         let (status, revived) = app
             .post(&format!("/v1/invites/{id}/link"), json!({}), Some(&owner))
             .await;
         assert_eq!(status, StatusCode::OK, "{revived}");
         assert_eq!(revived["status"], "pending");
+        let fresh = link_token(revived["registration_url"].as_str().unwrap());
+        let (status, _) = app
+            .post("/v1/invitations/preview", json!({ "token": fresh }), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    })
+    .await;
+}
+
+/// R6: one live invitation per address, whether it was created or revived.
+#[tokio::test]
+async fn an_expired_invitation_cannot_come_back_beside_a_newer_one() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (old_id, _) = invite_link(&app, &org, "grace@example.com", "viewer").await;
+        app.clock.advance(chrono::Duration::days(31));
+        let owner = app.fresh_token("owner@example.com", PASSWORD).await;
+        let viewer = app.role_id(&owner, "viewer").await;
+        let (status, newer) = invite(&app, &owner, "grace@example.com", &[viewer], false).await;
+        assert_eq!(status, StatusCode::CREATED, "{newer}");
+        for action in ["link", "resend"] {
+            let (status, body) = app
+                .post(&format!("/v1/invites/{old_id}/{action}"), json!({}), Some(&owner))
+                .await;
+            assert_problem(status, &body, 409, "invite-already-pending");
+            assert!(
+                body["detail"].as_str().unwrap().contains(newer["id"].as_str().unwrap()),
+                "{body}"
+            );
+        }
+        let (_, old) = app.get(&format!("/v1/invites/{old_id}"), Some(&owner)).await;
+        assert_eq!(old["status"], "expired", "the refused revival changed nothing");
+        let (status, pending) = app.get("/v1/invites?status=pending", Some(&owner)).await;
+        assert_eq!(status, StatusCode::OK, "{pending}");
+        let ids: Vec<&str> = pending["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["id"].as_str())
+            .collect();
+        assert_eq!(ids, vec![newer["id"].as_str().unwrap()], "exactly one live invitation");
     })
     .await;
 }
@@ -353,7 +391,7 @@ async fn revoked_invitations_stop_working_and_can_be_replaced() {
             let (status, problem) = app
                 .post(&format!("/v1/invites/{id}/{action}"), json!({}), Some(&org.owner_token))
                 .await;
-            assert_problem(status, &problem, 409, "conflict");
+            assert_problem(status, &problem, 409, "invite-not-pending");
         }
         let viewer = app.role_id(&org.owner_token, "viewer").await;
         let (status, _) = invite(&app, &org.owner_token, "grace@example.com", &[viewer], false).await;
@@ -378,7 +416,7 @@ async fn duplicate_invites_and_invites_to_members_are_conflicts() {
             true,
         )
         .await;
-        assert_problem(status, &problem, 409, "conflict");
+        assert_problem(status, &problem, 409, "already-a-member");
         assert!(
             problem["detail"].as_str().unwrap().contains(&member),
             "names the member: {problem}"
@@ -400,7 +438,7 @@ async fn duplicate_invites_and_invites_to_members_are_conflicts() {
             true,
         )
         .await;
-        assert_problem(status, &problem, 409, "conflict");
+        assert_problem(status, &problem, 409, "invite-already-pending");
 
         let (status, problem) = invite(
             &app,

@@ -1,6 +1,7 @@
 //! Integration tests: the real server, over HTTP, on SQLite and (with TEST_DATABASE_URL)
 //! on PostgreSQL. One test binary, so the suite links once.
 
+mod contract;
 mod helpers;
 
 mod auth;
@@ -13,3 +14,4 @@ mod operations;
 mod passwords;
 mod tenancy;
 mod tokens;
+mod trust;

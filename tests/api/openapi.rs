@@ -1,8 +1,8 @@
 //! The committed OpenAPI document is the one the code generates and the one it serves.
 
 use reqwest::StatusCode;
-use serde_json::Value;
-use std::collections::HashSet;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashSet};
 
 use crate::helpers::*;
 
@@ -21,7 +21,7 @@ fn the_committed_document_matches_the_code() {
 #[tokio::test]
 async fn the_served_document_is_the_committed_one() {
     on_each_backend(|app| async move {
-        let res = app.client.get(app.url("/openapi.json")).send().await.unwrap();
+        let res = app.client.get(app.url("/openapi.json")).send_checked().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.text().await.unwrap(), COMMITTED);
     })
@@ -71,4 +71,133 @@ fn every_operation_is_named_documented_and_describes_its_errors() {
             }
         }
     }
+}
+
+/// Every operation states its security (`[]` for a public one) rather than leaving it to a
+/// default; every response documents the `X-Request-Id` header the middleware sets; the
+/// document names the server its paths are relative to.
+#[test]
+fn operations_state_security_responses_carry_the_request_id_and_servers_are_named() {
+    let doc: Value = serde_json::from_str(COMMITTED).unwrap();
+    let servers = doc["servers"].as_array().expect("servers");
+    assert!(!servers.is_empty(), "no servers");
+    assert!(servers.iter().all(|s| s["url"].is_string()), "a server without url");
+
+    let header = &doc["components"]["headers"]["X-Request-Id"];
+    assert_eq!(header["required"], true, "X-Request-Id is not required: {header}");
+    assert_eq!(header["schema"]["type"], "string");
+
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or(path);
+            assert!(
+                op["security"].is_array(),
+                "{id} ({method} {path}) does not state its security"
+            );
+            for (status, response) in op["responses"].as_object().unwrap() {
+                assert_eq!(
+                    response["headers"]["X-Request-Id"]["$ref"], "#/components/headers/X-Request-Id",
+                    "{id} {status} does not document X-Request-Id"
+                );
+            }
+        }
+    }
+    for public in ["/healthz", "/readyz", "/.well-known/jwks.json", "/v1/permissions"] {
+        assert_eq!(doc["paths"][public]["get"]["security"], json!([]), "{public} is public");
+    }
+    for public in [
+        "/v1/auth/signup",
+        "/v1/auth/login",
+        "/v1/auth/refresh",
+        "/v1/auth/password-reset",
+    ] {
+        assert_eq!(
+            doc["paths"][public]["post"]["security"],
+            json!([]),
+            "{public} is public"
+        );
+    }
+}
+
+/// Response fields a response may leave out (serialized only when set). Every other field
+/// of a response schema is on the wire every time, so the document must say `required`
+/// (a nullable one as `required` and nullable); the contract check then proves it on every
+/// response the suite receives.
+const MAY_BE_ABSENT: &[(&str, &str)] = &[
+    ("AcceptedInvitation", "session"),
+    ("InviteView", "registration_url"),
+    ("Problem", "errors"),
+    ("Problem", "request_id"),
+    ("TokenResponse", "refresh_token"),
+];
+
+fn referenced_schemas(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                match (key.as_str(), item.as_str()) {
+                    ("$ref", Some(r)) => {
+                        if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                            out.insert(name.to_string());
+                        }
+                    }
+                    _ => referenced_schemas(item, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| referenced_schemas(i, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn response_fields_are_required_unless_they_may_be_absent() {
+    let doc: Value = serde_json::from_str(COMMITTED).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let mut reachable = BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            referenced_schemas(&op["responses"], &mut reachable);
+        }
+    }
+    loop {
+        let mut next = reachable.clone();
+        for name in &reachable {
+            referenced_schemas(&schemas[name], &mut next);
+        }
+        if next == reachable {
+            break;
+        }
+        reachable = next;
+    }
+    let mut wrong = Vec::new();
+    for name in &reachable {
+        let schema = &schemas[name];
+        let Some(properties) = schema["properties"].as_object() else {
+            continue;
+        };
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for (field, property) in properties {
+            let may_be_absent = MAY_BE_ABSENT.contains(&(name.as_str(), field.as_str()));
+            if !may_be_absent && !required.contains(&field.as_str()) {
+                wrong.push(format!("{name}.{field} is always sent but not required"));
+            }
+            if may_be_absent {
+                if required.contains(&field.as_str()) {
+                    wrong.push(format!("{name}.{field} may be absent but is required"));
+                }
+                if property.to_string().contains("\"null\"") {
+                    wrong.push(format!("{name}.{field} is absent rather than null, but is nullable"));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "response schemas disagree with the wire:\n{}",
+        wrong.join("\n")
+    );
 }

@@ -28,7 +28,7 @@ async fn every_response_carries_a_request_id_and_problems_repeat_it() {
             .client
             .get(app.url("/healthz"))
             .header("X-Request-Id", "trace-abc.123")
-            .send()
+            .send_checked()
             .await
             .unwrap();
         assert_eq!(res.headers()["x-request-id"], "trace-abc.123", "a sane id is kept");
@@ -37,14 +37,14 @@ async fn every_response_carries_a_request_id_and_problems_repeat_it() {
             .client
             .get(app.url("/healthz"))
             .header("X-Request-Id", "bad id with spaces")
-            .send()
+            .send_checked()
             .await
             .unwrap();
         let generated = res.headers()["x-request-id"].to_str().unwrap().to_string();
         assert_ne!(generated, "bad id with spaces");
         assert_eq!(generated.len(), 26);
 
-        let res = app.client.get(app.url("/v1/me")).send().await.unwrap();
+        let res = app.client.get(app.url("/v1/me")).send_checked().await.unwrap();
         let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["request_id"], id);
@@ -55,7 +55,7 @@ async fn every_response_carries_a_request_id_and_problems_repeat_it() {
 #[tokio::test]
 async fn the_docs_page_renders() {
     on_each_backend(|app| async move {
-        let res = app.client.get(app.url("/docs/")).send().await.unwrap();
+        let res = app.client.get(app.url("/docs/")).send_checked().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         assert!(res.text().await.unwrap().contains("swagger"));
         let res = reqwest::Client::builder()
@@ -63,10 +63,32 @@ async fn the_docs_page_renders() {
             .build()
             .unwrap()
             .get(app.url("/docs"))
-            .send()
+            .send_checked()
             .await
             .unwrap();
         assert!(res.status().is_redirection());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_docs_never_call_an_outside_validator() {
+    on_each_backend(|app| async move {
+        let res = app
+            .client
+            .get(app.url("/docs/swagger-initializer.js"))
+            .send_checked()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let js = res.text().await.unwrap();
+        let compact: String = js.split_whitespace().collect();
+        // Swagger UI treats "none" like null: no online validator, no badge image from it.
+        assert!(
+            compact.contains(r#""validatorUrl":"none""#) || compact.contains(r#""validatorUrl":null"#),
+            "the Swagger UI config does not switch the online validator off:\n{js}"
+        );
+        assert!(!js.contains("validator.swagger.io"), "{js}");
     })
     .await;
 }

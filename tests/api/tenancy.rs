@@ -7,12 +7,7 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 fn ids(list: &Value) -> Vec<String> {
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["user"]["id"].as_str().unwrap().to_string())
-        .collect()
+    member_ids(list)
 }
 
 #[tokio::test]
@@ -334,6 +329,11 @@ async fn a_created_user_must_change_the_initial_password_first() {
         assert_eq!(me["user"]["must_change_password"], true);
         let (status, problem) = app.get("/v1/users", Some(&access)).await;
         assert_problem(status, &problem, 403, "password-change-required");
+        // Reading roles needs a usable account too (a 403 the document lists for both).
+        let (status, problem) = app.get("/v1/roles", Some(&access)).await;
+        assert_problem(status, &problem, 403, "password-change-required");
+        let (status, problem) = app.get(&format!("/v1/roles/{viewer}"), Some(&access)).await;
+        assert_problem(status, &problem, 403, "password-change-required");
 
         let (status, _) = app
             .post(
@@ -360,9 +360,9 @@ async fn creating_a_user_refuses_taken_identities_and_bad_input() {
         let (status, _) = app.post("/v1/users", make("one@example.com", "ext-1"), Some(&org.owner_token)).await;
         assert_eq!(status, StatusCode::CREATED);
         let (status, problem) = app.post("/v1/users", make("ONE@example.com", "ext-2"), Some(&org.owner_token)).await;
-        assert_problem(status, &problem, 409, "conflict");
+        assert_problem(status, &problem, 409, "email-taken");
         let (status, problem) = app.post("/v1/users", make("two@example.com", "ext-1"), Some(&org.owner_token)).await;
-        assert_problem(status, &problem, 409, "conflict");
+        assert_problem(status, &problem, 409, "external-id-taken");
         assert!(problem["detail"].as_str().unwrap().contains("ext-1"));
 
         let (status, problem) = app
@@ -484,7 +484,7 @@ async fn the_last_owner_cannot_be_demoted() {
                 Some(&org.owner_token),
             )
             .await;
-        assert_problem(status, &problem, 409, "conflict");
+        assert_problem(status, &problem, 409, "last-owner");
         let (_, me) = app.get("/v1/me", Some(&org.owner_token)).await;
         assert_eq!(me["membership"]["roles"][0]["builtin"], "owner");
     })
@@ -657,7 +657,7 @@ async fn closing_a_sub_account_ends_access_below_it_and_keeps_its_data() {
                 Some(&org.owner_token),
             )
             .await;
-        assert_problem(status, &problem, 409, "conflict");
+        assert_problem(status, &problem, 409, "root-account");
         let (status, problem) = app
             .post(
                 &format!("/v1/accounts/{}/children", org.group),
@@ -665,7 +665,7 @@ async fn closing_a_sub_account_ends_access_below_it_and_keeps_its_data() {
                 Some(&org.owner_token),
             )
             .await;
-        assert_problem(status, &problem, 409, "conflict");
+        assert_problem(status, &problem, 409, "account-closed");
     })
     .await;
 }
@@ -725,7 +725,7 @@ async fn custom_roles_can_be_created_changed_and_deleted_when_unused() {
                 Some(&org.owner_token),
             )
             .await;
-        assert_problem(status, &problem, 409, "conflict");
+        assert_problem(status, &problem, 409, "role-name-taken");
         let (status, problem) = app
             .post(
                 "/v1/roles",
@@ -768,7 +768,7 @@ async fn custom_roles_can_be_created_changed_and_deleted_when_unused() {
         let (status, problem) = app
             .delete(&format!("/v1/roles/{role_id}"), Some(&org.owner_token))
             .await;
-        assert_problem(status, &problem, 409, "conflict");
+        assert_problem(status, &problem, 409, "role-in-use");
         assert!(
             problem["detail"].as_str().unwrap().contains("1 membership"),
             "{problem}"
@@ -822,9 +822,9 @@ async fn built_in_roles_cannot_be_edited_or_deleted() {
                 Some(&org.owner_token),
             )
             .await;
-        assert_problem(status, &problem, 409, "conflict");
+        assert_problem(status, &problem, 409, "builtin-role");
         let (status, problem) = app.delete(&format!("/v1/roles/{viewer}"), Some(&org.owner_token)).await;
-        assert_problem(status, &problem, 409, "conflict");
+        assert_problem(status, &problem, 409, "builtin-role");
 
         let (status, catalog) = app.get("/v1/permissions", None).await;
         assert_eq!(status, StatusCode::OK);

@@ -143,7 +143,7 @@ async fn forged_and_misused_tokens_are_refused() {
             .client
             .get(app.url("/v1/me"))
             .header("Authorization", format!("Basic {good}"))
-            .send()
+            .send_checked()
             .await
             .map(|r| (r.status(), ()))
             .unwrap();
@@ -185,7 +185,7 @@ async fn a_token_of_a_revoked_session_is_refused() {
 #[tokio::test]
 async fn requests_without_a_token_are_told_how_to_authenticate() {
     on_each_backend(|app| async move {
-        let res = app.client.get(app.url("/v1/me")).send().await.unwrap();
+        let res = app.client.get(app.url("/v1/me")).send_checked().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(res.headers()["www-authenticate"], "Bearer");
         assert_eq!(res.headers()["content-type"], "application/problem+json");

@@ -5,6 +5,7 @@ use super::RepoResult;
 use crate::db::models::{AuditEventRow, NewAuditEvent};
 use crate::db::schema::audit_events;
 use crate::db::DbConnection;
+use crate::domain::AuditAction;
 use crate::ids::AuditEventId;
 
 /// Who is acting, for whom, where, and in which request: the part of an audit event that
@@ -22,7 +23,7 @@ pub struct AuditContext {
 
 /// One audit event: what happened, to what, with extra details.
 pub struct AuditEntry<'a> {
-    pub action: &'a str,
+    pub action: AuditAction,
     pub target_type: &'a str,
     pub target_id: &'a str,
     pub details: serde_json::Value,

@@ -2,10 +2,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::RepoResult;
-use crate::auth::permissions::BuiltinRole;
 use crate::db::models::{AccountRow, MembershipRow, NewMembership, RoleRow, UserRow};
 use crate::db::schema::{accounts, membership_roles, memberships, roles, users};
 use crate::db::DbConnection;
+use crate::domain::permissions::BuiltinRole;
 use crate::domain::{AccountStatus, MembershipStatus, UserStatus};
 use crate::ids::{AccountId, MembershipId, RoleId, UserId};
 

@@ -5,12 +5,12 @@ use super::RepoResult;
 use crate::db::models::{NewNotification, NotificationRow};
 use crate::db::schema::notifications;
 use crate::db::DbConnection;
-use crate::domain::NotificationStatus;
+use crate::domain::{NotificationKind, NotificationStatus};
 use crate::ids::NotificationId;
 
 /// A message to write to the outbox.
 pub struct Outgoing {
-    pub kind: &'static str,
+    pub kind: NotificationKind,
     pub account_id: Option<String>,
     pub recipient_user_id: Option<String>,
     pub recipient_email: String,

@@ -2,10 +2,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::RepoResult;
-use crate::auth::permissions::{BuiltinRole, Permission, PermissionSet};
 use crate::db::models::{NewRole, RoleRow};
 use crate::db::schema::{role_permissions, roles};
 use crate::db::DbConnection;
+use crate::domain::permissions::{BuiltinRole, Permission, PermissionSet};
 use crate::ids::{AccountId, RoleId};
 
 /// Creates the built-in roles of a new root account.
@@ -44,7 +44,7 @@ pub fn permissions_of(conn: &mut DbConnection, roles: &[RoleRow]) -> RepoResult<
     let mut set = PermissionSet::new();
     let mut custom = Vec::new();
     for role in roles {
-        match role.builtin_key.as_deref().and_then(BuiltinRole::parse) {
+        match role.builtin {
             Some(builtin) => set.extend(builtin.permissions()),
             None => custom.push(role.id.as_str().to_string()),
         }

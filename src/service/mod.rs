@@ -1,0 +1,73 @@
+//! The rules of each capability, in one place: handlers parse a request into a command and
+//! call one function here; that function decides every rule (asking `auth::policy` for every
+//! allow/deny), reads and writes through the repositories, and writes the audit event and any
+//! notification in the same transaction as the change (R13). Nothing here knows HTTP.
+//!
+//! A service function takes a [`Tx`] (the connection and what the call may use besides it:
+//! the time, the settings, the token issuer), the caller, and a typed command; it returns
+//! domain rows or an [`ApiError`] whose kind is the rule that was broken.
+//!
+//! [`read`] runs a function on the blocking pool outside any transaction; [`write`] runs it
+//! inside one write transaction (SQLite: `BEGIN IMMEDIATE`), so that everything it changes
+//! commits together or not at all. A write that depends on the caller's rights starts with
+//! [`Tx::lock_tenant`], which takes the organization's lock and re-reads those rights (R15).
+
+use actix_web::web;
+use chrono::NaiveDateTime;
+
+use crate::auth::extract::Principal;
+use crate::auth::tokens::Tokens;
+use crate::config::Config;
+use crate::db::DbConnection;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// One service call's connection and surroundings.
+pub struct Tx<'a> {
+    pub conn: &'a mut DbConnection,
+    /// The time the call happens at, read once from the (injectable) clock.
+    pub now: NaiveDateTime,
+    pub config: &'a Config,
+    pub tokens: &'a Tokens,
+}
+
+impl Tx<'_> {
+    /// Takes the caller's organization lock and returns the caller as they are now (R15):
+    /// their membership, node, roles and permissions re-read under the lock.
+    pub fn lock_tenant(&mut self, caller: &Principal) -> Result<Principal, ApiError> {
+        caller.lock_tenant(self.conn)
+    }
+}
+
+/// Runs `f` on the blocking pool with a connection, outside any transaction.
+pub async fn read<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let st = state.clone();
+    state.db.read(move |conn| in_tx(&st, conn, f)).await
+}
+
+/// Runs `f` on the blocking pool inside one write transaction.
+pub async fn write<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let st = state.clone();
+    state.db.write(move |conn| in_tx(&st, conn, f)).await
+}
+
+fn in_tx<T>(
+    state: &AppState,
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    f(&mut Tx {
+        conn,
+        now: state.clock.now(),
+        config: &state.config,
+        tokens: &state.tokens,
+    })
+}
