@@ -19,14 +19,8 @@ use crate::domain::permissions::Permission;
 use crate::domain::AuditAction;
 use crate::domain::{self, AccountKind, AccountStatus};
 use crate::error::{field_error, ApiError, Problem, ProblemKind};
-use crate::ids::AccountId;
+use crate::service::accounts as accounts_svc;
 use crate::state::AppState;
-
-/// Reads a node named in a path; unknown and malformed ids answer 404.
-pub fn load_account(conn: &mut DbConnection, raw: &str) -> Result<AccountRow, ApiError> {
-    let id = AccountId::parse(raw).ok_or_else(|| ApiError::not_found("account"))?;
-    accounts::find(conn, &id)?.ok_or_else(|| ApiError::not_found("account"))
-}
 
 /// One of the caller's memberships.
 #[derive(Debug, Serialize, ToSchema)]
@@ -99,7 +93,7 @@ pub async fn get_account(
     path: web::Path<String>,
 ) -> Result<web::Json<AccountView>, ApiError> {
     let raw = path.into_inner();
-    let account = state.db.read(move |conn| load_account(conn, &raw)).await?;
+    let account = state.db.read(move |conn| accounts_svc::find(conn, &raw)).await?;
     policy::require_visible(&principal, &account)?;
     Ok(web::Json(AccountView::from(&account)))
 }
@@ -143,7 +137,7 @@ pub async fn get_account_tree(
     path: web::Path<String>,
 ) -> Result<web::Json<AccountTree>, ApiError> {
     let raw = path.into_inner();
-    let account = state.db.read(move |conn| load_account(conn, &raw)).await?;
+    let account = state.db.read(move |conn| accounts_svc::find(conn, &raw)).await?;
     policy::require_visible(&principal, &account)?;
     let rows = state
         .db
@@ -208,7 +202,7 @@ pub async fn create_sub_account(
         .db
         .write(move |conn| {
             let principal = principal.lock_tenant(conn)?;
-            let parent = load_account(conn, &raw)?;
+            let parent = accounts_svc::find(conn, &raw)?;
             policy::require_on(&principal, Permission::AccountUpdate, &parent)?;
             if parent.status != AccountStatus::Active {
                 return Err(ApiError::new(
@@ -295,7 +289,7 @@ pub async fn update_account(
         .db
         .write(move |conn| {
             let principal = principal.lock_tenant(conn)?;
-            let account = load_account(conn, &raw)?;
+            let account = accounts_svc::find(conn, &raw)?;
             policy::require_on(&principal, Permission::AccountUpdate, &account)?;
             let now = st.clock.now();
             let trimmed =
@@ -355,7 +349,7 @@ pub async fn close_account(
         .db
         .write(move |conn| {
             let principal = principal.lock_tenant(conn)?;
-            let account = load_account(conn, &raw)?;
+            let account = accounts_svc::find(conn, &raw)?;
             let tenant = policy::require_on(&principal, Permission::AccountUpdate, &account)?;
             if account.parent_id.is_none() {
                 return Err(ApiError::new(
@@ -429,7 +423,7 @@ impl From<&BillingProfileRow> for BillingProfileView {
 }
 
 fn load_billing(conn: &mut DbConnection, principal: &Principal, raw: &str) -> Result<BillingProfileRow, ApiError> {
-    let account = load_account(conn, raw)?;
+    let account = accounts_svc::find(conn, raw)?;
     policy::require_on(principal, Permission::AccountBilling, &account)?;
     if account.parent_id.is_some() {
         return Err(ApiError::not_found("billing profile (only organizations have one)"));
@@ -595,9 +589,9 @@ pub async fn move_account(
         .write(move |conn| {
             // Lock first: two concurrent moves must not each see the other's old paths.
             let principal = principal.lock_tenant(conn)?;
-            let account = load_account(conn, &raw)?;
+            let account = accounts_svc::find(conn, &raw)?;
             let tenant = policy::require_on(&principal, Permission::AccountUpdate, &account)?;
-            let parent = load_account(conn, &body.parent_id)?;
+            let parent = accounts_svc::find(conn, &body.parent_id)?;
             policy::require_on(&principal, Permission::AccountUpdate, &parent)?;
             if account.parent_id.is_none() {
                 return Err(ApiError::new(

@@ -1,20 +1,20 @@
 //! Sign-up, login, token refresh, logout, account switching and password reset.
 
 use actix_web::{post, web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::api::extract::Body;
-use crate::api::views::{AccountSummary, UserView};
+use crate::api::views::TokenResponse;
 use crate::auth::extract::Principal;
 use crate::auth::policy;
 use crate::auth::secrets;
-use crate::db::models::{AccountRow, MembershipRow, NewPasswordReset, SessionRow, UserRow};
+use crate::db::models::NewPasswordReset;
 use crate::db::repo::audit::{self, AuditContext, AuditEntry};
 use crate::db::repo::notifications::{self, Outgoing};
-use crate::db::repo::{memberships, password_resets, sessions, users};
+use crate::db::repo::{password_resets, sessions, users};
 use crate::db::DbConnection;
 use crate::domain::AuditAction;
 use crate::domain::NotificationKind;
@@ -23,6 +23,7 @@ use crate::error::{field_error, ApiError, Problem, ProblemKind};
 use crate::identity::{self, to_chrono, NewOrganization};
 use crate::ids::{AccountId, PasswordResetId};
 use crate::request_id::RequestId;
+use crate::service::sessions::{self as sessions_svc, issue_tokens_with, notify_password_changed};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -103,87 +104,6 @@ pub struct PasswordResetConfirm {
     pub new_password: String,
 }
 
-/// An account the user may pick, with their roles there.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AccountChoice {
-    pub account: AccountSummary,
-    /// Names of the user's roles in that account.
-    pub roles: Vec<String>,
-}
-
-/// Tokens for a session.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenResponse {
-    /// A JWT to send as `Authorization: Bearer …`.
-    pub access_token: String,
-    /// Always `Bearer`.
-    #[schema(example = "Bearer")]
-    pub token_type: &'static str,
-    /// Seconds until the access token expires.
-    pub expires_in: u64,
-    /// Opaque; exchange it at `/v1/auth/refresh` for new tokens. Each one works once.
-    /// Absent when the refresh token you hold stays valid (account switch).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub refresh_token: Option<String>,
-    pub user: UserView,
-    /// The account the access token is scoped to; null until one is picked.
-    #[schema(required = true)]
-    pub account: Option<AccountSummary>,
-    /// True when the user belongs to several accounts and must pick one with
-    /// `/v1/auth/switch-account`; until then the token can do nothing else.
-    pub account_selection_required: bool,
-    /// The accounts this user can pick.
-    pub accounts: Vec<AccountChoice>,
-}
-
-pub fn token_response(
-    state: &AppState,
-    session: &SessionRow,
-    refresh_token: Option<String>,
-    user: &UserRow,
-    choices: &[(MembershipRow, AccountRow, Vec<String>)],
-) -> Result<TokenResponse, ApiError> {
-    let signed = state.tokens.issue(session, state.clock.now())?;
-    let account = session
-        .account_id
-        .as_deref()
-        .and_then(|id| choices.iter().find(|(_, a, _)| a.id.as_str() == id))
-        .map(|(_, a, _)| AccountSummary::from(a));
-    Ok(TokenResponse {
-        access_token: signed.token,
-        token_type: "Bearer",
-        expires_in: signed.expires_in,
-        refresh_token,
-        user: UserView::from(user),
-        account_selection_required: session.account_id.is_none(),
-        account,
-        accounts: choices
-            .iter()
-            .map(|(_, a, roles)| AccountChoice {
-                account: AccountSummary::from(a),
-                roles: roles.clone(),
-            })
-            .collect(),
-    })
-}
-
-/// The accounts a user can log in to, with their role names there.
-pub fn account_choices(
-    conn: &mut DbConnection,
-    user: &UserRow,
-) -> Result<Vec<(MembershipRow, AccountRow, Vec<String>)>, ApiError> {
-    let mut out = Vec::new();
-    for (membership, root) in memberships::usable_for_user(conn, &user.id)? {
-        let roles = memberships::roles_of(conn, &membership.id)?
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
-        out.push((membership, root, roles));
-    }
-    Ok(out)
-}
-
 /// Sign up: a new organization and its owner.
 ///
 /// Creates the root account, its built-in roles and its owner in one transaction, and logs
@@ -236,8 +156,15 @@ pub async fn sign_up(
             let now = st.clock.now();
             let (user, account) = identity::create_organization(conn, &input, Some(request_id.0.clone()), now)?;
             let opened = identity::open_session(conn, &user.id, Some(&account.id), st.config.refresh_token_ttl, now)?;
-            let choices = account_choices(conn, &user)?;
-            token_response(&st, &opened.session, Some(opened.refresh_token), &user, &choices)
+            issue_tokens_with(
+                conn,
+                &st.tokens,
+                now,
+                &opened.session,
+                Some(opened.refresh_token),
+                &user,
+            )
+            .map(TokenResponse::from)
         })
         .await?;
     Ok(HttpResponse::Created().json(response))
@@ -297,7 +224,7 @@ pub async fn log_in(
         .db
         .write(move |conn| {
             let now = st.clock.now();
-            let choices = account_choices(conn, &user)?;
+            let choices = sessions_svc::account_choices(conn, &user)?;
             let account = match (&wanted, choices.as_slice()) {
                 (_, []) => return Err(ApiError::forbidden("You have no active account to log in to.")),
                 (Some(id), _) => Some(
@@ -330,7 +257,15 @@ pub async fn log_in(
                 },
                 now,
             )?;
-            token_response(&st, &opened.session, Some(opened.refresh_token), &user, &choices)
+            issue_tokens_with(
+                conn,
+                &st.tokens,
+                now,
+                &opened.session,
+                Some(opened.refresh_token),
+                &user,
+            )
+            .map(TokenResponse::from)
         })
         .await?;
     Ok(web::Json(response))
@@ -406,7 +341,7 @@ pub async fn refresh(
             let Some(user) = users::find(conn, &session.user_id)?.filter(|u| u.status == UserStatus::Active) else {
                 return Ok(RefreshOutcome::Invalid);
             };
-            let choices = account_choices(conn, &user)?;
+            let choices = sessions_svc::account_choices(conn, &user)?;
             if let Some(acc) = &session.account_id {
                 if !choices.iter().any(|(_, a, _)| a.id.as_str() == acc) {
                     return Ok(RefreshOutcome::Invalid);
@@ -415,7 +350,8 @@ pub async fn refresh(
             let expires_at = now + to_chrono(st.config.refresh_token_ttl);
             sessions::extend(conn, &session.id, expires_at)?;
             let next = identity::issue_refresh_token(conn, &session.id, st.config.refresh_token_ttl, now)?;
-            let response = token_response(&st, &session, Some(next), &user, &choices)?;
+            let response =
+                issue_tokens_with(conn, &st.tokens, now, &session, Some(next), &user).map(TokenResponse::from)?;
             Ok(RefreshOutcome::Rotated(Box::new(response)))
         })
         .await?;
@@ -494,7 +430,7 @@ pub async fn switch_account(
         .db
         .write(move |conn| {
             let now = st.clock.now();
-            let choices = account_choices(conn, &principal.user)?;
+            let choices = sessions_svc::account_choices(conn, &principal.user)?;
             if !choices.iter().any(|(_, a, _)| a.id == target) {
                 return Err(ApiError::not_found("account"));
             }
@@ -514,7 +450,7 @@ pub async fn switch_account(
             )?;
             let session =
                 sessions::find(conn, principal.session_id())?.ok_or_else(|| ApiError::internal("session vanished"))?;
-            token_response(&st, &session, None, &principal.user, &choices)
+            issue_tokens_with(conn, &st.tokens, now, &session, None, &principal.user).map(TokenResponse::from)
         })
         .await?;
     Ok(web::Json(response))
@@ -684,30 +620,4 @@ pub async fn confirm_password_reset(
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Tells the user their password changed, so that an unexpected change is noticed.
-pub fn notify_password_changed(
-    conn: &mut DbConnection,
-    user: &UserRow,
-    now: chrono::NaiveDateTime,
-) -> Result<(), ApiError> {
-    notifications::enqueue(
-        conn,
-        Outgoing {
-            kind: NotificationKind::PasswordChanged,
-            account_id: None,
-            recipient_user_id: Some(user.id.to_string()),
-            recipient_email: user.email.clone(),
-            on_behalf_of_user_id: None,
-            subject: "Your password was changed".into(),
-            body: format!(
-                "Hello {},\n\nThe password of your account was just changed and your other sessions were ended. If this was not you, reset your password now.",
-                user.first_name
-            ),
-            payload: json!({}),
-        },
-        now,
-    )?;
-    Ok(())
 }

@@ -9,10 +9,9 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::api::accounts::load_account;
-use crate::api::auth::{account_choices, token_response, TokenResponse};
 use crate::api::extract::{Body, Query};
 use crate::api::pagination::PageRequest;
+use crate::api::views::TokenResponse;
 use crate::api::views::{utc, AccountSummary, MembershipView, RoleRef};
 use crate::auth::extract::Principal;
 use crate::auth::policy;
@@ -31,6 +30,8 @@ use crate::error::{field_error, ApiError, FieldError, Problem, ProblemKind};
 use crate::identity::{self, to_chrono};
 use crate::ids::{AccountId, InviteId, RoleId, UserId};
 use crate::request_id::RequestId;
+use crate::service::sessions::issue_tokens_with;
+use crate::service::{accounts as accounts_svc, roles as roles_svc};
 use crate::state::AppState;
 
 /// An invitation as its account's administrators see it. The token is never shown;
@@ -190,14 +191,14 @@ pub async fn create_invite(
             let principal = principal.lock_tenant(conn)?;
             let tenant = policy::tenant(&principal)?;
             let node = match &body.account_id {
-                Some(raw) => load_account(conn, raw)?,
+                Some(raw) => accounts_svc::find(conn, raw)?,
                 None => tenant.node.clone(),
             };
             policy::require_on(&principal, Permission::UsersInvite, &node)?;
             if node.status != AccountStatus::Active {
                 return Err(ApiError::new(ProblemKind::AccountClosed, "That account is closed."));
             }
-            let granted = crate::api::users::load_roles(conn, &tenant.root, &body.role_ids)?;
+            let granted = roles_svc::resolve(conn, &tenant.root, &body.role_ids)?;
             policy::require_grantable(tenant, &granted)?;
             let now = st.clock.now();
             ensure_not_a_member(conn, &tenant.root, email.normalized())?;
@@ -896,8 +897,15 @@ async fn accept_as_new_user(
                 now,
             )?;
             let user = users::find(conn, &user_id)?.ok_or_else(|| ApiError::internal("new user vanished"))?;
-            let choices = account_choices(conn, &user)?;
-            let session = token_response(&st, &opened.session, Some(opened.refresh_token), &user, &choices)?;
+            let session = issue_tokens_with(
+                conn,
+                &st.tokens,
+                now,
+                &opened.session,
+                Some(opened.refresh_token),
+                &user,
+            )
+            .map(TokenResponse::from)?;
             Ok(AcceptedInvitation {
                 account: AccountSummary::from(&root),
                 membership,

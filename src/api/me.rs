@@ -7,7 +7,6 @@ use serde_json::json;
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::api::auth::notify_password_changed;
 use crate::api::extract::Body;
 use crate::api::views::{utc, AccountSummary, RoleRef, UserView};
 use crate::auth::extract::Principal;
@@ -17,6 +16,7 @@ use crate::db::repo::{sessions, users};
 use crate::domain::AuditAction;
 use crate::domain::{self, Delegation, NewPassword, RevokeReason};
 use crate::error::{field_error, ApiError, Problem};
+use crate::service::sessions::notify_password_changed;
 use crate::state::AppState;
 
 /// The caller's place in the account.

@@ -7,7 +7,6 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::api::accounts::load_account;
 use crate::api::extract::{Body, Query};
 use crate::api::pagination::PageRequest;
 use crate::api::views::MemberView;
@@ -18,12 +17,13 @@ use crate::db::repo::audit::{self, AuditEntry};
 use crate::db::repo::memberships::{self, MemberFilter};
 use crate::db::repo::{accounts, roles, users};
 use crate::db::DbConnection;
-use crate::domain::permissions::{BuiltinRole, Permission, PermissionSet};
+use crate::domain::permissions::{BuiltinRole, Permission};
 use crate::domain::AuditAction;
 use crate::domain::{self, AccountStatus, Email, MembershipStatus, NewPassword, UserStatus, Username};
 use crate::error::{field_error, ApiError, Problem, ProblemKind};
 use crate::identity;
 use crate::ids::{AccountId, RoleId, UserId};
+use crate::service::{accounts as accounts_svc, roles as roles_svc};
 use crate::state::AppState;
 
 /// A member of the root account, with where they sit and what they hold.
@@ -54,38 +54,6 @@ pub fn load_member(conn: &mut DbConnection, root: &AccountId, raw: &str) -> Resu
         node,
         roles,
     })
-}
-
-/// Resolves role ids of the caller's organization with their permissions; any id that is
-/// not one of its roles is a field error, never a hint about other tenants.
-pub fn load_roles(
-    conn: &mut DbConnection,
-    root: &AccountId,
-    raw: &[String],
-) -> Result<Vec<(RoleRow, PermissionSet)>, ApiError> {
-    if raw.is_empty() {
-        return Err(ApiError::field("role_ids", "required", "must name at least one role"));
-    }
-    let mut out: Vec<(RoleRow, PermissionSet)> = Vec::new();
-    for (index, value) in raw.iter().enumerate() {
-        let role = RoleId::parse(value)
-            .map(|id| roles::find_in(conn, root, &id))
-            .transpose()?
-            .flatten()
-            .ok_or_else(|| {
-                ApiError::field(
-                    &format!("role_ids[{index}]"),
-                    "unknown",
-                    format!("{value} is not a role of this account"),
-                )
-            })?;
-        if out.iter().any(|(r, _)| r.id == role.id) {
-            continue;
-        }
-        let permissions = roles::permissions_of(conn, std::slice::from_ref(&role))?;
-        out.push((role, permissions));
-    }
-    Ok(out)
 }
 
 /// R3: refuses a change that would leave the organization without an active owner. Call
@@ -329,11 +297,11 @@ pub async fn create_user(
         .db
         .read(move |conn| {
             let node = match &raw_node {
-                Some(raw) => load_account(conn, raw)?,
+                Some(raw) => accounts_svc::find(conn, raw)?,
                 None => tenant.node.clone(),
             };
             let tenant = policy::require_on(&precheck, Permission::UsersManage, &node)?;
-            let granted = load_roles(conn, &root, &raw_roles)?;
+            let granted = roles_svc::resolve(conn, &root, &raw_roles)?;
             policy::require_grantable(tenant, &granted)
         })
         .await?;
@@ -345,14 +313,14 @@ pub async fn create_user(
             let principal = principal.lock_tenant(conn)?;
             let tenant = policy::tenant(&principal)?;
             let node = match &body.account_id {
-                Some(raw) => load_account(conn, raw)?,
+                Some(raw) => accounts_svc::find(conn, raw)?,
                 None => tenant.node.clone(),
             };
             policy::require_on(&principal, Permission::UsersManage, &node)?;
             if node.status != AccountStatus::Active {
                 return Err(ApiError::new(ProblemKind::AccountClosed, "That account is closed."));
             }
-            let granted = load_roles(conn, &tenant.root, &body.role_ids)?;
+            let granted = roles_svc::resolve(conn, &tenant.root, &body.role_ids)?;
             policy::require_grantable(tenant, &granted)?;
             if users::email_taken(conn, email.normalized())? {
                 return Err(ApiError::new(
@@ -616,7 +584,7 @@ pub async fn set_user_roles(
             let tenant = policy::tenant(&principal)?;
             let member = load_member(conn, &tenant.root, &raw)?;
             policy::require_member(&principal, Permission::UsersManage, &member.node, &member.roles)?;
-            let granted = load_roles(conn, &tenant.root, &body.role_ids)?;
+            let granted = roles_svc::resolve(conn, &tenant.root, &body.role_ids)?;
             policy::require_grantable(tenant, &granted)?;
             let new_roles: Vec<RoleRow> = granted.iter().map(|(r, _)| r.clone()).collect();
             if policy::holds_owner(&member.roles) && !policy::holds_owner(&new_roles) {
@@ -686,7 +654,7 @@ pub async fn move_user(
             let tenant = policy::tenant(&principal)?;
             let member = load_member(conn, &tenant.root, &raw)?;
             policy::require_member(&principal, Permission::UsersManage, &member.node, &member.roles)?;
-            let target = load_account(conn, &body.account_id)?;
+            let target = accounts_svc::find(conn, &body.account_id)?;
             policy::require_on(&principal, Permission::UsersManage, &target)?;
             if target.status != AccountStatus::Active {
                 return Err(ApiError::new(ProblemKind::AccountClosed, "That account is closed."));

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::db::models::{AccountRow, MembershipRow, RoleRow, UserRow};
 use crate::domain::{AccountKind, AccountStatus, MembershipStatus, UserStatus};
+use crate::service::sessions::IssuedTokens;
 
 pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
@@ -189,6 +190,62 @@ impl MemberView {
         Self {
             user: UserView::from(u),
             membership: MembershipView::new(m, roles),
+        }
+    }
+}
+
+/// An account the user may pick, with their roles there.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountChoice {
+    pub account: AccountSummary,
+    /// Names of the user's roles in that account.
+    pub roles: Vec<String>,
+}
+
+/// Tokens for a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// A JWT to send as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Opaque; exchange it at `/v1/auth/refresh` for new tokens. Each one works once.
+    /// Absent when the refresh token you hold stays valid (account switch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub refresh_token: Option<String>,
+    pub user: UserView,
+    /// The account the access token is scoped to; null until one is picked.
+    #[schema(required = true)]
+    pub account: Option<AccountSummary>,
+    /// True when the user belongs to several accounts and must pick one with
+    /// `/v1/auth/switch-account`; until then the token can do nothing else.
+    pub account_selection_required: bool,
+    /// The accounts this user can pick.
+    pub accounts: Vec<AccountChoice>,
+}
+
+impl From<IssuedTokens> for TokenResponse {
+    fn from(issued: IssuedTokens) -> Self {
+        Self {
+            access_token: issued.access_token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            refresh_token: issued.refresh_token,
+            user: UserView::from(&issued.user),
+            account_selection_required: issued.account_selection_required,
+            account: issued.account.as_ref().map(AccountSummary::from),
+            accounts: issued
+                .choices
+                .iter()
+                .map(|(_, a, roles)| AccountChoice {
+                    account: AccountSummary::from(a),
+                    roles: roles.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -131,3 +131,13 @@ pub fn require_permissions_held(tenant: &TenantContext, wanted: &PermissionSet) 
 pub fn holds_owner(roles: &[RoleRow]) -> bool {
     roles.iter().any(|r| r.builtin == Some(BuiltinRole::Owner))
 }
+
+// ---- accounts: the tree, profiles, closing, billing ----
+
+// ---- members: profiles, roles, place in the tree, ownership ----
+
+// ---- invitations ----
+
+// ---- sessions and the caller themself ----
+
+// ---- roles ----

@@ -12,6 +12,13 @@
 //! commits together or not at all. A write that depends on the caller's rights starts with
 //! [`Tx::lock_tenant`], which takes the organization's lock and re-reads those rights (R15).
 
+pub mod accounts;
+pub mod invites;
+pub mod members;
+pub mod messages;
+pub mod roles;
+pub mod sessions;
+
 use actix_web::web;
 use chrono::NaiveDateTime;
 

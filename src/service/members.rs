@@ -1,0 +1,2 @@
+//! Members: the people of an organization — creating them, their profile, their roles, their
+//! place in the tree, and ownership.
