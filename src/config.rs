@@ -59,6 +59,14 @@ pub struct Config {
     pub hash_concurrency: usize,
     /// How often the outbox worker looks for due notifications.
     pub outbox_poll_interval: Duration,
+    /// Attempts before a notification is given up on (`dead`).
+    pub outbox_max_attempts: i32,
+    /// Where notifications are delivered (HTTP POST, signed); `None`: the log.
+    pub notify_url: Option<String>,
+    /// The Standard Webhooks secret that signs deliveries; required with `notify_url`.
+    pub notify_secret: Option<crate::notify::SigningSecret>,
+    /// How long one delivery attempt may take.
+    pub notify_timeout: Duration,
 }
 
 /// A setting that could not be used: names the variable and says why.
@@ -122,6 +130,26 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "1s",
         "how often the notification outbox is polled",
     ),
+    (
+        "STEWARD_OUTBOX_MAX_ATTEMPTS",
+        "10",
+        "delivery attempts before a notification is marked dead",
+    ),
+    (
+        "STEWARD_NOTIFY_URL",
+        "(none: the log)",
+        "http(s) endpoint that receives every notification as signed JSON",
+    ),
+    (
+        "STEWARD_NOTIFY_SECRET",
+        "(none)",
+        "Standard Webhooks signing secret (whsec_…); required with STEWARD_NOTIFY_URL",
+    ),
+    (
+        "STEWARD_NOTIFY_TIMEOUT",
+        "10s",
+        "how long one delivery attempt may take",
+    ),
 ];
 
 impl Config {
@@ -172,6 +200,22 @@ impl Config {
         let max_body_bytes = parse_number(get("STEWARD_MAX_BODY_BYTES", "65536"), 1024, 64 << 20)?;
         let hash_concurrency = parse_number(get("STEWARD_HASH_CONCURRENCY", &cores.to_string()), 1, 256)?;
         let outbox_poll_interval = parse_duration(get("STEWARD_OUTBOX_POLL_INTERVAL", "1s"))?;
+        let outbox_max_attempts = parse_number(get("STEWARD_OUTBOX_MAX_ATTEMPTS", "10"), 1, 100)? as i32;
+        let (var, raw) = get("STEWARD_NOTIFY_URL", "");
+        let notify_url = match raw.trim() {
+            "" => None,
+            url if url.starts_with("http://") || url.starts_with("https://") => Some(url.to_string()),
+            _ => return Err(invalid(var, &raw, "expected an http:// or https:// URL")),
+        };
+        let (var, raw) = get("STEWARD_NOTIFY_SECRET", "");
+        let notify_secret = match raw.trim() {
+            "" if notify_url.is_some() => return Err(invalid(var, "", "required when STEWARD_NOTIFY_URL is set")),
+            "" => None,
+            secret => {
+                Some(crate::notify::SigningSecret::parse(secret).map_err(|reason| invalid(var, "(hidden)", reason))?)
+            }
+        };
+        let notify_timeout = parse_duration(get("STEWARD_NOTIFY_TIMEOUT", "10s"))?;
 
         Ok(Self {
             database_url,
@@ -191,6 +235,10 @@ impl Config {
             max_body_bytes,
             hash_concurrency,
             outbox_poll_interval,
+            outbox_max_attempts,
+            notify_url,
+            notify_secret,
+            notify_timeout,
         })
     }
 }

@@ -87,12 +87,25 @@ impl Application {
             tokens,
         });
 
-        notify::spawn_worker(
-            state.db.clone(),
-            state.clock.clone(),
-            Arc::new(notify::LogSink),
-            state.config.outbox_poll_interval,
-        );
+        let sink: Arc<dyn notify::Sink> = match (&state.config.notify_url, &state.config.notify_secret) {
+            (Some(url), Some(secret)) => Arc::new(
+                notify::HttpSink::new(
+                    url.clone(),
+                    secret.clone(),
+                    state.config.notify_timeout,
+                    state.clock.clone(),
+                )
+                .map_err(StartError::Other)?,
+            ),
+            _ => Arc::new(notify::LogSink),
+        };
+        notify::Outbox {
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            sink,
+            max_attempts: state.config.outbox_max_attempts,
+        }
+        .spawn(state.config.outbox_poll_interval);
 
         let app_state = state.clone();
         let max_body = state.config.max_body_bytes;

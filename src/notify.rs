@@ -1,33 +1,44 @@
 //! The notification outbox worker. Messages are written in the same transaction as their
 //! cause (see `db::repo::notifications::enqueue`); this worker leases due messages, hands
 //! each to a sink, and records the outcome. A failed delivery is retried with exponential
-//! backoff and given up on (`dead`) after [`MAX_ATTEMPTS`]; a worker that crashes mid-way
-//! loses only its lease, so every message is delivered at least once, even across restarts
-//! and with several instances polling one database.
+//! backoff and jitter and given up on (`dead`) after the configured number of attempts; a
+//! worker that crashes mid-way loses only its lease, so every message is delivered at least
+//! once, even across a crash or restart and with several instances polling one database
+//! (R13).
+//!
+//! Two sinks: [`HttpSink`] posts each message as JSON to a configured endpoint (a mail
+//! provider's HTTP API or an integrator's relay), signed the Standard Webhooks way;
+//! [`LogSink`] prints it, for development, when no endpoint is configured.
 
-use chrono::Duration;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{Duration, NaiveDateTime};
+use futures_util::future::{self, BoxFuture};
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use serde::Serialize;
+use sha2::Sha256;
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::db::models::NotificationRow;
 use crate::db::repo::notifications;
-use crate::db::Db;
+use crate::db::{Db, DbError};
 
-pub const MAX_ATTEMPTS: i32 = 10;
 const BATCH: i64 = 50;
 const LEASE_SECS: i64 = 60;
 
 /// Where messages go.
 pub trait Sink: Send + Sync + 'static {
-    fn deliver(&self, message: &NotificationRow) -> Result<(), String>;
+    fn deliver<'a>(&'a self, message: &'a NotificationRow) -> BoxFuture<'a, Result<(), String>>;
 }
 
-/// Prints each message to the log. The default until a real delivery channel is set up;
+/// Prints each message to the log. The default until a delivery endpoint is configured;
 /// note that it prints links (reset, invitation) into the log, which suits development only.
 pub struct LogSink;
 
 impl Sink for LogSink {
-    fn deliver(&self, m: &NotificationRow) -> Result<(), String> {
+    fn deliver<'a>(&'a self, m: &'a NotificationRow) -> BoxFuture<'a, Result<(), String>> {
         log::info!(
             target: "steward::notify",
             "{} to {}{}: {}\n{}",
@@ -37,58 +48,239 @@ impl Sink for LogSink {
             m.subject,
             m.body
         );
-        Ok(())
+        Box::pin(future::ready(Ok(())))
     }
 }
 
-/// Delay before the next attempt after `attempts` failures: 10 s doubling, at most an hour.
-pub fn backoff(attempts: i32) -> Duration {
-    let secs = 10i64.saturating_mul(1i64 << attempts.clamp(0, 20));
-    Duration::seconds(secs.min(3600))
+/// The JSON body an endpoint receives (documented in the README, "Notification delivery").
+#[derive(Debug, Serialize)]
+pub struct Delivery<'a> {
+    /// The notification's id (`ntf_…`), also the `webhook-id` header: the idempotency key
+    /// for a receiver, since delivery is at least once.
+    pub id: &'a str,
+    /// What the message is about (`invite`, `password_reset`, …).
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub created_at: String,
+    pub account_id: Option<&'a str>,
+    pub recipient: Recipient<'a>,
+    /// Set when the message is for a managed user and goes to their caretaker (R7).
+    pub on_behalf_of: Option<OnBehalfOf<'a>>,
+    pub subject: &'a str,
+    pub body: &'a str,
+    /// Structured details of the message (links, ids), by kind.
+    pub data: serde_json::Value,
 }
 
-/// Delivers every due message once; returns how many were handled.
-pub fn deliver_due(db: &Db, clock: &SharedClock, sink: &dyn Sink) -> Result<usize, String> {
-    let mut conn = db.get().map_err(|e| e.to_string())?;
-    let now = clock.now();
-    let batch =
-        notifications::claim_due(&mut conn, now, Duration::seconds(LEASE_SECS), BATCH).map_err(|e| e.to_string())?;
-    for message in &batch {
-        let now = clock.now();
-        let result = match sink.deliver(message) {
-            Ok(()) => notifications::mark_delivered(&mut conn, &message.id, now),
-            Err(error) => {
-                let attempts = message.attempts + 1;
-                let retry_at = (attempts < MAX_ATTEMPTS).then(|| now + backoff(attempts));
-                log::warn!("delivery of {} failed (attempt {attempts}): {error}", message.id);
-                notifications::mark_failed(&mut conn, &message.id, &error, retry_at, now)
-            }
-        };
-        result.map_err(|e| e.to_string())?;
-    }
-    Ok(batch.len())
+#[derive(Debug, Serialize)]
+pub struct Recipient<'a> {
+    pub email: &'a str,
+    pub user_id: Option<&'a str>,
 }
 
-/// Polls the outbox until the process ends.
-pub fn spawn_worker(
-    db: Db,
-    clock: SharedClock,
-    sink: Arc<dyn Sink>,
-    interval: std::time::Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let (db, clock, sink) = (db.clone(), clock.clone(), sink.clone());
-            match tokio::task::spawn_blocking(move || deliver_due(&db, &clock, sink.as_ref())).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => log::warn!("outbox poll failed: {e}"),
-                Err(e) => log::error!("outbox worker task failed: {e}"),
-            }
+#[derive(Debug, Serialize)]
+pub struct OnBehalfOf<'a> {
+    pub user_id: &'a str,
+}
+
+impl<'a> Delivery<'a> {
+    pub fn of(m: &'a NotificationRow) -> Self {
+        Self {
+            id: m.id.as_str(),
+            kind: &m.kind,
+            created_at: format!("{}Z", m.created_at.format("%Y-%m-%dT%H:%M:%S%.6f")),
+            account_id: m.account_id.as_deref(),
+            recipient: Recipient {
+                email: &m.recipient_email,
+                user_id: m.recipient_user_id.as_deref(),
+            },
+            on_behalf_of: m.on_behalf_of_user_id.as_deref().map(|user_id| OnBehalfOf { user_id }),
+            subject: &m.subject,
+            body: &m.body,
+            data: serde_json::from_str(&m.payload).unwrap_or(serde_json::Value::Null),
         }
-    })
+    }
+}
+
+/// A Standard Webhooks signing secret: `whsec_` followed by base64 of 24 to 64 random bytes.
+#[derive(Clone)]
+pub struct SigningSecret(Vec<u8>);
+
+impl SigningSecret {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let encoded = raw.trim().strip_prefix("whsec_").ok_or("must start with whsec_")?;
+        let bytes = STANDARD
+            .decode(encoded)
+            .map_err(|e| format!("not base64 after whsec_: {e}"))?;
+        if !(24..=64).contains(&bytes.len()) {
+            return Err("must hold 24 to 64 bytes".into());
+        }
+        Ok(Self(bytes))
+    }
+
+    /// `v1,<base64 HMAC-SHA256 over "{id}.{timestamp}.{body}">`, the `webhook-signature` value.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        // HMAC takes a key of any length; this cannot fail.
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.0) {
+            Ok(mac) => mac,
+            Err(_) => return String::new(),
+        };
+        mac.update(id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    }
+}
+
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningSecret(…)")
+    }
+}
+
+/// Posts each message as JSON, signed with the Standard Webhooks headers (`webhook-id`,
+/// `webhook-timestamp`, `webhook-signature`). A 2xx answer is a delivery; anything else,
+/// a timeout or a connection failure is a failed attempt.
+pub struct HttpSink {
+    client: reqwest::Client,
+    url: String,
+    secret: SigningSecret,
+    clock: SharedClock,
+}
+
+impl HttpSink {
+    pub fn new(
+        url: String,
+        secret: SigningSecret,
+        timeout: std::time::Duration,
+        clock: SharedClock,
+    ) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("steward/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            url,
+            secret,
+            clock,
+        })
+    }
+}
+
+impl Sink for HttpSink {
+    fn deliver<'a>(&'a self, m: &'a NotificationRow) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let body = serde_json::to_vec(&Delivery::of(m)).map_err(|e| e.to_string())?;
+            let timestamp = self.clock.now().and_utc().timestamp();
+            let signature = self.secret.sign(m.id.as_str(), timestamp, &body);
+            let response = self
+                .client
+                .post(&self.url)
+                .header("content-type", "application/json")
+                .header("webhook-id", m.id.as_str())
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("request failed: {e}"))?;
+            let status = response.status();
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(format!("the endpoint answered {status}"))
+            }
+        })
+    }
+}
+
+/// Delay before the next attempt after `attempts` failures: 10 s doubling, at most an hour,
+/// then spread by ±20 % so that messages that failed together do not retry together.
+pub fn backoff(attempts: i32) -> Duration {
+    let secs = 10i64.saturating_mul(1i64 << attempts.clamp(0, 20)).min(3600);
+    let spread = rand::thread_rng().gen_range(0.8..=1.2);
+    Duration::milliseconds((secs as f64 * 1000.0 * spread) as i64)
+}
+
+/// The worker's settings.
+#[derive(Clone)]
+pub struct Outbox {
+    pub db: Db,
+    pub clock: SharedClock,
+    pub sink: Arc<dyn Sink>,
+    pub max_attempts: i32,
+}
+
+impl Outbox {
+    /// Delivers every due message once; returns how many were handled.
+    pub async fn deliver_due(&self) -> Result<usize, DbError> {
+        let now = self.clock.now();
+        let batch = self
+            .db
+            .read(move |conn| {
+                notifications::claim_due(conn, now, Duration::seconds(LEASE_SECS), BATCH).map_err(DbError::from)
+            })
+            .await?;
+        let outcomes = future::join_all(batch.iter().map(|m| self.sink.deliver(m))).await;
+        let now = self.clock.now();
+        let max_attempts = self.max_attempts;
+        let results: Vec<(NotificationRow, Result<(), String>)> = batch.into_iter().zip(outcomes).collect();
+        let handled = results.len();
+        self.db
+            .read(move |conn| {
+                for (message, outcome) in &results {
+                    record(conn, message, outcome, now, max_attempts)?;
+                }
+                Ok::<_, DbError>(())
+            })
+            .await?;
+        Ok(handled)
+    }
+
+    /// Polls the outbox until the process ends.
+    pub fn spawn(self, interval: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                if let Err(e) = self.deliver_due().await {
+                    log::warn!("outbox poll failed: {e}");
+                }
+            }
+        })
+    }
+}
+
+fn record(
+    conn: &mut crate::db::DbConnection,
+    message: &NotificationRow,
+    outcome: &Result<(), String>,
+    now: NaiveDateTime,
+    max_attempts: i32,
+) -> Result<(), DbError> {
+    match outcome {
+        Ok(()) => notifications::mark_delivered(conn, &message.id, now)?,
+        Err(error) => {
+            let attempts = message.attempts + 1;
+            let retry_at = (attempts < max_attempts).then(|| now + backoff(attempts));
+            if retry_at.is_some() {
+                log::warn!("delivery of {} failed (attempt {attempts}): {error}", message.id);
+            } else {
+                log::error!(
+                    "delivery of {} failed for good after {attempts} attempts: {error}",
+                    message.id
+                );
+            }
+            notifications::mark_failed(conn, &message.id, error, retry_at, now)?
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -96,10 +288,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(0), Duration::seconds(10));
-        assert_eq!(backoff(1), Duration::seconds(20));
-        assert_eq!(backoff(3), Duration::seconds(80));
-        assert_eq!(backoff(30), Duration::seconds(3600));
+    fn backoff_grows_with_jitter_and_is_capped() {
+        for _ in 0..50 {
+            let first = backoff(0).num_milliseconds();
+            assert!((8_000..=12_000).contains(&first), "{first}");
+            let third = backoff(3).num_milliseconds();
+            assert!((64_000..=96_000).contains(&third), "{third}");
+            let late = backoff(30).num_milliseconds();
+            assert!((2_880_000..=4_320_000).contains(&late), "{late}");
+        }
+    }
+
+    /// The example of the Standard Webhooks specification.
+    #[test]
+    fn signatures_follow_standard_webhooks() {
+        let secret = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let signature = secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn secrets_must_have_the_standard_form() {
+        assert!(SigningSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
+        assert!(SigningSecret::parse("whsec_not base64!").is_err());
+        assert!(SigningSecret::parse("whsec_AAAA").is_err(), "too short");
     }
 }

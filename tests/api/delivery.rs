@@ -1,0 +1,303 @@
+//! Notification delivery (R13): every message reaches the configured endpoint, signed the
+//! Standard Webhooks way, at least once — through failures (retries with backoff), and
+//! through a crash of the server between the commit and the delivery.
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::helpers::*;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+
+    /// Checks the signature with the shared secret, independently of Steward's own code.
+    fn signed_correctly(&self) -> bool {
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(SECRET.trim_start_matches("whsec_"))
+            .unwrap();
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+        mac.update(format!("{}.{}.", self.id, self.timestamp).as_bytes());
+        mac.update(&self.body);
+        let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        self.signature.split(' ').any(|s| s == format!("v1,{expected}"))
+    }
+}
+
+/// A local HTTP endpoint that answers 500 to its first `failures` requests, then 204.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    async fn start(failures: usize) -> Self {
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let shared = got.clone();
+        let server = HttpServer::new(move || {
+            let got = shared.clone();
+            App::new().route(
+                "/hook",
+                web::post().to(move |req: HttpRequest, body: web::Bytes| {
+                    let got = got.clone();
+                    async move {
+                        let header = |name: &str| {
+                            req.headers()
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_string()
+                        };
+                        let mut list = got.lock().unwrap();
+                        list.push(Received {
+                            id: header("webhook-id"),
+                            timestamp: header("webhook-timestamp"),
+                            signature: header("webhook-signature"),
+                            body: body.to_vec(),
+                        });
+                        if list.len() <= failures {
+                            HttpResponse::InternalServerError().finish()
+                        } else {
+                            HttpResponse::NoContent().finish()
+                        }
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            got,
+            server: handle,
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits (up to `secs`) until at least `n` requests arrived.
+    async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
+        for _ in 0..secs * 20 {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} deliveries, got {:?}", self.received());
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        drop(self.server.stop(false));
+    }
+}
+
+async fn notification_state(app: &TestApp, email: &str, kind: &str) -> (String, i32) {
+    let n = app.wait_for_notification(email, kind).await;
+    (n.status.to_string(), n.attempts)
+}
+
+/// A failing endpoint gets the same message again, with backoff, until it takes it; each
+/// attempt is signed, carries the same `webhook-id`, and the outbox records the outcome.
+#[tokio::test]
+async fn deliveries_are_signed_and_retried_until_the_endpoint_takes_them() {
+    for backend in backends() {
+        let receiver = Receiver::start(2).await;
+        let settings = [
+            ("STEWARD_NOTIFY_URL", receiver.url.as_str()),
+            ("STEWARD_NOTIFY_SECRET", SECRET),
+        ];
+        let app = TestApp::spawn(backend, &settings).await;
+        app.sign_up("ada@example.com").await;
+        let (status, _) = app
+            .post("/v1/auth/password-reset", json!({ "email": "ada@example.com" }), None)
+            .await;
+        assert_eq!(status.as_u16(), 202);
+
+        let first = receiver.wait_for(1, 10).await;
+        assert_eq!(
+            notification_state(&app, "ada@example.com", "password_reset").await,
+            ("pending".into(), 1)
+        );
+        // The next attempt is due 8 to 12 s later (10 s with ±20 % jitter): not before.
+        app.clock.advance(chrono::Duration::seconds(7));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(receiver.received().len(), 1, "no retry before the backoff");
+        app.clock.advance(chrono::Duration::seconds(6));
+        receiver.wait_for(2, 10).await;
+        app.clock.advance(chrono::Duration::seconds(50));
+        let all = receiver.wait_for(3, 10).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            notification_state(&app, "ada@example.com", "password_reset").await,
+            ("delivered".into(), 3)
+        );
+        assert_eq!(receiver.received().len(), 3, "nothing after the delivery");
+
+        for attempt in &all {
+            assert!(attempt.signed_correctly(), "bad signature: {attempt:?}");
+            assert_eq!(attempt.id, first[0].id, "one webhook-id for every attempt");
+            assert!(attempt.id.starts_with("ntf_"));
+        }
+        let body = all[2].json();
+        assert_eq!(body["id"], first[0].id.as_str());
+        assert_eq!(body["type"], "password_reset");
+        assert_eq!(body["recipient"]["email"], "ada@example.com");
+        assert!(
+            body["body"].as_str().unwrap().contains("reset-password?token="),
+            "{body}"
+        );
+        assert!(body["on_behalf_of"].is_null());
+    }
+}
+
+/// After the configured number of attempts a message is dead and no longer tried.
+#[tokio::test]
+async fn a_message_that_keeps_failing_goes_dead() {
+    for backend in backends() {
+        let receiver = Receiver::start(usize::MAX).await;
+        let settings = [
+            ("STEWARD_NOTIFY_URL", receiver.url.as_str()),
+            ("STEWARD_NOTIFY_SECRET", SECRET),
+            ("STEWARD_OUTBOX_MAX_ATTEMPTS", "2"),
+        ];
+        let app = TestApp::spawn(backend, &settings).await;
+        app.sign_up("ada@example.com").await;
+        app.post("/v1/auth/password-reset", json!({ "email": "ada@example.com" }), None)
+            .await;
+        receiver.wait_for(1, 10).await;
+        app.clock.advance(chrono::Duration::seconds(13));
+        receiver.wait_for(2, 10).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            notification_state(&app, "ada@example.com", "password_reset").await,
+            ("dead".into(), 2)
+        );
+        app.clock.advance(chrono::Duration::hours(2));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(receiver.received().len(), 2, "a dead message is not tried again");
+    }
+}
+
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the real binary on `database_url`; waits until it answers.
+async fn start_server(
+    database_url: &str,
+    dir: &std::path::Path,
+    receiver: &str,
+    poll: &str,
+) -> (ServerProcess, String) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("STEWARD_DATABASE_URL", database_url)
+        .env("STEWARD_BIND", format!("127.0.0.1:{port}"))
+        .env("STEWARD_SIGNING_KEY_FILE", dir.join("key.pem"))
+        .env("STEWARD_NOTIFY_URL", receiver)
+        .env("STEWARD_NOTIFY_SECRET", SECRET)
+        .env("STEWARD_OUTBOX_POLL_INTERVAL", poll)
+        .env("STEWARD_LOG", "warn")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let process = ServerProcess(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(res) = client.get(format!("{base}/healthz")).send_checked().await {
+            if res.status().is_success() {
+                return (process, base);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server did not start");
+}
+
+/// A notification committed before the server is killed (SIGKILL, no graceful stop) is
+/// delivered after the restart.
+#[tokio::test]
+async fn a_message_committed_before_a_crash_is_delivered_after_the_restart() {
+    // The in-process app only provides the database; its worker polls once, at start.
+    on_each_backend_with(&[("STEWARD_OUTBOX_POLL_INTERVAL", "1h")], |app| async move {
+        let receiver = Receiver::start(0).await;
+        let dir = tempfile::tempdir().unwrap();
+        // First life: the worker polls at start and then not for an hour.
+        let (mut first, base) = start_server(&app.database_url, dir.path(), &receiver.url, "1h").await;
+        let client = reqwest::Client::new();
+        let signup = client
+            .post(format!("{base}/v1/auth/signup"))
+            .json(&json!({ "organization_name": "Acme", "email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace", "password": PASSWORD }))
+            .send_checked()
+            .await
+            .unwrap();
+        assert_eq!(signup.status().as_u16(), 201);
+        let reset = client
+            .post(format!("{base}/v1/auth/password-reset"))
+            .json(&json!({ "email": "ada@example.com" }))
+            .send_checked()
+            .await
+            .unwrap();
+        assert_eq!(reset.status().as_u16(), 202);
+        let committed = app.wait_for_notification("ada@example.com", "password_reset").await;
+        assert_eq!(committed.status.to_string(), "pending");
+        first.0.kill().unwrap();
+        first.0.wait().unwrap();
+        assert!(receiver.received().is_empty(), "nothing was delivered before the crash");
+
+        // Second life: the message goes out.
+        let (_second, _) = start_server(&app.database_url, dir.path(), &receiver.url, "50ms").await;
+        let got = receiver.wait_for(1, 20).await;
+        assert_eq!(got[0].id, committed.id.as_str());
+        assert!(got[0].signed_correctly());
+        assert_eq!(got[0].json()["type"], "password_reset");
+    })
+    .await;
+}
