@@ -108,6 +108,9 @@ typed_id!(
     /// An invitation.
     InviteId, "inv");
 typed_id!(
+    /// A caretaker assignment: who manages whose account, from when to when (R7).
+    CaretakerAssignmentId, "cta");
+typed_id!(
     /// An access token's unique id (`jti`).
     TokenId, "jti");
 

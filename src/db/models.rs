@@ -435,3 +435,37 @@ pub struct NewInvite {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = caretaker_assignments)]
+pub struct CaretakerAssignmentRow {
+    #[diesel(deserialize_as = String)]
+    pub id: CaretakerAssignmentId,
+    #[diesel(deserialize_as = String)]
+    pub root_account_id: AccountId,
+    #[diesel(deserialize_as = String)]
+    pub managed_user_id: UserId,
+    #[diesel(deserialize_as = String)]
+    pub caretaker_user_id: UserId,
+    #[diesel(deserialize_as = String)]
+    pub assigned_by: UserId,
+    pub assigned_at: NaiveDateTime,
+    pub removed_at: Option<NaiveDateTime>,
+    pub removed_by: Option<String>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = caretaker_assignments)]
+pub struct NewCaretakerAssignment {
+    #[diesel(serialize_as = String)]
+    pub id: CaretakerAssignmentId,
+    #[diesel(serialize_as = String)]
+    pub root_account_id: AccountId,
+    #[diesel(serialize_as = String)]
+    pub managed_user_id: UserId,
+    #[diesel(serialize_as = String)]
+    pub caretaker_user_id: UserId,
+    #[diesel(serialize_as = String)]
+    pub assigned_by: UserId,
+    pub assigned_at: NaiveDateTime,
+}

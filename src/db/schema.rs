@@ -194,6 +194,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    caretaker_assignments (id) {
+        id -> Text,
+        root_account_id -> Text,
+        managed_user_id -> Text,
+        caretaker_user_id -> Text,
+        assigned_by -> Text,
+        assigned_at -> Timestamp,
+        removed_at -> Nullable<Timestamp>,
+        removed_by -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(invite_roles -> invites (invite_id));
 diesel::joinable!(invite_roles -> roles (role_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -205,6 +218,7 @@ diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(password_reset_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    caretaker_assignments,
     accounts,
     users,
     roles,

@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod caretakers;
 pub mod invites;
 pub mod memberships;
 pub mod notifications;

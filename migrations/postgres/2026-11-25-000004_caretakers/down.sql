@@ -1,0 +1,1 @@
+DROP TABLE caretaker_assignments;
