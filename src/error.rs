@@ -40,6 +40,14 @@ pub enum ProblemKind {
     OwnNode,
     AlreadyOwner,
     MemberNotActive,
+    CaretakerSelf,
+    ManagedUserPrivileged,
+    CaretakerUnavailable,
+    CaretakerChain,
+    CaretakerAlreadyAssigned,
+    NoCaretaker,
+    AccountManaged,
+    ActingAsForbidden,
     SignupClosed,
     InvalidToken,
     PayloadTooLarge,
@@ -75,6 +83,14 @@ impl ProblemKind {
         Self::OwnNode,
         Self::AlreadyOwner,
         Self::MemberNotActive,
+        Self::CaretakerSelf,
+        Self::ManagedUserPrivileged,
+        Self::CaretakerUnavailable,
+        Self::CaretakerChain,
+        Self::CaretakerAlreadyAssigned,
+        Self::NoCaretaker,
+        Self::AccountManaged,
+        Self::ActingAsForbidden,
         Self::SignupClosed,
         Self::InvalidToken,
         Self::PayloadTooLarge,
@@ -110,6 +126,14 @@ impl ProblemKind {
             Self::OwnNode => "own-node",
             Self::AlreadyOwner => "already-owner",
             Self::MemberNotActive => "member-not-active",
+            Self::CaretakerSelf => "caretaker-self",
+            Self::ManagedUserPrivileged => "managed-user-privileged",
+            Self::CaretakerUnavailable => "caretaker-unavailable",
+            Self::CaretakerChain => "caretaker-chain",
+            Self::CaretakerAlreadyAssigned => "caretaker-already-assigned",
+            Self::NoCaretaker => "no-caretaker",
+            Self::AccountManaged => "account-managed",
+            Self::ActingAsForbidden => "acting-as-forbidden",
             Self::SignupClosed => "signup-closed",
             Self::InvalidToken => "invalid-token",
             Self::PayloadTooLarge => "payload-too-large",
@@ -150,6 +174,14 @@ impl ProblemKind {
             Self::OwnNode => "Not possible on the caller's own node",
             Self::AlreadyOwner => "Already the owner",
             Self::MemberNotActive => "The member is not active",
+            Self::CaretakerSelf => "A user cannot be their own caretaker",
+            Self::ManagedUserPrivileged => "Owners and admins cannot have a caretaker",
+            Self::CaretakerUnavailable => "The caretaker cannot take this on",
+            Self::CaretakerChain => "Caretakers and managed users cannot chain",
+            Self::CaretakerAlreadyAssigned => "The user already has a caretaker",
+            Self::NoCaretaker => "The user has no caretaker",
+            Self::AccountManaged => "The account is managed by a caretaker",
+            Self::ActingAsForbidden => "Not allowed while acting as another user",
             Self::SignupClosed => "Sign-up is closed",
             Self::InvalidToken => "The token is not valid",
             Self::PayloadTooLarge => "The request body is too large",
@@ -165,7 +197,11 @@ impl ProblemKind {
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MalformedBody => StatusCode::BAD_REQUEST,
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::PasswordChangeRequired | Self::Forbidden | Self::SignupClosed => StatusCode::FORBIDDEN,
+            Self::PasswordChangeRequired
+            | Self::Forbidden
+            | Self::SignupClosed
+            | Self::AccountManaged
+            | Self::ActingAsForbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict
@@ -183,7 +219,13 @@ impl ProblemKind {
             | Self::RootAccount
             | Self::OwnNode
             | Self::AlreadyOwner
-            | Self::MemberNotActive => StatusCode::CONFLICT,
+            | Self::MemberNotActive
+            | Self::CaretakerSelf
+            | Self::ManagedUserPrivileged
+            | Self::CaretakerUnavailable
+            | Self::CaretakerChain
+            | Self::CaretakerAlreadyAssigned
+            | Self::NoCaretaker => StatusCode::CONFLICT,
             Self::InvalidToken => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

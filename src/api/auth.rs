@@ -224,7 +224,7 @@ pub async fn log_in(
         .db
         .write(move |conn| {
             let now = st.clock.now();
-            let choices = sessions_svc::account_choices(conn, &user)?;
+            let choices = crate::service::caretakers::login_choices(conn, &user)?;
             let account = match (&wanted, choices.as_slice()) {
                 (_, []) => return Err(ApiError::forbidden("You have no active account to log in to.")),
                 (Some(id), _) => Some(

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod caretakers;
 pub mod extract;
 pub mod health;
 pub mod invites;
@@ -61,7 +62,14 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(invites::copy_invite_link)
         .service(invites::revoke_invite)
         .service(invites::preview_invitation)
-        .service(invites::accept_invitation);
+        .service(invites::accept_invitation)
+        .service(caretakers::get_caretaker)
+        .service(caretakers::assign_caretaker)
+        .service(caretakers::replace_caretaker)
+        .service(caretakers::remove_caretaker)
+        .service(caretakers::list_managed_users)
+        .service(caretakers::act_as)
+        .service(caretakers::stop_acting_as);
 }
 
 /// `/openapi.json`: the document, byte for byte as committed in `openapi/openapi.json`.

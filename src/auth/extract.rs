@@ -150,6 +150,13 @@ fn load(
     if user.status != UserStatus::Active {
         return Err(ended());
     }
+    // A delegated session lives only while its real actor may still act (R8).
+    if let Some(actor) = session.actor() {
+        let actor_active = crate::db::repo::users::find(conn, &actor)?.is_some_and(|a| a.status == UserStatus::Active);
+        if !actor_active {
+            return Err(ended());
+        }
+    }
     let tenant = match session.account() {
         None => None,
         Some(root) => Some(load_tenant(conn, &user.id, root)?),

@@ -4,6 +4,7 @@
 use crate::auth::extract::{Principal, TenantContext};
 use crate::db::models::{AccountRow, RoleRow};
 use crate::domain::permissions::{BuiltinRole, Permission, PermissionSet};
+use crate::domain::Delegation;
 use crate::error::{ApiError, ProblemKind};
 
 /// The caller's tenant, for any call that works inside an account. Refused when the token
@@ -61,9 +62,10 @@ pub fn require_on<'p>(
 /// effective user's password, email or caretaker, read secrets.
 pub fn forbid_delegated(principal: &Principal, what: &str) -> Result<(), ApiError> {
     if principal.is_delegated() {
-        return Err(ApiError::forbidden(format!(
-            "A session acting as another user cannot {what}."
-        )));
+        return Err(ApiError::new(
+            ProblemKind::ActingAsForbidden,
+            format!("A session acting as another user cannot {what}."),
+        ));
     }
     Ok(())
 }
@@ -141,3 +143,30 @@ pub fn holds_owner(roles: &[RoleRow]) -> bool {
 // ---- sessions and the caller themself ----
 
 // ---- roles ----
+
+// ---- caretakers and acting as another user ----
+
+/// The root account of the caller's token.
+pub fn tenant_root(principal: &Principal) -> Result<crate::ids::AccountId, ApiError> {
+    Ok(tenant(principal)?.root.clone())
+}
+
+/// Owners and admins cannot have a caretaker (R7).
+pub fn is_owner_or_admin(roles: &[RoleRow]) -> bool {
+    roles
+        .iter()
+        .any(|r| matches!(r.builtin, Some(BuiltinRole::Owner | BuiltinRole::Admin)))
+}
+
+/// A caretaker may start acting as a managed user from their own session, or switch from
+/// one acting-as session to another (the actor stays the caretaker); an impersonation
+/// session can never start a delegation (R8: delegations do not nest).
+pub fn may_start_caretaking(principal: &Principal) -> Result<(), ApiError> {
+    match principal.delegation {
+        Some(Delegation::Impersonation) => Err(ApiError::new(
+            ProblemKind::ActingAsForbidden,
+            "A session acting as another user cannot start another delegation.",
+        )),
+        _ => Ok(()),
+    }
+}

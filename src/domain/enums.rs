@@ -100,6 +100,13 @@ text_vocabulary!(
         UserCreated => "user.created",
         UserPasswordChanged => "user.password_changed",
         UserUpdated => "user.updated",
+        CaretakerAssigned => "caretaker.assigned",
+        CaretakerReplaced => "caretaker.replaced",
+        CaretakerRemoved => "caretaker.removed",
+        DelegationStarted => "delegation.started",
+        DelegationEnded => "delegation.ended",
+        NotificationPosted => "notification.posted",
+        NotificationRetried => "notification.retried",
     }
 );
 
@@ -109,6 +116,10 @@ text_vocabulary!(
         Invite => "invite",
         PasswordReset => "password_reset",
         PasswordChanged => "password_changed",
+        CaretakerAssigned => "caretaker_assigned",
+        CaretakerRemoved => "caretaker_removed",
+        /// Posted by the account's own services for a user (e.g. "text message received").
+        Message => "message",
     }
 );
 
@@ -154,6 +165,10 @@ text_enum!(
         PasswordChanged => "password_changed",
         PasswordReset => "password_reset",
         RefreshTokenReused => "refresh_token_reused",
+        CaretakerAssigned => "caretaker_assigned",
+        CaretakerRemoved => "caretaker_removed",
+        DelegationSwitched => "delegation_switched",
+        DelegationEnded => "delegation_ended",
     }
 );
 

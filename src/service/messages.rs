@@ -4,3 +4,58 @@
 // ---- invitations ----
 
 // ---- sessions and passwords ----
+
+// ---- caretakers ----
+
+use crate::db::models::UserRow;
+
+fn name(user: &UserRow) -> String {
+    format!("{} {}", user.first_name, user.last_name)
+}
+
+/// To a caretaker, when they start or stop managing someone's account.
+pub fn caretaker_to_caretaker(caretaker: &UserRow, managed: &UserRow, assigned: bool) -> (String, String) {
+    if assigned {
+        (
+            format!("You now manage {}'s account", name(managed)),
+            format!(
+                "Hello {},\n\nYou are now the caretaker of {}'s account while they are away. Their messages come to you, marked as theirs, and you can act as them from your own account (\"Managed users\").",
+                caretaker.first_name,
+                name(managed)
+            ),
+        )
+    } else {
+        (
+            format!("You no longer manage {}'s account", name(managed)),
+            format!(
+                "Hello {},\n\nYou are no longer the caretaker of {}'s account; any session in which you were acting as them has ended.",
+                caretaker.first_name,
+                name(managed)
+            ),
+        )
+    }
+}
+
+/// To the managed user themself, when a caretaker starts or stops managing their account.
+pub fn caretaker_to_managed(managed: &UserRow, caretaker: &UserRow, assigned: bool) -> (String, String) {
+    if assigned {
+        (
+            "Your account is being managed while you are away".into(),
+            format!(
+                "Hello {},\n\n{} ({}) now manages your account while you are away. You cannot log in until an admin ends this; your sessions have been ended.",
+                managed.first_name,
+                name(caretaker),
+                caretaker.email
+            ),
+        )
+    } else {
+        (
+            "Your account is yours again".into(),
+            format!(
+                "Hello {},\n\n{} no longer manages your account. You can log in again.",
+                managed.first_name,
+                name(caretaker)
+            ),
+        )
+    }
+}

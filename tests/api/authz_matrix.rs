@@ -285,6 +285,20 @@ const OPERATIONS: &[Row] = &[
     op("resendInvite",          "POST",   "/v1/invites/{invite_id}/resend",       Perm("users.invite"),      Invite,       200),
     op("copyInviteLink",        "POST",   "/v1/invites/{invite_id}/link",         Perm("users.invite"),      Invite,       200),
     op("revokeInvite",          "POST",   "/v1/invites/{invite_id}/revoke",       Perm("users.invite"),      FreshInvite,  200),
+
+    // ── caretakers ──────────────────────────────────────────────────────────────────────────
+    // The shared members have no caretaker: an allowed reader meets the `no-caretaker` rule.
+    op("getCaretaker",          "GET",    "/v1/users/{user_id}/caretaker",        Perm("users.read"),        Member,       409),
+    // `$helper` (a viewer of A at G) takes on a fresh member per allowed check.
+    op("assignCaretaker",       "POST",   "/v1/users/{user_id}/caretaker",        Perm("caretakers.manage"), FreshMember,  201)
+        .body(r#"{ "caretaker_id": "$helper" }"#),
+    // A fresh member has no caretaker to replace or remove: allowed callers meet `no-caretaker`.
+    op("replaceCaretaker",      "PUT",    "/v1/users/{user_id}/caretaker",        Perm("caretakers.manage"), FreshMember,  409)
+        .body(r#"{ "caretaker_id": "$helper" }"#),
+    op("removeCaretaker",       "DELETE", "/v1/users/{user_id}/caretaker",        Perm("caretakers.manage"), FreshMember,  409),
+    op("listManagedUsers",      "GET",    "/v1/me/managed-users",                 AnyMember,                 Nothing,      200),
+    exempt("actAsManagedUser",      "POST",  "/v1/me/acting-as",                  "the caller's own caretaker assignments (404 for anyone else's)"),
+    exempt("stopActingAs",          "DELETE","/v1/me/acting-as",                  "the caller's own acting-as session"),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -315,6 +329,7 @@ const HOLDS: &[(&str, [bool; 7])] = &[
     ("users.manage",     [ Y,    Y,    N,       N,      N,    N,        N ]),
     ("roles.manage",     [ Y,    Y,    N,       N,      N,    N,        N ]),
     ("users.invite",     [ Y,    Y,    N,       N,      N,    N,        N ]),
+    ("caretakers.manage",[ Y,    Y,    N,       N,      N,    N,        N ]),
 ];
 
 fn holds(role: &str, permission: &str) -> bool {
@@ -379,6 +394,8 @@ struct Fixture {
     /// The ids of A's built-in roles, by key.
     a_roles: HashMap<&'static str, String>,
     b_viewer_role: String,
+    /// A viewer of A at G who serves as the caretaker in caretaker checks (`$helper`).
+    helper: String,
     /// Numbers names and emails so that they never collide.
     n: usize,
 }
@@ -407,8 +424,10 @@ impl Fixture {
             role_a: String::new(),
             role_b: String::new(),
             invites: HashMap::new(),
+            helper: String::new(),
             n: 0,
         };
+        fx.helper = fx.new_member(app, Same).await;
         for position in [Same, Child, Parent, Foreign] {
             let member = fx.new_member(app, position).await;
             fx.members.insert(position, member);
@@ -567,6 +586,7 @@ fn fill(template: &str, ids: &Ids, fx: &Fixture, n: usize) -> String {
         .replace("$account", &ids.account)
         .replace("$user", &ids.user)
         .replace("$location", &fx.a.location)
+        .replace("$helper", &fx.helper)
         .replace("$viewer_role", &fx.a_roles["viewer"])
         .replace("$limited_role", &fx.a_roles["limited"])
         .replace("$n", &n.to_string())

@@ -120,9 +120,16 @@ impl Drop for Receiver {
     }
 }
 
-async fn notification_state(app: &TestApp, email: &str, kind: &str) -> (String, i32) {
-    let n = app.wait_for_notification(email, kind).await;
-    (n.status.to_string(), n.attempts)
+/// Waits until the outbox has recorded `attempts` attempts of the message; returns its state.
+async fn after_attempts(app: &TestApp, email: &str, kind: &str, attempts: i32) -> (String, i32) {
+    for _ in 0..400 {
+        let n = app.wait_for_notification(email, kind).await;
+        if n.attempts >= attempts {
+            return (n.status.to_string(), n.attempts);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the outbox never recorded {attempts} attempts");
 }
 
 /// A failing endpoint gets the same message again, with backoff, until it takes it; each
@@ -144,7 +151,7 @@ async fn deliveries_are_signed_and_retried_until_the_endpoint_takes_them() {
 
         let first = receiver.wait_for(1, 10).await;
         assert_eq!(
-            notification_state(&app, "ada@example.com", "password_reset").await,
+            after_attempts(&app, "ada@example.com", "password_reset", 1).await,
             ("pending".into(), 1)
         );
         // The next attempt is due 8 to 12 s later (10 s with ±20 % jitter): not before.
@@ -153,11 +160,11 @@ async fn deliveries_are_signed_and_retried_until_the_endpoint_takes_them() {
         assert_eq!(receiver.received().len(), 1, "no retry before the backoff");
         app.clock.advance(chrono::Duration::seconds(6));
         receiver.wait_for(2, 10).await;
+        after_attempts(&app, "ada@example.com", "password_reset", 2).await;
         app.clock.advance(chrono::Duration::seconds(50));
         let all = receiver.wait_for(3, 10).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(
-            notification_state(&app, "ada@example.com", "password_reset").await,
+            after_attempts(&app, "ada@example.com", "password_reset", 3).await,
             ("delivered".into(), 3)
         );
         assert_eq!(receiver.received().len(), 3, "nothing after the delivery");
@@ -194,11 +201,11 @@ async fn a_message_that_keeps_failing_goes_dead() {
         app.post("/v1/auth/password-reset", json!({ "email": "ada@example.com" }), None)
             .await;
         receiver.wait_for(1, 10).await;
+        after_attempts(&app, "ada@example.com", "password_reset", 1).await;
         app.clock.advance(chrono::Duration::seconds(13));
         receiver.wait_for(2, 10).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(
-            notification_state(&app, "ada@example.com", "password_reset").await,
+            after_attempts(&app, "ada@example.com", "password_reset", 2).await,
             ("dead".into(), 2)
         );
         app.clock.advance(chrono::Duration::hours(2));

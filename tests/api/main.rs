@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod authz_matrix;
+mod caretakers;
 mod cli;
 mod delivery;
 mod errors;

@@ -5,7 +5,7 @@ use super::RepoResult;
 use crate::db::models::{NewRefreshToken, NewSession, RefreshTokenRow, SessionRow};
 use crate::db::schema::{refresh_tokens, sessions};
 use crate::db::DbConnection;
-use crate::domain::RevokeReason;
+use crate::domain::{Delegation, RevokeReason};
 use crate::ids::{SessionId, UserId};
 
 pub fn insert(conn: &mut DbConnection, session: NewSession) -> RepoResult<()> {
@@ -48,6 +48,30 @@ pub fn revoke_all_for_user(
             .filter(sessions::user_id.eq(user.as_str()))
             .filter(sessions::revoked_at.is_null())
             .filter(sessions::id.ne(keep)),
+    )
+    .set((
+        sessions::revoked_at.eq(Some(now)),
+        sessions::revoked_reason.eq(Some(reason.as_str())),
+    ))
+    .execute(conn)
+}
+
+/// Ends every live session in which `actor` acts as `user` in the given way (removing a
+/// caretaker ends all of theirs at once).
+pub fn revoke_delegated(
+    conn: &mut DbConnection,
+    user: &UserId,
+    actor: &UserId,
+    delegation: Delegation,
+    reason: RevokeReason,
+    now: NaiveDateTime,
+) -> RepoResult<usize> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user.as_str()))
+            .filter(sessions::actor_user_id.eq(actor.as_str()))
+            .filter(sessions::delegation.eq(delegation.as_str()))
+            .filter(sessions::revoked_at.is_null()),
     )
     .set((
         sessions::revoked_at.eq(Some(now)),

@@ -1,0 +1,486 @@
+//! Caretakers (R7, R8): someone manages a colleague's account while they are away.
+//!
+//! Owners and admins assign, replace and remove caretakers. While a user is managed, their
+//! sessions are revoked and their login is refused naming the caretaker; the caretaker acts
+//! as them with tokens whose `sub` is the managed user and whose `act.sub` is the caretaker,
+//! switches between the users they manage and back to their own account without a password.
+//! Removing the caretaker ends every acting-as session at once.
+
+use serde_json::json;
+
+use crate::auth::extract::Principal;
+use crate::auth::policy;
+use crate::db::models::{CaretakerAssignmentRow, MembershipRow, NewCaretakerAssignment, NewSession, RoleRow, UserRow};
+use crate::db::repo::audit::{self, AuditEntry};
+use crate::db::repo::notifications::{self, Outgoing};
+use crate::db::repo::{caretakers, memberships, sessions, users};
+use crate::db::DbConnection;
+use crate::domain::permissions::Permission;
+use crate::domain::{AuditAction, Delegation, MembershipStatus, NotificationKind, RevokeReason, UserStatus};
+use crate::error::{ApiError, ProblemKind};
+use crate::identity;
+use crate::ids::{AccountId, CaretakerAssignmentId, SessionId, UserId};
+use crate::service::messages;
+use crate::service::sessions::{account_choices, issue_tokens, AccountChoice, IssuedTokens};
+use crate::service::Tx;
+
+/// A live assignment with both people.
+pub struct Assignment {
+    pub row: CaretakerAssignmentRow,
+    pub managed: UserRow,
+    pub caretaker: UserRow,
+}
+
+/// A member of the caller's organization, as the caretaker rules see them.
+struct Person {
+    membership: MembershipRow,
+    user: UserRow,
+    roles: Vec<RoleRow>,
+}
+
+fn member(conn: &mut DbConnection, root: &AccountId, id: &UserId, what: &str) -> Result<Person, ApiError> {
+    let (membership, user) = memberships::find_member(conn, root, id)?.ok_or_else(|| ApiError::not_found(what))?;
+    let roles = memberships::roles_of(conn, &membership.id)?;
+    Ok(Person {
+        membership,
+        user,
+        roles,
+    })
+}
+
+fn node_of(conn: &mut DbConnection, person: &Person) -> Result<crate::db::models::AccountRow, ApiError> {
+    crate::db::repo::accounts::find(conn, &person.membership.account_id)?
+        .ok_or_else(|| ApiError::internal("membership node missing"))
+}
+
+/// The managed user, loaded and authorized for a caretaker change by `caller` (already
+/// re-read under the tenant lock).
+fn managed_for_change(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<Person, ApiError> {
+    policy::forbid_delegated(caller, "change caretakers")?;
+    let root = policy::tenant(caller)?.root.clone();
+    let person = member(tx.conn, &root, managed, "user")?;
+    let node = node_of(tx.conn, &person)?;
+    policy::require_member(caller, Permission::CaretakersManage, &node, &person.roles)?;
+    Ok(person)
+}
+
+/// R7: who may be managed, and by whom.
+fn check_pair(conn: &mut DbConnection, root: &AccountId, managed: &Person, caretaker: &Person) -> Result<(), ApiError> {
+    if managed.user.id == caretaker.user.id {
+        return Err(ApiError::new(
+            ProblemKind::CaretakerSelf,
+            "A user cannot be their own caretaker.",
+        ));
+    }
+    if policy::is_owner_or_admin(&managed.roles) {
+        return Err(ApiError::new(
+            ProblemKind::ManagedUserPrivileged,
+            "Owners and admins cannot have a caretaker.",
+        ));
+    }
+    if caretaker.user.status != UserStatus::Active || caretaker.membership.status != MembershipStatus::Active {
+        return Err(ApiError::new(
+            ProblemKind::CaretakerUnavailable,
+            format!(
+                "{} is not an active member and cannot be a caretaker.",
+                full_name(&caretaker.user)
+            ),
+        ));
+    }
+    if caretakers::live_for_managed(conn, root, &caretaker.user.id)?.is_some() {
+        return Err(ApiError::new(
+            ProblemKind::CaretakerChain,
+            format!(
+                "{} is managed by a caretaker and cannot be one.",
+                full_name(&caretaker.user)
+            ),
+        ));
+    }
+    if caretakers::is_caretaker(conn, root, &managed.user.id)? {
+        return Err(ApiError::new(
+            ProblemKind::CaretakerChain,
+            format!(
+                "{} is a caretaker of others and cannot be managed.",
+                full_name(&managed.user)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub fn full_name(user: &UserRow) -> String {
+    format!("{} {}", user.first_name, user.last_name)
+}
+
+/// The live caretaker of a user (needs `users.read` over them).
+pub fn get(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<Assignment, ApiError> {
+    let root = policy::tenant(caller)?.root.clone();
+    let person = member(tx.conn, &root, managed, "user")?;
+    let node = node_of(tx.conn, &person)?;
+    policy::require_on(caller, Permission::UsersRead, &node)?;
+    let row = caretakers::live_for_managed(tx.conn, &root, managed)?.ok_or_else(|| {
+        ApiError::new(
+            ProblemKind::NoCaretaker,
+            format!("{} has no caretaker.", full_name(&person.user)),
+        )
+    })?;
+    let caretaker =
+        users::find(tx.conn, &row.caretaker_user_id)?.ok_or_else(|| ApiError::internal("caretaker missing"))?;
+    Ok(Assignment {
+        row,
+        managed: person.user,
+        caretaker,
+    })
+}
+
+/// Assigns a caretaker; a user who has one already must be given another by [`replace`].
+pub fn assign(
+    tx: &mut Tx<'_>,
+    caller: &Principal,
+    managed: &UserId,
+    caretaker: &UserId,
+) -> Result<Assignment, ApiError> {
+    let caller = tx.lock_tenant(caller)?;
+    let person = managed_for_change(tx, &caller, managed)?;
+    let root = policy::tenant(&caller)?.root.clone();
+    if let Some(existing) = caretakers::live_for_managed(tx.conn, &root, managed)? {
+        return Err(ApiError::new(
+            ProblemKind::CaretakerAlreadyAssigned,
+            format!(
+                "{} already has a caretaker ({}); replace them instead.",
+                full_name(&person.user),
+                existing.caretaker_user_id
+            ),
+        ));
+    }
+    let helper = member(tx.conn, &root, caretaker, "caretaker")?;
+    check_pair(tx.conn, &root, &person, &helper)?;
+    let assignment = start(tx, &caller, &root, person, helper)?;
+    record(tx, &caller, AuditAction::CaretakerAssigned, &assignment, json!({}))?;
+    Ok(assignment)
+}
+
+/// Replaces a user's caretaker: the old one's acting-as sessions end at once.
+pub fn replace(
+    tx: &mut Tx<'_>,
+    caller: &Principal,
+    managed: &UserId,
+    caretaker: &UserId,
+) -> Result<Assignment, ApiError> {
+    let caller = tx.lock_tenant(caller)?;
+    let person = managed_for_change(tx, &caller, managed)?;
+    let root = policy::tenant(&caller)?.root.clone();
+    let previous = caretakers::live_for_managed(tx.conn, &root, managed)?.ok_or_else(|| {
+        ApiError::new(
+            ProblemKind::NoCaretaker,
+            format!("{} has no caretaker to replace.", full_name(&person.user)),
+        )
+    })?;
+    let helper = member(tx.conn, &root, caretaker, "caretaker")?;
+    if previous.caretaker_user_id == helper.user.id {
+        return Err(ApiError::new(
+            ProblemKind::CaretakerAlreadyAssigned,
+            format!("{} is already this user's caretaker.", full_name(&helper.user)),
+        ));
+    }
+    check_pair(tx.conn, &root, &person, &helper)?;
+    let old = end(tx, &caller, &previous)?;
+    let assignment = start(tx, &caller, &root, person, helper)?;
+    record(
+        tx,
+        &caller,
+        AuditAction::CaretakerReplaced,
+        &assignment,
+        json!({ "previous_caretaker": old.id }),
+    )?;
+    Ok(assignment)
+}
+
+/// Ends a user's caretaker assignment: acting-as sessions stop working, login works again.
+pub fn remove(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<(), ApiError> {
+    let caller = tx.lock_tenant(caller)?;
+    let person = managed_for_change(tx, &caller, managed)?;
+    let root = policy::tenant(&caller)?.root.clone();
+    let row = caretakers::live_for_managed(tx.conn, &root, managed)?.ok_or_else(|| {
+        ApiError::new(
+            ProblemKind::NoCaretaker,
+            format!("{} has no caretaker.", full_name(&person.user)),
+        )
+    })?;
+    let caretaker = end(tx, &caller, &row)?;
+    notify_managed(tx, &root, &person.user, &caretaker, false)?;
+    record(
+        tx,
+        &caller,
+        AuditAction::CaretakerRemoved,
+        &Assignment {
+            row,
+            managed: person.user,
+            caretaker,
+        },
+        json!({}),
+    )
+}
+
+fn start(
+    tx: &mut Tx<'_>,
+    caller: &Principal,
+    root: &AccountId,
+    person: Person,
+    helper: Person,
+) -> Result<Assignment, ApiError> {
+    let id = caretakers::insert(
+        tx.conn,
+        NewCaretakerAssignment {
+            id: CaretakerAssignmentId::generate(),
+            root_account_id: root.clone(),
+            managed_user_id: person.user.id.clone(),
+            caretaker_user_id: helper.user.id.clone(),
+            assigned_by: caller.actor_id.clone(),
+            assigned_at: tx.now,
+        },
+    )?;
+    // The managed user's own sessions end now (R7); acting-as sessions of others are not theirs.
+    sessions::revoke_all_for_user(tx.conn, &person.user.id, None, RevokeReason::CaretakerAssigned, tx.now)?;
+    notify(tx, root, &helper.user, &person.user, true)?;
+    notify_managed(tx, root, &person.user, &helper.user, true)?;
+    let row = caretakers::live_for_managed(tx.conn, root, &person.user.id)?
+        .filter(|r| r.id == id)
+        .ok_or_else(|| ApiError::internal("new assignment vanished"))?;
+    Ok(Assignment {
+        row,
+        managed: person.user,
+        caretaker: helper.user,
+    })
+}
+
+/// Ends an assignment and every acting-as session it allowed; tells the caretaker.
+fn end(tx: &mut Tx<'_>, caller: &Principal, row: &CaretakerAssignmentRow) -> Result<UserRow, ApiError> {
+    caretakers::end(tx.conn, &row.id, &caller.actor_id, tx.now)?;
+    sessions::revoke_delegated(
+        tx.conn,
+        &row.managed_user_id,
+        &row.caretaker_user_id,
+        Delegation::Caretaker,
+        RevokeReason::CaretakerRemoved,
+        tx.now,
+    )?;
+    let caretaker =
+        users::find(tx.conn, &row.caretaker_user_id)?.ok_or_else(|| ApiError::internal("caretaker missing"))?;
+    let managed =
+        users::find(tx.conn, &row.managed_user_id)?.ok_or_else(|| ApiError::internal("managed user missing"))?;
+    notify(tx, &row.root_account_id, &caretaker, &managed, false)?;
+    Ok(caretaker)
+}
+
+/// To the caretaker: you now manage (or no longer manage) this user.
+fn notify(
+    tx: &mut Tx<'_>,
+    root: &AccountId,
+    caretaker: &UserRow,
+    managed: &UserRow,
+    assigned: bool,
+) -> Result<(), ApiError> {
+    let (subject, body) = messages::caretaker_to_caretaker(caretaker, managed, assigned);
+    enqueue(tx, root, caretaker, None, assigned, subject, body, managed)
+}
+
+/// To the managed user themself (never rerouted): someone now manages your account.
+fn notify_managed(
+    tx: &mut Tx<'_>,
+    root: &AccountId,
+    managed: &UserRow,
+    caretaker: &UserRow,
+    assigned: bool,
+) -> Result<(), ApiError> {
+    let (subject, body) = messages::caretaker_to_managed(managed, caretaker, assigned);
+    enqueue(tx, root, managed, None, assigned, subject, body, caretaker)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn enqueue(
+    tx: &mut Tx<'_>,
+    root: &AccountId,
+    to: &UserRow,
+    on_behalf_of: Option<&UserId>,
+    assigned: bool,
+    subject: String,
+    body: String,
+    other: &UserRow,
+) -> Result<(), ApiError> {
+    notifications::enqueue(
+        tx.conn,
+        Outgoing {
+            kind: if assigned {
+                NotificationKind::CaretakerAssigned
+            } else {
+                NotificationKind::CaretakerRemoved
+            },
+            account_id: Some(root.to_string()),
+            recipient_user_id: Some(to.id.to_string()),
+            recipient_email: to.email.clone(),
+            on_behalf_of_user_id: on_behalf_of.map(|u| u.to_string()),
+            subject,
+            body,
+            payload: json!({ "other_user_id": other.id }),
+        },
+        tx.now,
+    )?;
+    Ok(())
+}
+
+fn record(
+    tx: &mut Tx<'_>,
+    caller: &Principal,
+    action: AuditAction,
+    a: &Assignment,
+    extra: serde_json::Value,
+) -> Result<(), ApiError> {
+    let mut details = json!({ "caretaker": a.caretaker.id, "assignment": a.row.id });
+    if let (Some(map), serde_json::Value::Object(more)) = (details.as_object_mut(), extra) {
+        map.extend(more);
+    }
+    audit::record(
+        tx.conn,
+        &caller.audit(),
+        AuditEntry {
+            action,
+            target_type: "user",
+            target_id: a.managed.id.as_str(),
+            details,
+        },
+        tx.now,
+    )?;
+    Ok(())
+}
+
+/// The users the real actor manages in the caller's organization.
+pub fn managed_users(tx: &mut Tx<'_>, caller: &Principal) -> Result<Vec<(CaretakerAssignmentRow, UserRow)>, ApiError> {
+    let root = policy::tenant(caller)?.root.clone();
+    Ok(caretakers::managed_by(tx.conn, &root, &caller.actor_id)?)
+}
+
+/// Starts acting as a managed user, or switches to another one: the new session's `sub` is
+/// the managed user and its actor the caretaker; a previous acting-as session ends, so
+/// delegations never nest (R8).
+pub fn act_as(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<IssuedTokens, ApiError> {
+    policy::may_start_caretaking(caller)?;
+    let root = policy::tenant_root(caller)?;
+    let assignment = caretakers::live_for_managed(tx.conn, &root, managed)?
+        .filter(|a| a.caretaker_user_id == caller.actor_id)
+        .ok_or_else(|| ApiError::not_found("managed user"))?;
+    let person = member(tx.conn, &root, managed, "managed user")?;
+    if person.membership.status != MembershipStatus::Active || person.user.status != UserStatus::Active {
+        return Err(ApiError::new(
+            ProblemKind::MemberNotActive,
+            format!("{} is not an active member.", full_name(&person.user)),
+        ));
+    }
+    if caller.is_delegated() {
+        sessions::revoke(tx.conn, caller.session_id(), RevokeReason::DelegationSwitched, tx.now)?;
+    }
+    let session = open(tx, &person.user.id, &root, &caller.actor_id)?;
+    audit::record(
+        tx.conn,
+        &audit_ctx(caller, &person.user.id, &root),
+        AuditEntry {
+            action: AuditAction::DelegationStarted,
+            target_type: "user",
+            target_id: person.user.id.as_str(),
+            details: json!({ "kind": Delegation::Caretaker, "assignment": assignment.id, "session": session.0 }),
+        },
+        tx.now,
+    )?;
+    let row = sessions::find(tx.conn, &session.0)?.ok_or_else(|| ApiError::internal("new session vanished"))?;
+    issue_tokens(tx, &row, Some(session.1), &person.user)
+}
+
+/// Ends the acting-as session and hands the caretaker a session of their own again.
+pub fn back_to_own(tx: &mut Tx<'_>, caller: &Principal) -> Result<IssuedTokens, ApiError> {
+    if caller.delegation != Some(Delegation::Caretaker) {
+        return Err(ApiError::new(
+            ProblemKind::Conflict,
+            "This session is not acting as a managed user.",
+        ));
+    }
+    let root = policy::tenant_root(caller)?;
+    sessions::revoke(tx.conn, caller.session_id(), RevokeReason::DelegationEnded, tx.now)?;
+    let actor = users::find(tx.conn, &caller.actor_id)?
+        .filter(|u| u.status == UserStatus::Active)
+        .ok_or_else(|| ApiError::unauthenticated("Your own account is no longer active; log in again."))?;
+    let usable =
+        memberships::find_for_user_in(tx.conn, &actor.id, &root)?.is_some_and(|m| m.status == MembershipStatus::Active);
+    let account = usable.then_some(&root);
+    let (id, refresh) = open_own(tx, &actor.id, account)?;
+    audit::record(
+        tx.conn,
+        &caller.audit(),
+        AuditEntry {
+            action: AuditAction::DelegationEnded,
+            target_type: "user",
+            target_id: caller.user.id.as_str(),
+            details: json!({ "kind": Delegation::Caretaker, "session": caller.session_id() }),
+        },
+        tx.now,
+    )?;
+    let row = sessions::find(tx.conn, &id)?.ok_or_else(|| ApiError::internal("new session vanished"))?;
+    issue_tokens(tx, &row, Some(refresh), &actor)
+}
+
+fn audit_ctx(caller: &Principal, effective: &UserId, root: &AccountId) -> crate::db::repo::audit::AuditContext {
+    crate::db::repo::audit::AuditContext {
+        actor: Some(caller.actor_id.to_string()),
+        effective: Some(effective.to_string()),
+        account: Some(root.to_string()),
+        request_id: Some(caller.request_id.clone()),
+    }
+}
+
+/// An acting-as session with its first refresh token.
+fn open(tx: &mut Tx<'_>, user: &UserId, root: &AccountId, actor: &UserId) -> Result<(SessionId, String), ApiError> {
+    let id = SessionId::generate();
+    sessions::insert(
+        tx.conn,
+        NewSession {
+            id: id.clone(),
+            user_id: user.clone(),
+            account_id: Some(root.to_string()),
+            actor_user_id: Some(actor.to_string()),
+            delegation: Some(Delegation::Caretaker.as_str().to_string()),
+            created_at: tx.now,
+            expires_at: tx.now + identity::to_chrono(tx.config.refresh_token_ttl),
+        },
+    )?;
+    let refresh = identity::issue_refresh_token(tx.conn, &id, tx.config.refresh_token_ttl, tx.now)?;
+    Ok((id, refresh))
+}
+
+fn open_own(tx: &mut Tx<'_>, user: &UserId, account: Option<&AccountId>) -> Result<(SessionId, String), ApiError> {
+    let opened = identity::open_session(tx.conn, user, account, tx.config.refresh_token_ttl, tx.now)?;
+    Ok((opened.session.id, opened.refresh_token))
+}
+
+/// The organizations a user may log in to or switch to (R5), less those where a caretaker
+/// manages their account (R7). When that leaves none, the refusal names the caretaker.
+pub fn login_choices(conn: &mut DbConnection, user: &UserRow) -> Result<Vec<AccountChoice>, ApiError> {
+    let choices = account_choices(conn, user)?;
+    let managed = caretakers::live_for_managed_anywhere(conn, &user.id)?;
+    if managed.is_empty() {
+        return Ok(choices);
+    }
+    let open: Vec<AccountChoice> = choices
+        .into_iter()
+        .filter(|(_, root, _)| !managed.iter().any(|a| a.root_account_id == root.id))
+        .collect();
+    if open.is_empty() {
+        let caretaker = users::find(conn, &managed[0].caretaker_user_id)?;
+        let name = caretaker
+            .map(|c| format!("{} ({})", full_name(&c), c.email))
+            .unwrap_or_else(|| "a caretaker".into());
+        return Err(ApiError::new(
+            ProblemKind::AccountManaged,
+            format!("Your account is being managed by {name} while you are away; ask them or an admin to end it."),
+        ));
+    }
+    Ok(open)
+}
