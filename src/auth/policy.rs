@@ -141,3 +141,10 @@ pub fn holds_owner(roles: &[RoleRow]) -> bool {
 // ---- sessions and the caller themself ----
 
 // ---- roles ----
+
+/// Roles belong to the whole organization, so managing them needs `roles.manage` with reach
+/// over its root account (R2): a membership lower in the tree does not define them.
+pub fn require_role_management(principal: &Principal) -> Result<&TenantContext, ApiError> {
+    let root = &tenant(principal)?.account;
+    require_on(principal, Permission::RolesManage, root)
+}
