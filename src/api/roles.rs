@@ -2,23 +2,18 @@
 
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
-use validator::Validate;
+use validator::{ValidationError, ValidationErrors};
 
 use crate::api::extract::Body;
 use crate::api::views::utc;
 use crate::auth::extract::Principal;
-use crate::auth::policy;
-use crate::db::models::RoleRow;
-use crate::db::repo::audit::{self, AuditEntry};
-use crate::db::repo::{memberships, roles};
-use crate::db::DbConnection;
 use crate::domain;
 use crate::domain::permissions::{Permission, PermissionSet};
-use crate::domain::AuditAction;
-use crate::error::{field_error, ApiError, Problem, ProblemKind};
-use crate::ids::{AccountId, RoleId};
+use crate::error::{ApiError, FieldError, Problem};
+use crate::ids::RoleId;
+use crate::service;
+use crate::service::roles::{self, NewRole, RoleChanges, RoleDetails};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,7 +32,7 @@ pub struct PermissionView {
 #[get("/v1/permissions")]
 pub async fn list_permissions() -> web::Json<Vec<PermissionView>> {
     web::Json(
-        Permission::ALL
+        roles::catalog()
             .iter()
             .map(|p| PermissionView {
                 name: p.as_str(),
@@ -63,31 +58,24 @@ pub struct RoleView {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn role_view(conn: &mut DbConnection, role: &RoleRow) -> Result<RoleView, ApiError> {
-    let permissions = roles::permissions_of(conn, std::slice::from_ref(role))?;
-    Ok(RoleView {
-        id: role.id.to_string(),
-        name: role.name.clone(),
-        description: role.description.clone(),
-        builtin: role.builtin.map(|b| b.key().to_string()),
-        permissions: permissions.iter().map(|p| p.as_str().to_string()).collect(),
-        member_count: memberships::count_holding(conn, &role.id)?,
-        created_at: utc(role.created_at),
-        updated_at: utc(role.updated_at),
-    })
-}
-
-fn load_role(conn: &mut DbConnection, root: &AccountId, raw: &str) -> Result<RoleRow, ApiError> {
-    let missing = || ApiError::not_found("role");
-    let id = RoleId::parse(raw).ok_or_else(missing)?;
-    roles::find_in(conn, root, &id)?.ok_or_else(missing)
-}
-
-/// Roles belong to the whole organization, so managing them needs `roles.manage` with reach
-/// over its root account (R2): a membership lower in the tree does not define them.
-fn require_role_management(principal: &Principal) -> Result<&crate::auth::extract::TenantContext, ApiError> {
-    let root = &policy::tenant(principal)?.account;
-    policy::require_on(principal, Permission::RolesManage, root)
+impl From<RoleDetails> for RoleView {
+    fn from(details: RoleDetails) -> Self {
+        let RoleDetails {
+            role,
+            permissions,
+            member_count,
+        } = details;
+        RoleView {
+            id: role.id.to_string(),
+            builtin: role.builtin.map(|b| b.key().to_string()),
+            permissions: permissions.iter().map(|p| p.as_str().to_string()).collect(),
+            member_count,
+            created_at: utc(role.created_at),
+            updated_at: utc(role.updated_at),
+            name: role.name,
+            description: role.description,
+        }
+    }
 }
 
 fn parse_permissions(raw: &[String]) -> Result<PermissionSet, ApiError> {
@@ -98,7 +86,7 @@ fn parse_permissions(raw: &[String]) -> Result<PermissionSet, ApiError> {
             Some(p) => {
                 set.insert(p);
             }
-            None => errors.push(crate::error::FieldError::new(
+            None => errors.push(FieldError::new(
                 &format!("permissions[{index}]"),
                 "unknown",
                 format!("{name} is not a permission; GET /v1/permissions lists them"),
@@ -110,6 +98,25 @@ fn parse_permissions(raw: &[String]) -> Result<PermissionSet, ApiError> {
     } else {
         Err(ApiError::validation(errors))
     }
+}
+
+/// A description: at most 500 characters, stored trimmed.
+fn parse_description(raw: &str) -> Result<String, ValidationError> {
+    if raw.chars().count() > 500 {
+        return Err(ValidationError::new("length").with_message("must be at most 500 characters long".into()));
+    }
+    Ok(raw.trim().to_string())
+}
+
+/// The name's and the description's errors in one response, as validation lists them (R14).
+fn field_errors(fields: [(&'static str, Option<ValidationError>); 2]) -> ApiError {
+    let mut errors = ValidationErrors::new();
+    for (field, error) in fields {
+        if let Some(error) = error {
+            errors.add(field, error);
+        }
+    }
+    errors.into()
 }
 
 /// The organization's roles, built-in first.
@@ -127,15 +134,8 @@ pub async fn list_roles(
     state: web::Data<AppState>,
     principal: Principal,
 ) -> Result<web::Json<Vec<RoleView>>, ApiError> {
-    let root = policy::tenant(&principal)?.root.clone();
-    let list = state
-        .db
-        .read(move |conn| {
-            let rows = roles::list_for_root(conn, &root)?;
-            rows.iter().map(|r| role_view(conn, r)).collect()
-        })
-        .await?;
-    Ok(web::Json(list))
+    let list = service::read(&state, move |tx| roles::list(tx, &principal)).await?;
+    Ok(web::Json(list.into_iter().map(RoleView::from).collect()))
 }
 
 /// Read one role.
@@ -154,31 +154,38 @@ pub async fn list_roles(
 pub async fn get_role(
     state: web::Data<AppState>,
     principal: Principal,
-    path: web::Path<String>,
+    path: web::Path<RoleId>,
 ) -> Result<web::Json<RoleView>, ApiError> {
-    let root = policy::tenant(&principal)?.root.clone();
-    let raw = path.into_inner();
-    let view = state
-        .db
-        .read(move |conn| {
-            let role = load_role(conn, &root, &raw)?;
-            role_view(conn, &role)
-        })
-        .await?;
-    Ok(web::Json(view))
+    let id = path.into_inner();
+    let role = service::read(&state, move |tx| roles::get(tx, &principal, &id)).await?;
+    Ok(web::Json(role.into()))
 }
 
-#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRole {
-    #[validate(custom(function = "domain::check_name"))]
     #[schema(example = "Front desk", min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
-    #[validate(length(max = 500))]
     #[schema(max_length = 500)]
     pub description: Option<String>,
     /// Permission names from `GET /v1/permissions`; each must be one the caller holds.
     pub permissions: Vec<String>,
+}
+
+impl CreateRole {
+    /// Parses every field once; the permissions are checked after the name and description.
+    fn command(self) -> Result<NewRole, ApiError> {
+        let name = domain::parse_name(&self.name);
+        let description = parse_description(self.description.as_deref().unwrap_or(""));
+        match (name, description) {
+            (Ok(name), Ok(description)) => Ok(NewRole {
+                name,
+                description,
+                permissions: parse_permissions(&self.permissions)?,
+            }),
+            (name, description) => Err(field_errors([("name", name.err()), ("description", description.err())])),
+        }
+    }
 }
 
 /// Create a custom role. Needs `roles.manage` and every permission it grants (R4).
@@ -199,52 +206,36 @@ pub async fn create_role(
     principal: Principal,
     body: Body<CreateRole>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    body.validate()?;
-    let name = domain::parse_name(&body.name).map_err(field_error("name"))?;
-    let permissions = parse_permissions(&body.permissions)?;
-    let st = state.clone();
-    let view = state
-        .db
-        .write(move |conn| {
-            let principal = principal.lock_tenant(conn)?;
-            let tenant = require_role_management(&principal)?;
-            policy::require_permissions_held(tenant, &permissions)?;
-            if roles::name_taken(conn, &tenant.root, &name, None)? {
-                return Err(ApiError::new(ProblemKind::RoleNameTaken, format!("A role named {name} already exists.")));
-            }
-            let now = st.clock.now();
-            let description = body.description.as_deref().unwrap_or("").trim();
-            let id = roles::insert_custom(conn, &tenant.root, &name, description, &permissions, now)?;
-            audit::record(
-                conn,
-                &principal.audit(),
-                AuditEntry {
-                    action: AuditAction::RoleCreated,
-                    target_type: "role",
-                    target_id: id.as_str(),
-                    details: json!({ "name": name, "permissions": permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>() }),
-                },
-                now,
-            )?;
-            let role = load_role(conn, &tenant.root, id.as_str())?;
-            role_view(conn, &role)
-        })
-        .await?;
-    Ok(HttpResponse::Created().json(view))
+    let cmd = body.into_inner().command()?;
+    let role = service::write(&state, move |tx| roles::create(tx, &principal, cmd)).await?;
+    Ok(HttpResponse::Created().json(RoleView::from(role)))
 }
 
-#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRole {
-    #[validate(custom(function = "domain::check_name"))]
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
-    #[validate(length(max = 500))]
     #[schema(max_length = 500)]
     pub description: Option<String>,
     /// The complete new set of permissions.
     pub permissions: Option<Vec<String>>,
+}
+
+impl UpdateRole {
+    /// Parses every field given once; the permissions are checked after the name and description.
+    fn command(self) -> Result<RoleChanges, ApiError> {
+        let name = self.name.as_deref().map(domain::parse_name).transpose();
+        let description = self.description.as_deref().map(parse_description).transpose();
+        match (name, description) {
+            (Ok(name), Ok(description)) => Ok(RoleChanges {
+                name,
+                description,
+                permissions: self.permissions.as_deref().map(parse_permissions).transpose()?,
+            }),
+            (name, description) => Err(field_errors([("name", name.err()), ("description", description.err())])),
+        }
+    }
 }
 
 /// Rename a custom role or change its permissions. Built-in roles cannot change.
@@ -265,74 +256,13 @@ pub struct UpdateRole {
 pub async fn update_role(
     state: web::Data<AppState>,
     principal: Principal,
-    path: web::Path<String>,
+    path: web::Path<RoleId>,
     body: Body<UpdateRole>,
 ) -> Result<web::Json<RoleView>, ApiError> {
-    let body = body.into_inner();
-    body.validate()?;
-    let name = body
-        .name
-        .as_deref()
-        .map(domain::parse_name)
-        .transpose()
-        .map_err(field_error("name"))?;
-    let permissions = body.permissions.as_deref().map(parse_permissions).transpose()?;
-    let raw = path.into_inner();
-    let st = state.clone();
-    let view = state
-        .db
-        .write(move |conn| {
-            let principal = principal.lock_tenant(conn)?;
-            let root = policy::tenant(&principal)?.root.clone();
-            // The target first: a role of another organization answers 404 to everyone (R1).
-            let role = load_role(conn, &root, &raw)?;
-            let tenant = require_role_management(&principal)?;
-            if role.builtin.is_some() {
-                return Err(ApiError::new(
-                    ProblemKind::BuiltinRole,
-                    "Built-in roles cannot be changed; create a custom role instead.",
-                ));
-            }
-            if let Some(set) = &permissions {
-                policy::require_permissions_held(tenant, set)?;
-            }
-            let now = st.clock.now();
-            let new_name = name.unwrap_or_else(|| role.name.clone());
-            if roles::name_taken(conn, &tenant.root, &new_name, Some(&role.id))? {
-                return Err(ApiError::new(
-                    ProblemKind::RoleNameTaken,
-                    format!("A role named {new_name} already exists."),
-                ));
-            }
-            let description = body
-                .description
-                .as_deref()
-                .map(str::trim)
-                .unwrap_or(&role.description)
-                .to_string();
-            roles::rename(conn, &role.id, &new_name, &description, now)?;
-            if let Some(set) = &permissions {
-                roles::set_permissions(conn, &role.id, set)?;
-            }
-            audit::record(
-                conn,
-                &principal.audit(),
-                AuditEntry {
-                    action: AuditAction::RoleUpdated,
-                    target_type: "role",
-                    target_id: role.id.as_str(),
-                    details: json!({
-                        "name": new_name,
-                        "permissions": permissions.as_ref().map(|s| s.iter().map(|p| p.as_str()).collect::<Vec<_>>()),
-                    }),
-                },
-                now,
-            )?;
-            let role = load_role(conn, &tenant.root, role.id.as_str())?;
-            role_view(conn, &role)
-        })
-        .await?;
-    Ok(web::Json(view))
+    let cmd = body.into_inner().command()?;
+    let id = path.into_inner();
+    let role = service::write(&state, move |tx| roles::update(tx, &principal, &id, cmd)).await?;
+    Ok(web::Json(role.into()))
 }
 
 /// Delete a custom role. Refused while any membership holds it.
@@ -352,53 +282,9 @@ pub async fn update_role(
 pub async fn delete_role(
     state: web::Data<AppState>,
     principal: Principal,
-    path: web::Path<String>,
+    path: web::Path<RoleId>,
 ) -> Result<HttpResponse, ApiError> {
-    let raw = path.into_inner();
-    let st = state.clone();
-    state
-        .db
-        .write(move |conn| {
-            let principal = principal.lock_tenant(conn)?;
-            let root = policy::tenant(&principal)?.root.clone();
-            let role = load_role(conn, &root, &raw)?;
-            require_role_management(&principal)?;
-            if role.builtin.is_some() {
-                return Err(ApiError::new(
-                    ProblemKind::BuiltinRole,
-                    "Built-in roles cannot be deleted.",
-                ));
-            }
-            let held = memberships::count_holding(conn, &role.id)?;
-            if held > 0 {
-                let noun = if held == 1 {
-                    "membership holds"
-                } else {
-                    "memberships hold"
-                };
-                return Err(ApiError::new(
-                    ProblemKind::RoleInUse,
-                    format!(
-                        "The role {} is in use: {held} {noun} it. Give them other roles first.",
-                        role.name
-                    ),
-                ));
-            }
-            let now = st.clock.now();
-            roles::delete(conn, &role.id)?;
-            audit::record(
-                conn,
-                &principal.audit(),
-                AuditEntry {
-                    action: AuditAction::RoleDeleted,
-                    target_type: "role",
-                    target_id: role.id.as_str(),
-                    details: json!({ "name": role.name }),
-                },
-                now,
-            )?;
-            Ok(())
-        })
-        .await?;
+    let id = path.into_inner();
+    service::write(&state, move |tx| roles::delete(tx, &principal, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use crate::auth::tokens::AccessClaims;
 use crate::db::models::{AccountRow, MembershipRow, RoleRow, SessionRow, UserRow};
 use crate::db::repo::audit::AuditContext;
-use crate::db::repo::{accounts, memberships, roles};
+use crate::db::repo::{accounts, memberships};
 use crate::db::schema::{sessions, users};
 use crate::db::DbConnection;
 use crate::domain::permissions::PermissionSet;
@@ -188,7 +188,7 @@ fn load_tenant(conn: &mut DbConnection, user: &UserId, root: AccountId) -> Resul
         return Err(gone());
     }
     let roles = memberships::roles_of(conn, &membership.id)?;
-    let permissions = roles::permissions_of(conn, &roles)?;
+    let permissions = crate::service::roles::permissions_of(conn, &roles)?;
     Ok(TenantContext {
         root,
         account: root_row,

@@ -144,6 +144,13 @@ pub fn holds_owner(roles: &[RoleRow]) -> bool {
 
 // ---- roles ----
 
+/// Roles belong to the whole organization, so managing them needs `roles.manage` with reach
+/// over its root account (R2): a membership lower in the tree does not define them.
+pub fn require_role_management(principal: &Principal) -> Result<&TenantContext, ApiError> {
+    let root = &tenant(principal)?.account;
+    require_on(principal, Permission::RolesManage, root)
+}
+
 // ---- caretakers and acting as another user ----
 
 /// The root account of the caller's token.

@@ -792,6 +792,110 @@ async fn custom_roles_can_be_created_changed_and_deleted_when_unused() {
 }
 
 #[tokio::test]
+async fn the_role_list_shows_each_roles_permissions_and_holders() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let mut custom = Vec::new();
+        for (name, permissions) in [
+            ("Front desk", json!(["contacts.read_all", "messages.send"])),
+            ("Auditor", json!(["audit.read"])),
+            ("Empty", json!([])),
+        ] {
+            let (status, role) = app
+                .post(
+                    "/v1/roles",
+                    json!({ "name": name, "permissions": permissions }),
+                    Some(&org.owner_token),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{role}");
+            assert_eq!(role["member_count"], 0);
+            custom.push(role["id"].as_str().unwrap().to_string());
+        }
+        let (user, _) = app
+            .member(&org.owner_token, "desk@example.com", &["viewer"], &org.root)
+            .await;
+        let viewer = app.role_id(&org.owner_token, "viewer").await;
+        // The same role named twice counts once.
+        let (status, body) = app
+            .put(
+                &format!("/v1/users/{user}/roles"),
+                json!({ "role_ids": [custom[0], viewer, custom[0].to_uppercase().replace("ROL_", "rol_"), custom[1]] }),
+                Some(&org.owner_token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        let (status, roles) = app.get("/v1/roles", Some(&org.owner_token)).await;
+        assert_eq!(status, StatusCode::OK, "{roles}");
+        let find = |id: &str| {
+            roles
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["id"] == id)
+                .cloned()
+                .unwrap_or_else(|| panic!("{id} missing from {roles}"))
+        };
+        let desk = find(&custom[0]);
+        assert_eq!(desk["permissions"], json!(["contacts.read_all", "messages.send"]));
+        assert_eq!(desk["member_count"], 1);
+        assert_eq!(find(&custom[1])["permissions"], json!(["audit.read"]));
+        assert_eq!(find(&custom[1])["member_count"], 1);
+        assert_eq!(find(&custom[2])["permissions"], json!([]));
+        assert_eq!(find(&custom[2])["member_count"], 0);
+        assert_eq!(find(&viewer)["member_count"], 1);
+        let owner = app.role_id(&org.owner_token, "owner").await;
+        assert_eq!(find(&owner)["member_count"], 1);
+        assert!(find(&owner)["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("roles.manage")));
+        let (status, one) = app
+            .get(&format!("/v1/roles/{}", custom[0]), Some(&org.owner_token))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(one, desk);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_role_ids_and_fields_are_refused_before_anything_changes() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (status, problem) = app.get("/v1/roles/rol_nope", Some(&org.owner_token)).await;
+        assert_problem(status, &problem, 404, "not-found");
+        let (status, problem) = app
+            .patch("/v1/roles/rol_nope", json!({ "name": "X" }), Some(&org.owner_token))
+            .await;
+        assert_problem(status, &problem, 404, "not-found");
+        let (status, problem) = app.delete("/v1/roles/nope", Some(&org.owner_token)).await;
+        assert_problem(status, &problem, 404, "not-found");
+
+        // The name and the description are reported together.
+        let (status, problem) = app
+            .post(
+                "/v1/roles",
+                json!({ "name": "  ", "description": "d".repeat(501), "permissions": ["contacts.fly"] }),
+                Some(&org.owner_token),
+            )
+            .await;
+        assert_problem(status, &problem, 422, "validation-failed");
+        let fields: Vec<&str> = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["description", "name"], "{problem}");
+        let (_, roles) = app.get("/v1/roles", Some(&org.owner_token)).await;
+        assert_eq!(roles.as_array().unwrap().len(), 7);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn built_in_roles_cannot_be_edited_or_deleted() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;

@@ -3,9 +3,9 @@ use diesel::prelude::*;
 
 use super::RepoResult;
 use crate::db::models::{NewRole, RoleRow};
-use crate::db::schema::{role_permissions, roles};
+use crate::db::schema::{membership_roles, role_permissions, roles};
 use crate::db::DbConnection;
-use crate::domain::permissions::{BuiltinRole, Permission, PermissionSet};
+use crate::domain::permissions::{BuiltinRole, PermissionSet};
 use crate::ids::{AccountId, RoleId};
 
 /// Creates the built-in roles of a new root account.
@@ -38,25 +38,25 @@ pub fn find_builtin(conn: &mut DbConnection, root: &AccountId, role: BuiltinRole
         .optional()
 }
 
-/// The permissions a set of roles grants together: built-in roles from the catalog,
-/// custom roles from their rows.
-pub fn permissions_of(conn: &mut DbConnection, roles: &[RoleRow]) -> RepoResult<PermissionSet> {
-    let mut set = PermissionSet::new();
-    let mut custom = Vec::new();
-    for role in roles {
-        match role.builtin {
-            Some(builtin) => set.extend(builtin.permissions()),
-            None => custom.push(role.id.as_str().to_string()),
-        }
-    }
-    if !custom.is_empty() {
-        let names: Vec<String> = role_permissions::table
-            .filter(role_permissions::role_id.eq_any(&custom))
-            .select(role_permissions::permission)
-            .load(conn)?;
-        set.extend(names.iter().filter_map(|n| Permission::parse(n)));
-    }
-    Ok(set)
+/// The permission names stored for custom roles, as `(role id, permission)` pairs, in one
+/// query however many roles are named. Built-in roles store none: the catalog defines them.
+pub fn permission_names(conn: &mut DbConnection, roles: &[RoleId]) -> RepoResult<Vec<(String, String)>> {
+    let ids: Vec<&str> = roles.iter().map(RoleId::as_str).collect();
+    role_permissions::table
+        .filter(role_permissions::role_id.eq_any(ids))
+        .select((role_permissions::role_id, role_permissions::permission))
+        .load(conn)
+}
+
+/// How many memberships hold each of `roles`, as `(role id, count)` pairs, in one query; a
+/// role no membership holds has no pair.
+pub fn member_counts(conn: &mut DbConnection, roles: &[RoleId]) -> RepoResult<Vec<(String, i64)>> {
+    let ids: Vec<&str> = roles.iter().map(RoleId::as_str).collect();
+    membership_roles::table
+        .filter(membership_roles::role_id.eq_any(ids))
+        .group_by(membership_roles::role_id)
+        .select((membership_roles::role_id, diesel::dsl::count_star()))
+        .load(conn)
 }
 
 pub fn list_for_root(conn: &mut DbConnection, root: &AccountId) -> RepoResult<Vec<RoleRow>> {
@@ -75,6 +75,17 @@ pub fn find_in(conn: &mut DbConnection, root: &AccountId, id: &RoleId) -> RepoRe
         .select(RoleRow::as_select())
         .get_result(conn)
         .optional()
+}
+
+/// The roles of this root account among `ids`, in one query; ids of other root accounts
+/// are left out, as if they did not exist.
+pub fn find_many_in(conn: &mut DbConnection, root: &AccountId, ids: &[RoleId]) -> RepoResult<Vec<RoleRow>> {
+    let ids: Vec<&str> = ids.iter().map(RoleId::as_str).collect();
+    roles::table
+        .filter(roles::id.eq_any(ids))
+        .filter(roles::root_account_id.eq(root.as_str()))
+        .select(RoleRow::as_select())
+        .load(conn)
 }
 
 pub fn name_taken(conn: &mut DbConnection, root: &AccountId, name: &str, except: Option<&RoleId>) -> RepoResult<bool> {
