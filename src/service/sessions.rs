@@ -23,7 +23,7 @@ use crate::db::DbConnection;
 use crate::domain::{AuditAction, Email, NewPassword, NotificationKind, RevokeReason, UserStatus, Username};
 use crate::error::ApiError;
 use crate::identity::{self, to_chrono, NewOrganization};
-use crate::ids::{AccountId, PasswordResetId, SessionId, UserId};
+use crate::ids::{AccountId, PasswordResetId, UserId};
 use crate::service::{messages, Tx};
 
 /// An organization a user can log in to: the membership, its root account, and the names
@@ -137,35 +137,18 @@ fn self_audit(user: &UserId, account: Option<String>, request_id: &str) -> Audit
     }
 }
 
-/// Audits something that happened to a session.
-fn audit_session(
+/// Audits a change to `target` (kind and id) in the caller's transaction (R13).
+fn audit(
     tx: &mut Tx<'_>,
     ctx: &AuditContext,
     action: AuditAction,
-    session: &SessionId,
+    (target_type, target_id): (&str, &str),
     details: serde_json::Value,
 ) -> Result<(), ApiError> {
     let entry = AuditEntry {
         action,
-        target_type: "session",
-        target_id: session.as_str(),
-        details,
-    };
-    Ok(audit::record(tx.conn, ctx, entry, tx.now)?)
-}
-
-/// Audits something that happened to a user's credentials.
-fn audit_user(
-    tx: &mut Tx<'_>,
-    ctx: &AuditContext,
-    action: AuditAction,
-    user: &UserId,
-    details: serde_json::Value,
-) -> Result<(), ApiError> {
-    let entry = AuditEntry {
-        action,
-        target_type: "user",
-        target_id: user.as_str(),
+        target_type,
+        target_id,
         details,
     };
     Ok(audit::record(tx.conn, ctx, entry, tx.now)?)
@@ -311,7 +294,13 @@ pub fn log_in(
     let ttl = tx.config.refresh_token_ttl;
     let opened = identity::open_session(tx.conn, &user.id, account.as_ref(), ttl, tx.now)?;
     let ctx = self_audit(&user.id, account.map(|a| a.to_string()), request_id);
-    audit_session(tx, &ctx, AuditAction::AuthLogin, &opened.session.id, json!({}))?;
+    audit(
+        tx,
+        &ctx,
+        AuditAction::AuthLogin,
+        ("session", opened.session.id.as_str()),
+        json!({}),
+    )?;
     let signed = tx.tokens.issue(&opened.session, tx.now)?;
     issued(signed, &opened.session, Some(opened.refresh_token), &user, choices)
 }
@@ -375,7 +364,13 @@ fn revoke_reused_family(tx: &mut Tx<'_>, session: &SessionRow, request_id: &str)
         request_id: Some(request_id.to_string()),
     };
     let details = json!({ "revoked": true });
-    audit_session(tx, &ctx, AuditAction::AuthRefreshTokenReused, &session.id, details)
+    audit(
+        tx,
+        &ctx,
+        AuditAction::AuthRefreshTokenReused,
+        ("session", session.id.as_str()),
+        details,
+    )
 }
 
 /// Slides the session's end forward and hands it a new refresh token of the same family.
@@ -397,13 +392,8 @@ fn rotate(
 /// Ends the caller's session: its access tokens stop working and its refresh tokens with it.
 pub fn log_out(tx: &mut Tx<'_>, caller: &Principal) -> Result<(), ApiError> {
     sessions::revoke(tx.conn, caller.session_id(), RevokeReason::Logout, tx.now)?;
-    audit_session(
-        tx,
-        &caller.audit(),
-        AuditAction::AuthLogout,
-        caller.session_id(),
-        json!({}),
-    )
+    let target = ("session", caller.session_id().as_str());
+    audit(tx, &caller.audit(), AuditAction::AuthLogout, target, json!({}))
 }
 
 /// Points the caller's session at another of their accounts, without a password (R5). A
@@ -417,7 +407,13 @@ pub fn switch_account(tx: &mut Tx<'_>, caller: &Principal, target: NamedAccount)
     let mut ctx = caller.audit();
     ctx.account = Some(target.to_string());
     let details = json!({ "from": caller.session.account_id });
-    audit_session(tx, &ctx, AuditAction::AuthAccountSwitched, caller.session_id(), details)?;
+    audit(
+        tx,
+        &ctx,
+        AuditAction::AuthAccountSwitched,
+        ("session", caller.session_id().as_str()),
+        details,
+    )?;
     let session =
         sessions::find(tx.conn, caller.session_id())?.ok_or_else(|| ApiError::internal("session vanished"))?;
     let signed = tx.tokens.issue(&session, tx.now)?;
@@ -463,7 +459,13 @@ pub fn request_password_reset(tx: &mut Tx<'_>, email: &Email, request_id: &str) 
     notifications::enqueue(tx.conn, message, tx.now)?;
     let ctx = self_audit(&user.id, None, request_id);
     let details = json!({ "reset_id": id });
-    audit_user(tx, &ctx, AuditAction::AuthPasswordResetRequested, &user.id, details)
+    audit(
+        tx,
+        &ctx,
+        AuditAction::AuthPasswordResetRequested,
+        ("user", user.id.as_str()),
+        details,
+    )
 }
 
 /// Setting a new password with a reset link's token.
@@ -505,7 +507,13 @@ pub fn reset_password(
     users::set_password(tx.conn, &user.id, password_hash, tx.now)?;
     sessions::revoke_all_for_user(tx.conn, &user.id, None, RevokeReason::PasswordReset, tx.now)?;
     let ctx = self_audit(&user.id, None, request_id);
-    audit_user(tx, &ctx, AuditAction::AuthPasswordReset, &user.id, json!({}))?;
+    audit(
+        tx,
+        &ctx,
+        AuditAction::AuthPasswordReset,
+        ("user", user.id.as_str()),
+        json!({}),
+    )?;
     notify_password_changed(tx.conn, &user, tx.now)
 }
 
@@ -569,7 +577,13 @@ pub fn change_password(
     let reason = RevokeReason::PasswordChanged;
     let ended = sessions::revoke_all_for_user(tx.conn, &user.id, Some(caller.session_id()), reason, tx.now)?;
     let details = json!({ "sessions_ended": ended });
-    audit_user(tx, &caller.audit(), AuditAction::UserPasswordChanged, &user.id, details)?;
+    audit(
+        tx,
+        &caller.audit(),
+        AuditAction::UserPasswordChanged,
+        ("user", user.id.as_str()),
+        details,
+    )?;
     notify_password_changed(tx.conn, user, tx.now)
 }
 
