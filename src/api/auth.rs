@@ -177,7 +177,7 @@ pub async fn sign_up(
     body: Body<SignupRequest>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    // Refused before any hashing work, and before the body is looked at.
+    // Decided before the fields are parsed and before any hashing work.
     policy::sign_up(&state.config)?;
     let cmd = body.into_inner().command()?;
     let password_hash = state.passwords.hash(cmd.password.expose().to_string()).await?;
