@@ -2,54 +2,75 @@
 
 use actix_web::{post, web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::ToSchema;
-use validator::Validate;
+use validator::{Validate, ValidationError, ValidationErrors};
 
 use crate::api::extract::Body;
 use crate::api::views::TokenResponse;
 use crate::auth::extract::Principal;
 use crate::auth::policy;
-use crate::auth::secrets;
-use crate::db::models::NewPasswordReset;
-use crate::db::repo::audit::{self, AuditContext, AuditEntry};
-use crate::db::repo::notifications::{self, Outgoing};
-use crate::db::repo::{password_resets, sessions, users};
-use crate::db::DbConnection;
-use crate::domain::AuditAction;
-use crate::domain::NotificationKind;
-use crate::domain::{self, Email, NewPassword, RevokeReason, UserStatus, Username};
-use crate::error::{field_error, ApiError, Problem, ProblemKind};
-use crate::identity::{self, to_chrono, NewOrganization};
-use crate::ids::{AccountId, PasswordResetId};
+use crate::domain::{self, Email, NewPassword, Username};
+use crate::error::{field_error, ApiError, Problem};
 use crate::request_id::RequestId;
-use crate::service::sessions::{self as sessions_svc, issue_tokens_with, notify_password_changed};
+use crate::service;
+use crate::service::sessions::{self, ConfirmReset, LogIn, LoginIdentifier, NamedAccount, SignUp};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     /// The new organization's name.
-    #[validate(custom(function = "domain::check_name"))]
     #[schema(example = "Acme Dental", min_length = 1, max_length = 100, pattern = r"\S")]
     pub organization_name: String,
-    #[validate(custom(function = "domain::check_email"))]
     #[schema(example = "ada@example.com", format = Email, max_length = 254)]
     pub email: String,
     /// Optional login name: 3–64 letters, digits, `.`, `_`, `-`.
-    #[validate(custom(function = "domain::check_username"))]
     #[schema(min_length = 3, max_length = 64, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     pub username: Option<String>,
-    #[validate(custom(function = "domain::check_name"))]
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: String,
-    #[validate(custom(function = "domain::check_name"))]
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: String,
     /// 10 to 256 characters.
-    #[validate(custom(function = "domain::check_new_password"))]
     #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
     pub password: String,
+}
+
+impl SignupRequest {
+    /// Parses every field once; one answer lists every invalid field.
+    fn command(self) -> Result<SignUp, ApiError> {
+        let mut errors = ValidationErrors::new();
+        let e = &mut errors;
+        let organization_name = parsed(e, "organization_name", domain::parse_name(&self.organization_name));
+        let email = parsed(e, "email", Email::parse(&self.email));
+        let username = parsed(e, "username", self.username.as_deref().map(Username::parse).transpose());
+        let first_name = parsed(e, "first_name", domain::parse_name(&self.first_name));
+        let last_name = parsed(e, "last_name", domain::parse_name(&self.last_name));
+        let password = parsed(e, "password", NewPassword::parse(&self.password));
+        match (organization_name, email, username, first_name, last_name, password) {
+            (
+                Some(organization_name),
+                Some(email),
+                Some(username),
+                Some(first_name),
+                Some(last_name),
+                Some(password),
+            ) => Ok(SignUp {
+                organization_name,
+                email,
+                username,
+                first_name,
+                last_name,
+                password,
+            }),
+            _ => Err(errors.into()),
+        }
+    }
+}
+
+/// A parsed value, or its error added to `errors` under `field`.
+fn parsed<T>(errors: &mut ValidationErrors, field: &'static str, result: Result<T, ValidationError>) -> Option<T> {
+    result.map_err(|e| errors.add(field, e)).ok()
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -64,6 +85,17 @@ pub struct LoginRequest {
     pub password: String,
     /// Pick this account at once, when the user belongs to several.
     pub account_id: Option<String>,
+}
+
+impl LoginRequest {
+    fn command(self) -> Result<LogIn, ApiError> {
+        self.validate()?;
+        Ok(LogIn {
+            identifier: LoginIdentifier::parse(&self.identifier),
+            password: self.password,
+            account: self.account_id.as_deref().map(NamedAccount::parse),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -83,10 +115,16 @@ pub struct SwitchAccountRequest {
     pub account_id: String,
 }
 
-#[derive(Debug, Deserialize, Validate, ToSchema)]
+impl SwitchAccountRequest {
+    fn command(self) -> Result<NamedAccount, ApiError> {
+        self.validate()?;
+        Ok(NamedAccount::parse(&self.account_id))
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetRequest {
-    #[validate(custom(function = "domain::check_email"))]
     #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
@@ -99,9 +137,23 @@ pub struct PasswordResetConfirm {
     #[schema(min_length = 1, max_length = 256)]
     pub token: String,
     /// 10 to 256 characters.
-    #[validate(custom(function = "domain::check_new_password"))]
     #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
     pub new_password: String,
+}
+
+impl PasswordResetConfirm {
+    /// Checks the token's length and parses the new password; one answer lists both.
+    fn command(self) -> Result<ConfirmReset, ApiError> {
+        let mut errors = self.validate().err().unwrap_or_default();
+        let new_password = parsed(&mut errors, "new_password", NewPassword::parse(&self.new_password));
+        match new_password {
+            Some(new_password) if errors.is_empty() => Ok(ConfirmReset {
+                token: self.token,
+                new_password,
+            }),
+            _ => Err(errors.into()),
+        }
+    }
 }
 
 /// Sign up: a new organization and its owner.
@@ -125,49 +177,15 @@ pub async fn sign_up(
     body: Body<SignupRequest>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    if !state.config.open_signup {
-        return Err(ApiError::new(
-            ProblemKind::SignupClosed,
-            "Sign-up is closed; ask an administrator for an invitation.",
-        ));
-    }
-    let body = body.into_inner();
-    body.validate()?;
-    let email = Email::parse(&body.email).map_err(field_error("email"))?;
-    let username = body
-        .username
-        .as_deref()
-        .map(Username::parse)
-        .transpose()
-        .map_err(field_error("username"))?;
-    let password_hash = state.passwords.hash(body.password).await?;
-    let input = NewOrganization {
-        organization_name: domain::parse_name(&body.organization_name).map_err(field_error("organization_name"))?,
-        email,
-        username,
-        first_name: domain::parse_name(&body.first_name).map_err(field_error("first_name"))?,
-        last_name: domain::parse_name(&body.last_name).map_err(field_error("last_name"))?,
-        password_hash,
-    };
-    let st = state.clone();
-    let response = state
-        .db
-        .write(move |conn| {
-            let now = st.clock.now();
-            let (user, account) = identity::create_organization(conn, &input, Some(request_id.0.clone()), now)?;
-            let opened = identity::open_session(conn, &user.id, Some(&account.id), st.config.refresh_token_ttl, now)?;
-            issue_tokens_with(
-                conn,
-                &st.tokens,
-                now,
-                &opened.session,
-                Some(opened.refresh_token),
-                &user,
-            )
-            .map(TokenResponse::from)
-        })
-        .await?;
-    Ok(HttpResponse::Created().json(response))
+    // Decided before the fields are parsed and before any hashing work.
+    policy::sign_up(&state.config)?;
+    let cmd = body.into_inner().command()?;
+    let password_hash = state.passwords.hash(cmd.password.expose().to_string()).await?;
+    let issued = service::write(&state, move |tx| {
+        sessions::sign_up(tx, cmd, password_hash, &request_id.0)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(TokenResponse::from(issued)))
 }
 
 /// Log in with an email or username and a password.
@@ -193,88 +211,17 @@ pub async fn log_in(
     body: Body<LoginRequest>,
     request_id: RequestId,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
-    let body = body.into_inner();
-    body.validate()?;
-    let identifier = body.identifier.trim().to_lowercase();
-    let user = state
-        .db
-        .read(move |conn| {
-            Ok::<_, ApiError>(if identifier.contains('@') {
-                users::find_by_email(conn, &identifier)?
-            } else {
-                users::find_by_username(conn, &identifier)?
-            })
-        })
-        .await?;
-    let stored = user
-        .as_ref()
-        .filter(|u| u.status == UserStatus::Active)
-        .and_then(|u| u.password_hash.clone());
-    let password_ok = state.passwords.verify(body.password, stored).await?;
-    let user = match user {
-        Some(user) if password_ok => user,
-        _ => return Err(ApiError::invalid_credentials()),
-    };
-    let wanted = match body.account_id.as_deref() {
-        Some(raw) => Some(AccountId::parse(raw).ok_or_else(|| ApiError::not_found("account"))?),
-        None => None,
-    };
-    let st = state.clone();
-    let response = state
-        .db
-        .write(move |conn| {
-            let now = st.clock.now();
-            let choices = crate::service::caretakers::login_choices(conn, &user)?;
-            let account = match (&wanted, choices.as_slice()) {
-                (_, []) => return Err(ApiError::forbidden("You have no active account to log in to.")),
-                (Some(id), _) => Some(
-                    choices
-                        .iter()
-                        .find(|(_, a, _)| &a.id == id)
-                        .ok_or_else(|| ApiError::not_found("account"))?
-                        .1
-                        .id
-                        .clone(),
-                ),
-                (None, [(_, only, _)]) => Some(only.id.clone()),
-                (None, _) => None,
-            };
-            let opened = identity::open_session(conn, &user.id, account.as_ref(), st.config.refresh_token_ttl, now)?;
-            let ctx = AuditContext {
-                actor: Some(user.id.to_string()),
-                effective: Some(user.id.to_string()),
-                account: account.as_ref().map(|a| a.to_string()),
-                request_id: Some(request_id.0.clone()),
-            };
-            audit::record(
-                conn,
-                &ctx,
-                AuditEntry {
-                    action: AuditAction::AuthLogin,
-                    target_type: "session",
-                    target_id: opened.session.id.as_str(),
-                    details: json!({}),
-                },
-                now,
-            )?;
-            issue_tokens_with(
-                conn,
-                &st.tokens,
-                now,
-                &opened.session,
-                Some(opened.refresh_token),
-                &user,
-            )
-            .map(TokenResponse::from)
-        })
-        .await?;
-    Ok(web::Json(response))
-}
-
-enum RefreshOutcome {
-    Rotated(Box<TokenResponse>),
-    Reused,
-    Invalid,
+    let LogIn {
+        identifier,
+        password,
+        account,
+    } = body.into_inner().command()?;
+    let candidate = service::read(&state, move |tx| sessions::find_login(tx, &identifier)).await?;
+    // Outside any transaction: hashing runs on its own threads.
+    let password_ok = state.passwords.verify(password, candidate.stored_hash()).await?;
+    let user = candidate.verified(password_ok)?;
+    let issued = service::write(&state, move |tx| sessions::log_in(tx, user, account, &request_id.0)).await?;
+    Ok(web::Json(issued.into()))
 }
 
 /// Exchange a refresh token for new tokens.
@@ -299,71 +246,12 @@ pub async fn refresh(
 ) -> Result<web::Json<TokenResponse>, ApiError> {
     let body = body.into_inner();
     body.validate()?;
-    let hash = secrets::hash_token(&body.refresh_token);
-    let st = state.clone();
-    let outcome = state
-        .db
-        .write(move |conn| {
-            let now = st.clock.now();
-            let Some(token) = sessions::find_refresh_token(conn, &hash)? else {
-                return Ok::<_, ApiError>(RefreshOutcome::Invalid);
-            };
-            let Some(session) = sessions::find(conn, &token.session_id)? else {
-                return Ok(RefreshOutcome::Invalid);
-            };
-            if session.revoked_at.is_some() || session.expires_at <= now {
-                return Ok(RefreshOutcome::Invalid);
-            }
-            let ctx = AuditContext {
-                actor: Some(session.actor().unwrap_or_else(|| session.user_id.clone()).to_string()),
-                effective: Some(session.user_id.to_string()),
-                account: session.account_id.clone(),
-                request_id: Some(request_id.0.clone()),
-            };
-            if !sessions::spend_refresh_token(conn, &token, now)? {
-                sessions::revoke(conn, &session.id, RevokeReason::RefreshTokenReused, now)?;
-                audit::record(
-                    conn,
-                    &ctx,
-                    AuditEntry {
-                        action: AuditAction::AuthRefreshTokenReused,
-                        target_type: "session",
-                        target_id: session.id.as_str(),
-                        details: json!({ "revoked": true }),
-                    },
-                    now,
-                )?;
-                return Ok(RefreshOutcome::Reused);
-            }
-            if token.expires_at <= now {
-                return Ok(RefreshOutcome::Invalid);
-            }
-            let Some(user) = users::find(conn, &session.user_id)?.filter(|u| u.status == UserStatus::Active) else {
-                return Ok(RefreshOutcome::Invalid);
-            };
-            let choices = sessions_svc::account_choices(conn, &user)?;
-            if let Some(acc) = &session.account_id {
-                if !choices.iter().any(|(_, a, _)| a.id.as_str() == acc) {
-                    return Ok(RefreshOutcome::Invalid);
-                }
-            }
-            let expires_at = now + to_chrono(st.config.refresh_token_ttl);
-            sessions::extend(conn, &session.id, expires_at)?;
-            let next = identity::issue_refresh_token(conn, &session.id, st.config.refresh_token_ttl, now)?;
-            let response =
-                issue_tokens_with(conn, &st.tokens, now, &session, Some(next), &user).map(TokenResponse::from)?;
-            Ok(RefreshOutcome::Rotated(Box::new(response)))
-        })
-        .await?;
-    match outcome {
-        RefreshOutcome::Rotated(response) => Ok(web::Json(*response)),
-        RefreshOutcome::Reused => Err(ApiError::unauthenticated(
-            "This refresh token was already used; the session has been ended for safety. Log in again.",
-        )),
-        RefreshOutcome::Invalid => Err(ApiError::unauthenticated(
-            "The refresh token is not valid; log in again.",
-        )),
-    }
+    // A refusal commits what it recorded (a spent token, a family revoked for reuse).
+    let issued = service::write(&state, move |tx| {
+        sessions::refresh(tx, &body.refresh_token, &request_id.0)
+    })
+    .await??;
+    Ok(web::Json(issued.into()))
 }
 
 /// End the current session.
@@ -377,26 +265,7 @@ pub async fn refresh(
 )]
 #[post("/v1/auth/logout")]
 pub async fn log_out(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
-    let st = state.clone();
-    state
-        .db
-        .write(move |conn| {
-            let now = st.clock.now();
-            sessions::revoke(conn, principal.session_id(), RevokeReason::Logout, now)?;
-            audit::record(
-                conn,
-                &principal.audit(),
-                AuditEntry {
-                    action: AuditAction::AuthLogout,
-                    target_type: "session",
-                    target_id: principal.session_id().as_str(),
-                    details: json!({}),
-                },
-                now,
-            )?;
-            Ok::<_, ApiError>(())
-        })
-        .await?;
+    service::write(&state, move |tx| sessions::log_out(tx, &principal)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -421,39 +290,9 @@ pub async fn switch_account(
     principal: Principal,
     body: Body<SwitchAccountRequest>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
-    let body = body.into_inner();
-    body.validate()?;
-    policy::forbid_delegated(&principal, "switch accounts")?;
-    let target = AccountId::parse(&body.account_id).ok_or_else(|| ApiError::not_found("account"))?;
-    let st = state.clone();
-    let response = state
-        .db
-        .write(move |conn| {
-            let now = st.clock.now();
-            let choices = sessions_svc::account_choices(conn, &principal.user)?;
-            if !choices.iter().any(|(_, a, _)| a.id == target) {
-                return Err(ApiError::not_found("account"));
-            }
-            sessions::rescope(conn, principal.session_id(), &target)?;
-            let mut ctx = principal.audit();
-            ctx.account = Some(target.to_string());
-            audit::record(
-                conn,
-                &ctx,
-                AuditEntry {
-                    action: AuditAction::AuthAccountSwitched,
-                    target_type: "session",
-                    target_id: principal.session_id().as_str(),
-                    details: json!({ "from": principal.session.account_id }),
-                },
-                now,
-            )?;
-            let session =
-                sessions::find(conn, principal.session_id())?.ok_or_else(|| ApiError::internal("session vanished"))?;
-            issue_tokens_with(conn, &st.tokens, now, &session, None, &principal.user).map(TokenResponse::from)
-        })
-        .await?;
-    Ok(web::Json(response))
+    let target = body.into_inner().command()?;
+    let issued = service::write(&state, move |tx| sessions::switch_account(tx, &principal, target)).await?;
+    Ok(web::Json(issued.into()))
 }
 
 /// Ask for a password reset link.
@@ -472,85 +311,19 @@ pub async fn request_password_reset(
     body: Body<PasswordResetRequest>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    body.validate()?;
-    let email = Email::parse(&body.email).map_err(field_error("email"))?;
+    let email = Email::parse(&body.into_inner().email).map_err(field_error("email"))?;
     // The work happens after the answer, so known and unknown addresses take the same time.
     let st = state.clone();
     actix_web::rt::spawn(async move {
-        let db = st.db.clone();
-        let result = db.write(move |conn| create_reset(conn, &st, &email, request_id)).await;
+        let result = service::write(&st, move |tx| {
+            sessions::request_password_reset(tx, &email, &request_id.0)
+        })
+        .await;
         if let Err(e) = result {
             log::error!("password reset request failed: {e:?}");
         }
     });
     Ok(HttpResponse::Accepted().finish())
-}
-
-fn create_reset(
-    conn: &mut DbConnection,
-    state: &AppState,
-    email: &Email,
-    request_id: RequestId,
-) -> Result<(), ApiError> {
-    let Some(user) = users::find_by_email(conn, email.normalized())? else {
-        return Ok(());
-    };
-    if user.status != UserStatus::Active {
-        return Ok(());
-    }
-    let now = state.clock.now();
-    // Only the newest link works.
-    password_resets::spend_all_for_user(conn, &user.id, None, now)?;
-    let token = secrets::new_token();
-    let id = PasswordResetId::generate();
-    password_resets::insert(
-        conn,
-        NewPasswordReset {
-            id: id.clone(),
-            user_id: user.id.clone(),
-            token_hash: secrets::hash_token(&token),
-            created_at: now,
-            expires_at: now + to_chrono(state.config.password_reset_ttl),
-        },
-    )?;
-    let link = format!("{}/reset-password?token={token}", state.config.public_url);
-    let minutes = state.config.password_reset_ttl.as_secs() / 60;
-    notifications::enqueue(
-        conn,
-        Outgoing {
-            kind: NotificationKind::PasswordReset,
-            account_id: None,
-            recipient_user_id: Some(user.id.to_string()),
-            recipient_email: user.email.clone(),
-            on_behalf_of_user_id: None,
-            subject: "Reset your password".into(),
-            body: format!(
-                "Hello {},\n\nSomeone asked to reset your password. If it was you, open this link within {minutes} minutes:\n{link}\n\nIf it was not, ignore this message.",
-                user.first_name
-            ),
-            payload: json!({ "link": link, "expires_at": (now + to_chrono(state.config.password_reset_ttl)).and_utc() }),
-        },
-        now,
-    )?;
-    let ctx = AuditContext {
-        actor: Some(user.id.to_string()),
-        effective: Some(user.id.to_string()),
-        account: None,
-        request_id: Some(request_id.0),
-    };
-    audit::record(
-        conn,
-        &ctx,
-        AuditEntry {
-            action: AuditAction::AuthPasswordResetRequested,
-            target_type: "user",
-            target_id: user.id.as_str(),
-            details: json!({ "reset_id": id }),
-        },
-        now,
-    )?;
-    Ok(())
 }
 
 /// Set a new password with a reset link's token.
@@ -571,53 +344,12 @@ pub async fn confirm_password_reset(
     body: Body<PasswordResetConfirm>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    body.validate()?;
-    let new_password = NewPassword::parse(&body.new_password).map_err(field_error("new_password"))?;
-    let invalid = || ApiError::invalid_token("The reset link is not valid or has expired; ask for a new one.");
-    let hash = secrets::hash_token(&body.token);
-    let lookup = hash.clone();
-    let st = state.clone();
-    let reset = state
-        .db
-        .read(move |conn| Ok::<_, ApiError>(password_resets::find_by_hash(conn, &lookup)?))
-        .await?
-        .filter(|r| r.used_at.is_none() && r.expires_at > st.clock.now())
-        .ok_or_else(invalid)?;
+    let ConfirmReset { token, new_password } = body.into_inner().command()?;
+    let reset = service::read(&state, move |tx| sessions::pending_reset(tx, &token)).await?;
     let password_hash = state.passwords.hash(new_password.expose().to_string()).await?;
-    let st = state.clone();
-    state
-        .db
-        .write(move |conn| {
-            let now = st.clock.now();
-            let user = users::find(conn, &reset.user_id)?
-                .filter(|u| u.status == UserStatus::Active)
-                .ok_or_else(invalid)?;
-            if !password_resets::spend_all_for_user(conn, &user.id, Some(&hash), now)? {
-                return Err(invalid());
-            }
-            users::set_password(conn, &user.id, &password_hash, now)?;
-            sessions::revoke_all_for_user(conn, &user.id, None, RevokeReason::PasswordReset, now)?;
-            let ctx = AuditContext {
-                actor: Some(user.id.to_string()),
-                effective: Some(user.id.to_string()),
-                account: None,
-                request_id: Some(request_id.0.clone()),
-            };
-            audit::record(
-                conn,
-                &ctx,
-                AuditEntry {
-                    action: AuditAction::AuthPasswordReset,
-                    target_type: "user",
-                    target_id: user.id.as_str(),
-                    details: json!({}),
-                },
-                now,
-            )?;
-            notify_password_changed(conn, &user, now)?;
-            Ok(())
-        })
-        .await?;
+    service::write(&state, move |tx| {
+        sessions::reset_password(tx, reset, &password_hash, &request_id.0)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,20 +3,17 @@
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::api::extract::Body;
 use crate::api::views::{utc, AccountSummary, RoleRef, UserView};
 use crate::auth::extract::Principal;
-use crate::auth::policy;
-use crate::db::repo::audit::{self, AuditEntry};
-use crate::db::repo::{sessions, users};
-use crate::domain::AuditAction;
-use crate::domain::{self, Delegation, NewPassword, RevokeReason};
-use crate::error::{field_error, ApiError, Problem};
-use crate::service::sessions::notify_password_changed;
+use crate::db::models::UserRow;
+use crate::domain::{Delegation, NewPassword};
+use crate::error::{ApiError, Problem};
+use crate::service;
+use crate::service::sessions::{self, ChangePassword};
 use crate::state::AppState;
 
 /// The caller's place in the account.
@@ -80,51 +77,49 @@ pub struct MeResponse {
 )]
 #[get("/v1/me")]
 pub async fn get_me(state: web::Data<AppState>, principal: Principal) -> Result<web::Json<MeResponse>, ApiError> {
-    let acting_as = match principal.delegation {
+    // Only a delegated session needs a look-up: the real actor, for the banner (R8).
+    let actor = match principal.delegation {
         None => None,
-        Some(kind) => {
-            let actor_id = principal.actor_id.clone();
-            let actor = state
-                .db
-                .read(move |conn| Ok::<_, ApiError>(users::find(conn, &actor_id)?))
-                .await?
-                .ok_or_else(|| ApiError::unauthenticated("The session has ended; log in again."))?;
-            Some(ActingAs {
-                kind,
-                actor: PersonRef {
-                    id: actor.id.to_string(),
-                    email: actor.email,
-                    first_name: actor.first_name,
-                    last_name: actor.last_name,
-                },
-                since: utc(principal.session.created_at),
-            })
+        Some(_) => {
+            let actor = principal.actor_id.clone();
+            Some(service::read(&state, move |tx| sessions::real_actor(tx, &actor)).await?)
         }
     };
-    let (account, membership, permissions) = match &principal.tenant {
-        None => (None, None, Vec::new()),
-        Some(t) => (
-            Some(AccountSummary::from(&t.account)),
-            Some(MyMembership {
+    Ok(web::Json(MeResponse::new(&principal, actor)))
+}
+
+impl MeResponse {
+    fn new(principal: &Principal, actor: Option<UserRow>) -> Self {
+        let acting_as = principal.delegation.zip(actor).map(|(kind, actor)| ActingAs {
+            kind,
+            actor: PersonRef {
+                id: actor.id.to_string(),
+                email: actor.email,
+                first_name: actor.first_name,
+                last_name: actor.last_name,
+            },
+            since: utc(principal.session.created_at),
+        });
+        let tenant = principal.tenant.as_ref();
+        Self {
+            user: UserView::from(&principal.user),
+            account: tenant.map(|t| AccountSummary::from(&t.account)),
+            membership: tenant.map(|t| MyMembership {
                 id: t.membership.id.to_string(),
                 node: AccountSummary::from(&t.node),
                 roles: t.roles.iter().map(RoleRef::from).collect(),
             }),
-            t.permissions.iter().map(|p| p.as_str().to_string()).collect(),
-        ),
-    };
-    Ok(web::Json(MeResponse {
-        user: UserView::from(&principal.user),
-        account,
-        membership,
-        permissions,
-        acting_as,
-        session: SessionView {
-            id: principal.session.id.to_string(),
-            created_at: utc(principal.session.created_at),
-            expires_at: utc(principal.session.expires_at),
-        },
-    }))
+            permissions: tenant
+                .map(|t| t.permissions.iter().map(|p| p.as_str().to_string()).collect())
+                .unwrap_or_default(),
+            acting_as,
+            session: SessionView {
+                id: principal.session.id.to_string(),
+                created_at: utc(principal.session.created_at),
+                expires_at: utc(principal.session.expires_at),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -134,9 +129,25 @@ pub struct ChangePasswordRequest {
     #[schema(min_length = 1, max_length = 1024)]
     pub current_password: String,
     /// 10 to 256 characters.
-    #[validate(custom(function = "domain::check_new_password"))]
     #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
     pub new_password: String,
+}
+
+impl ChangePasswordRequest {
+    /// Checks the current password's length and parses the new one; one answer lists both.
+    fn command(self) -> Result<ChangePassword, ApiError> {
+        let mut errors = self.validate().err().unwrap_or_default();
+        let new_password = NewPassword::parse(&self.new_password)
+            .map_err(|e| errors.add("new_password", e))
+            .ok();
+        match new_password {
+            Some(new_password) if errors.is_empty() => Ok(ChangePassword {
+                current_password: self.current_password,
+                new_password,
+            }),
+            _ => Err(errors.into()),
+        }
+    }
 }
 
 /// Change my password.
@@ -159,56 +170,18 @@ pub async fn change_password(
     principal: Principal,
     body: Body<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    body.validate()?;
-    policy::forbid_delegated(&principal, "change the user's password")?;
-    let new_password = NewPassword::parse(&body.new_password).map_err(field_error("new_password"))?;
-    if body.current_password == body.new_password {
-        return Err(ApiError::field(
-            "new_password",
-            "unchanged",
-            "must differ from the current password",
-        ));
-    }
-    let ok = state
+    let cmd = body.into_inner().command()?;
+    let check = sessions::start_password_change(&principal, &cmd)?;
+    // Outside any transaction: hashing runs on its own threads.
+    let current_ok = state
         .passwords
-        .verify(body.current_password, principal.user.password_hash.clone())
+        .verify(cmd.current_password, check.stored_hash())
         .await?;
-    if !ok {
-        return Err(ApiError::field(
-            "current_password",
-            "mismatch",
-            "is not your current password",
-        ));
-    }
-    let new_hash = state.passwords.hash(new_password.expose().to_string()).await?;
-    let st = state.clone();
-    state
-        .db
-        .write(move |conn| {
-            let now = st.clock.now();
-            let user = &principal.user;
-            users::set_password(conn, &user.id, &new_hash, now)?;
-            let ended = sessions::revoke_all_for_user(
-                conn,
-                &user.id,
-                Some(principal.session_id()),
-                RevokeReason::PasswordChanged,
-                now,
-            )?;
-            audit::record(
-                conn,
-                &principal.audit(),
-                AuditEntry {
-                    action: AuditAction::UserPasswordChanged,
-                    target_type: "user",
-                    target_id: user.id.as_str(),
-                    details: json!({ "sessions_ended": ended }),
-                },
-                now,
-            )?;
-            notify_password_changed(conn, user, now)
-        })
-        .await?;
+    let approved = check.verified(current_ok)?;
+    let new_hash = state.passwords.hash(cmd.new_password.expose().to_string()).await?;
+    service::write(&state, move |tx| {
+        sessions::change_password(tx, &principal, approved, &new_hash)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

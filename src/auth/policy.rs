@@ -142,6 +142,44 @@ pub fn holds_owner(roles: &[RoleRow]) -> bool {
 
 // ---- sessions and the caller themself ----
 
+use crate::config::Config;
+use crate::ids::AccountId;
+use crate::service::sessions::AccountChoice;
+
+/// Anyone may sign up a new organization only while the operator keeps sign-up open;
+/// otherwise the first owner comes from `steward create-owner`, the others by invitation.
+pub fn sign_up(config: &Config) -> Result<(), ApiError> {
+    if !config.open_signup {
+        return Err(ApiError::new(
+            ProblemKind::SignupClosed,
+            "Sign-up is closed; ask an administrator for an invitation.",
+        ));
+    }
+    Ok(())
+}
+
+/// A session may work only in one of its user's own accounts (R5); any other id answers
+/// 404, as if it did not exist (R1).
+pub fn own_account<'c>(choices: &'c [AccountChoice], id: &AccountId) -> Result<&'c AccountRow, ApiError> {
+    choices
+        .iter()
+        .map(|(_, account, _)| account)
+        .find(|account| &account.id == id)
+        .ok_or_else(|| ApiError::not_found("account"))
+}
+
+/// The account a new login's session is scoped to (R5): the one asked for, if it is the
+/// user's; else the only one; else none yet, and the user picks. A user with no active
+/// account at all cannot log in.
+pub fn login_account(choices: &[AccountChoice], wanted: Option<&AccountId>) -> Result<Option<AccountId>, ApiError> {
+    match (wanted, choices) {
+        (_, []) => Err(ApiError::forbidden("You have no active account to log in to.")),
+        (Some(id), _) => own_account(choices, id).map(|account| Some(account.id.clone())),
+        (None, [(_, only, _)]) => Ok(Some(only.id.clone())),
+        (None, _) => Ok(None),
+    }
+}
+
 // ---- roles ----
 
 /// Roles belong to the whole organization, so managing them needs `roles.manage` with reach

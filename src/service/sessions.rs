@@ -1,17 +1,30 @@
-//! Sessions: what signing in, refreshing and switching accounts share — the accounts a user
-//! may pick, the tokens a session is handed — and the notices about a user's own credentials.
+//! Sessions and the caller themself: signing up, logging in (R5), refreshing with rotation
+//! and reuse detection, logging out, switching accounts, resetting and changing a password,
+//! and who the caller really is (R8). Also what other capabilities share with these: the
+//! accounts a user may pick, the tokens a session is handed, the password-changed notice.
+//!
+//! Password hashing runs on its own threads, never inside a transaction: a flow that checks
+//! or sets a password reads what it needs in one call, lets the handler hash or verify, and
+//! writes in a second call. The types that pass between the calls ([`LoginCandidate`],
+//! [`VerifiedUser`], [`PendingReset`], [`PasswordCheck`]) carry the decision made so far.
 
 use chrono::NaiveDateTime;
 use serde_json::json;
 
+use crate::auth::extract::Principal;
+use crate::auth::policy;
+use crate::auth::secrets;
 use crate::auth::tokens::{SignedToken, Tokens};
-use crate::db::models::{AccountRow, MembershipRow, SessionRow, UserRow};
-use crate::db::repo::memberships;
+use crate::db::models::{AccountRow, MembershipRow, NewPasswordReset, PasswordResetRow, SessionRow, UserRow};
+use crate::db::repo::audit::{self, AuditContext, AuditEntry};
 use crate::db::repo::notifications::{self, Outgoing};
+use crate::db::repo::{memberships, password_resets, sessions, users};
 use crate::db::DbConnection;
-use crate::domain::NotificationKind;
+use crate::domain::{AuditAction, Email, NewPassword, NotificationKind, RevokeReason, UserStatus, Username};
 use crate::error::ApiError;
-use crate::service::Tx;
+use crate::identity::{self, to_chrono, NewOrganization};
+use crate::ids::{AccountId, PasswordResetId, UserId};
+use crate::service::{messages, Tx};
 
 /// An organization a user can log in to: the membership, its root account, and the names
 /// of the user's roles there.
@@ -95,6 +108,7 @@ fn issued(
 
 /// Tells the user their password changed, so that an unexpected change is noticed.
 pub fn notify_password_changed(conn: &mut DbConnection, user: &UserRow, now: NaiveDateTime) -> Result<(), ApiError> {
+    let (subject, body) = messages::password_changed(&user.first_name);
     notifications::enqueue(
         conn,
         Outgoing {
@@ -103,14 +117,479 @@ pub fn notify_password_changed(conn: &mut DbConnection, user: &UserRow, now: Nai
             recipient_user_id: Some(user.id.to_string()),
             recipient_email: user.email.clone(),
             on_behalf_of_user_id: None,
-            subject: "Your password was changed".into(),
-            body: format!(
-                "Hello {},\n\nThe password of your account was just changed and your other sessions were ended. If this was not you, reset your password now.",
-                user.first_name
-            ),
+            subject,
+            body,
             payload: json!({}),
         },
         now,
     )?;
     Ok(())
+}
+
+/// The audit fields of a user acting for themself without a session yet (logging in,
+/// resetting a password): they are both the actor and the effective user.
+fn self_audit(user: &UserId, account: Option<String>, request_id: &str) -> AuditContext {
+    AuditContext {
+        actor: Some(user.to_string()),
+        effective: Some(user.to_string()),
+        account,
+        request_id: Some(request_id.to_string()),
+    }
+}
+
+/// Audits a change to `target` (kind and id) in the caller's transaction (R13).
+fn audit(
+    tx: &mut Tx<'_>,
+    ctx: &AuditContext,
+    action: AuditAction,
+    (target_type, target_id): (&str, &str),
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    let entry = AuditEntry {
+        action,
+        target_type,
+        target_id,
+        details,
+    };
+    Ok(audit::record(tx.conn, ctx, entry, tx.now)?)
+}
+
+// ---- sign-up ----
+
+/// A new organization and its owner, as sign-up asks for them.
+pub struct SignUp {
+    pub organization_name: String,
+    pub email: Email,
+    pub username: Option<Username>,
+    pub first_name: String,
+    pub last_name: String,
+    pub password: NewPassword,
+}
+
+/// Creates the organization, its built-in roles and its owner (hashed password given), and
+/// logs the owner in. Whether sign-up is open at all is `policy::sign_up`, asked before
+/// any hashing.
+pub fn sign_up(
+    tx: &mut Tx<'_>,
+    cmd: SignUp,
+    password_hash: String,
+    request_id: &str,
+) -> Result<IssuedTokens, ApiError> {
+    let input = NewOrganization {
+        organization_name: cmd.organization_name,
+        email: cmd.email,
+        username: cmd.username,
+        first_name: cmd.first_name,
+        last_name: cmd.last_name,
+        password_hash,
+    };
+    let (user, account) = identity::create_organization(tx.conn, &input, Some(request_id.to_string()), tx.now)?;
+    let opened = identity::open_session(
+        tx.conn,
+        &user.id,
+        Some(&account.id),
+        tx.config.refresh_token_ttl,
+        tx.now,
+    )?;
+    issue_tokens(tx, &opened.session, Some(opened.refresh_token), &user)
+}
+
+// ---- login (R5) ----
+
+/// An account a request names by id: a well-formed id, or text that names no account at
+/// all, which answers like an unknown one (404, R1).
+#[derive(Clone, Debug)]
+pub enum NamedAccount {
+    Id(AccountId),
+    Malformed,
+}
+
+impl NamedAccount {
+    pub fn parse(raw: &str) -> Self {
+        AccountId::parse(raw).map_or(Self::Malformed, Self::Id)
+    }
+
+    fn id(&self) -> Result<&AccountId, ApiError> {
+        match self {
+            Self::Id(id) => Ok(id),
+            Self::Malformed => Err(ApiError::not_found("account")),
+        }
+    }
+}
+
+/// Who a login names: an identifier with `@` is an email (a username cannot hold one),
+/// anything else a username; both compared in lower case.
+#[derive(Clone, Debug)]
+pub enum LoginIdentifier {
+    Email(String),
+    Username(String),
+}
+
+impl LoginIdentifier {
+    pub fn parse(raw: &str) -> Self {
+        let normalized = raw.trim().to_lowercase();
+        if normalized.contains('@') {
+            Self::Email(normalized)
+        } else {
+            Self::Username(normalized)
+        }
+    }
+}
+
+/// A login: who, with which password, and perhaps which account at once.
+pub struct LogIn {
+    pub identifier: LoginIdentifier,
+    pub password: String,
+    pub account: Option<NamedAccount>,
+}
+
+/// The user a login names, read before the password is checked.
+pub struct LoginCandidate(Option<UserRow>);
+
+/// A user whose password matched; only [`LoginCandidate::verified`] makes one.
+pub struct VerifiedUser(UserRow);
+
+impl LoginCandidate {
+    /// The hash to check the password against. None for an unknown or archived user or one
+    /// without a password: the check then burns the same time on the dummy hash and fails,
+    /// so the answer does not tell who exists.
+    pub fn stored_hash(&self) -> Option<String> {
+        self.0
+            .as_ref()
+            .filter(|u| u.status == UserStatus::Active)
+            .and_then(|u| u.password_hash.clone())
+    }
+
+    /// The user, if the password matched; otherwise the one answer for a wrong identifier
+    /// and a wrong password alike.
+    pub fn verified(self, password_ok: bool) -> Result<VerifiedUser, ApiError> {
+        match self.0 {
+            Some(user) if password_ok => Ok(VerifiedUser(user)),
+            _ => Err(ApiError::invalid_credentials()),
+        }
+    }
+}
+
+/// Reads the user a login names (first half of a login; no transaction needed).
+pub fn find_login(tx: &mut Tx<'_>, identifier: &LoginIdentifier) -> Result<LoginCandidate, ApiError> {
+    let user = match identifier {
+        LoginIdentifier::Email(email) => users::find_by_email(tx.conn, email)?,
+        LoginIdentifier::Username(name) => users::find_by_username(tx.conn, name)?,
+    };
+    Ok(LoginCandidate(user))
+}
+
+/// Opens a session for a verified user (second half of a login), scoped to the account
+/// asked for, to the only one, or to none yet when there are several to pick from (R5).
+pub fn log_in(
+    tx: &mut Tx<'_>,
+    user: VerifiedUser,
+    account: Option<NamedAccount>,
+    request_id: &str,
+) -> Result<IssuedTokens, ApiError> {
+    let VerifiedUser(user) = user;
+    let wanted = account.as_ref().map(NamedAccount::id).transpose()?;
+    // Organizations where a caretaker manages the user are closed to them (R7).
+    let choices = crate::service::caretakers::login_choices(tx.conn, &user)?;
+    let account = policy::login_account(&choices, wanted)?;
+    let ttl = tx.config.refresh_token_ttl;
+    let opened = identity::open_session(tx.conn, &user.id, account.as_ref(), ttl, tx.now)?;
+    let ctx = self_audit(&user.id, account.map(|a| a.to_string()), request_id);
+    audit(
+        tx,
+        &ctx,
+        AuditAction::AuthLogin,
+        ("session", opened.session.id.as_str()),
+        json!({}),
+    )?;
+    let signed = tx.tokens.issue(&opened.session, tx.now)?;
+    issued(signed, &opened.session, Some(opened.refresh_token), &user, choices)
+}
+
+// ---- refresh: rotation and reuse detection ----
+
+/// Exchanges a refresh token for new tokens. Every refresh token works once; presenting a
+/// spent one again means it was stolen or replayed, and its whole family (the session) is
+/// revoked.
+///
+/// The outer error is a failure of the transaction; the inner one a refusal, and what the
+/// refusal records (a token spent, a family revoked for reuse) commits all the same.
+pub fn refresh(
+    tx: &mut Tx<'_>,
+    refresh_token: &str,
+    request_id: &str,
+) -> Result<Result<IssuedTokens, ApiError>, ApiError> {
+    let invalid = || {
+        Err(ApiError::unauthenticated(
+            "The refresh token is not valid; log in again.",
+        ))
+    };
+    let hash = secrets::hash_token(refresh_token);
+    let Some(token) = sessions::find_refresh_token(tx.conn, &hash)? else {
+        return Ok(invalid());
+    };
+    let Some(session) = sessions::find(tx.conn, &token.session_id)?.filter(|s| live(s, tx.now)) else {
+        return Ok(invalid());
+    };
+    if !sessions::spend_refresh_token(tx.conn, &token, tx.now)? {
+        revoke_reused_family(tx, &session, request_id)?;
+        return Ok(Err(ApiError::unauthenticated(
+            "This refresh token was already used; the session has been ended for safety. Log in again.",
+        )));
+    }
+    if token.expires_at <= tx.now {
+        return Ok(invalid());
+    }
+    let Some(user) = users::find(tx.conn, &session.user_id)?.filter(|u| u.status == UserStatus::Active) else {
+        return Ok(invalid());
+    };
+    let choices = account_choices(tx.conn, &user)?;
+    if let Some(account) = session.account() {
+        if policy::own_account(&choices, &account).is_err() {
+            return Ok(invalid());
+        }
+    }
+    rotate(tx, &session, &user, choices).map(Ok)
+}
+
+fn live(session: &SessionRow, now: NaiveDateTime) -> bool {
+    session.revoked_at.is_none() && session.expires_at > now
+}
+
+fn revoke_reused_family(tx: &mut Tx<'_>, session: &SessionRow, request_id: &str) -> Result<(), ApiError> {
+    sessions::revoke(tx.conn, &session.id, RevokeReason::RefreshTokenReused, tx.now)?;
+    let ctx = AuditContext {
+        actor: Some(session.actor().unwrap_or_else(|| session.user_id.clone()).to_string()),
+        effective: Some(session.user_id.to_string()),
+        account: session.account_id.clone(),
+        request_id: Some(request_id.to_string()),
+    };
+    let details = json!({ "revoked": true });
+    audit(
+        tx,
+        &ctx,
+        AuditAction::AuthRefreshTokenReused,
+        ("session", session.id.as_str()),
+        details,
+    )
+}
+
+/// Slides the session's end forward and hands it a new refresh token of the same family.
+fn rotate(
+    tx: &mut Tx<'_>,
+    session: &SessionRow,
+    user: &UserRow,
+    choices: Vec<AccountChoice>,
+) -> Result<IssuedTokens, ApiError> {
+    let ttl = tx.config.refresh_token_ttl;
+    sessions::extend(tx.conn, &session.id, tx.now + to_chrono(ttl))?;
+    let next = identity::issue_refresh_token(tx.conn, &session.id, ttl, tx.now)?;
+    let signed = tx.tokens.issue(session, tx.now)?;
+    issued(signed, session, Some(next), user, choices)
+}
+
+// ---- logout and switching accounts ----
+
+/// Ends the caller's session: its access tokens stop working and its refresh tokens with it.
+pub fn log_out(tx: &mut Tx<'_>, caller: &Principal) -> Result<(), ApiError> {
+    sessions::revoke(tx.conn, caller.session_id(), RevokeReason::Logout, tx.now)?;
+    let target = ("session", caller.session_id().as_str());
+    audit(tx, &caller.audit(), AuditAction::AuthLogout, target, json!({}))
+}
+
+/// Points the caller's session at another of their accounts, without a password (R5). A
+/// delegated session cannot (R8). The refresh token the caller holds stays valid.
+pub fn switch_account(tx: &mut Tx<'_>, caller: &Principal, target: NamedAccount) -> Result<IssuedTokens, ApiError> {
+    policy::forbid_delegated(caller, "switch accounts")?;
+    let target = target.id()?;
+    let choices = crate::service::caretakers::login_choices(tx.conn, &caller.user)?;
+    policy::own_account(&choices, target)?;
+    sessions::rescope(tx.conn, caller.session_id(), target)?;
+    let mut ctx = caller.audit();
+    ctx.account = Some(target.to_string());
+    let details = json!({ "from": caller.session.account_id });
+    audit(
+        tx,
+        &ctx,
+        AuditAction::AuthAccountSwitched,
+        ("session", caller.session_id().as_str()),
+        details,
+    )?;
+    let session =
+        sessions::find(tx.conn, caller.session_id())?.ok_or_else(|| ApiError::internal("session vanished"))?;
+    let signed = tx.tokens.issue(&session, tx.now)?;
+    issued(signed, &session, None, &caller.user, choices)
+}
+
+// ---- password reset ----
+
+/// Mails a single-use reset link to an active user with this address; does nothing for any
+/// other address. Run after the request is answered, so known and unknown addresses take
+/// the same time.
+pub fn request_password_reset(tx: &mut Tx<'_>, email: &Email, request_id: &str) -> Result<(), ApiError> {
+    let Some(user) = users::find_by_email(tx.conn, email.normalized())?.filter(|u| u.status == UserStatus::Active)
+    else {
+        return Ok(());
+    };
+    // Only the newest link works.
+    password_resets::spend_all_for_user(tx.conn, &user.id, None, tx.now)?;
+    let token = secrets::new_token();
+    let id = PasswordResetId::generate();
+    let expires_at = tx.now + to_chrono(tx.config.password_reset_ttl);
+    let reset = NewPasswordReset {
+        id: id.clone(),
+        user_id: user.id.clone(),
+        token_hash: secrets::hash_token(&token),
+        created_at: tx.now,
+        expires_at,
+    };
+    password_resets::insert(tx.conn, reset)?;
+    let link = format!("{}/reset-password?token={token}", tx.config.public_url);
+    let minutes = tx.config.password_reset_ttl.as_secs() / 60;
+    let (subject, body) = messages::password_reset(&user.first_name, &link, minutes);
+    let message = Outgoing {
+        kind: NotificationKind::PasswordReset,
+        account_id: None,
+        recipient_user_id: Some(user.id.to_string()),
+        recipient_email: user.email.clone(),
+        on_behalf_of_user_id: None,
+        subject,
+        body,
+        payload: json!({ "link": link, "expires_at": expires_at.and_utc() }),
+    };
+    notifications::enqueue(tx.conn, message, tx.now)?;
+    let ctx = self_audit(&user.id, None, request_id);
+    let details = json!({ "reset_id": id });
+    audit(
+        tx,
+        &ctx,
+        AuditAction::AuthPasswordResetRequested,
+        ("user", user.id.as_str()),
+        details,
+    )
+}
+
+/// Setting a new password with a reset link's token.
+pub struct ConfirmReset {
+    pub token: String,
+    pub new_password: NewPassword,
+}
+
+/// A reset link found unspent and unexpired, before the new password is hashed.
+pub struct PendingReset(PasswordResetRow);
+
+fn invalid_reset() -> ApiError {
+    ApiError::invalid_token("The reset link is not valid or has expired; ask for a new one.")
+}
+
+/// Finds the reset link a token belongs to, if it still works (first half of a confirm).
+pub fn pending_reset(tx: &mut Tx<'_>, token: &str) -> Result<PendingReset, ApiError> {
+    password_resets::find_by_hash(tx.conn, &secrets::hash_token(token))?
+        .filter(|r| r.used_at.is_none() && r.expires_at > tx.now)
+        .map(PendingReset)
+        .ok_or_else(invalid_reset)
+}
+
+/// Sets the new (hashed) password, spends the link (only one confirm can succeed) and every
+/// other link of the user, and ends every session of the user.
+pub fn reset_password(
+    tx: &mut Tx<'_>,
+    reset: PendingReset,
+    password_hash: &str,
+    request_id: &str,
+) -> Result<(), ApiError> {
+    let PendingReset(reset) = reset;
+    let user = users::find(tx.conn, &reset.user_id)?
+        .filter(|u| u.status == UserStatus::Active)
+        .ok_or_else(invalid_reset)?;
+    if !password_resets::spend_all_for_user(tx.conn, &user.id, Some(&reset.token_hash), tx.now)? {
+        return Err(invalid_reset());
+    }
+    users::set_password(tx.conn, &user.id, password_hash, tx.now)?;
+    sessions::revoke_all_for_user(tx.conn, &user.id, None, RevokeReason::PasswordReset, tx.now)?;
+    let ctx = self_audit(&user.id, None, request_id);
+    audit(
+        tx,
+        &ctx,
+        AuditAction::AuthPasswordReset,
+        ("user", user.id.as_str()),
+        json!({}),
+    )?;
+    notify_password_changed(tx.conn, &user, tx.now)
+}
+
+// ---- the caller themself ----
+
+/// Changing one's own password: the current one, and the new one.
+pub struct ChangePassword {
+    pub current_password: String,
+    pub new_password: NewPassword,
+}
+
+/// A password change allowed so far, before the current password is checked.
+pub struct PasswordCheck(Option<String>);
+
+/// A password change allowed in full; only [`PasswordCheck::verified`] makes one.
+pub struct ApprovedChange(());
+
+impl PasswordCheck {
+    /// The hash to check the current password against.
+    pub fn stored_hash(&self) -> Option<String> {
+        self.0.clone()
+    }
+
+    /// The change, if the current password matched.
+    pub fn verified(self, current_ok: bool) -> Result<ApprovedChange, ApiError> {
+        if !current_ok {
+            return Err(ApiError::field(
+                "current_password",
+                "mismatch",
+                "is not your current password",
+            ));
+        }
+        Ok(ApprovedChange(()))
+    }
+}
+
+/// What is decided before any hashing (first half of a change): a session acting as
+/// another user cannot change that user's password (R8), and the new password must differ.
+pub fn start_password_change(caller: &Principal, cmd: &ChangePassword) -> Result<PasswordCheck, ApiError> {
+    policy::forbid_delegated(caller, "change the user's password")?;
+    if cmd.current_password == cmd.new_password.expose() {
+        return Err(ApiError::field(
+            "new_password",
+            "unchanged",
+            "must differ from the current password",
+        ));
+    }
+    Ok(PasswordCheck(caller.user.password_hash.clone()))
+}
+
+/// Sets the caller's new (hashed) password and ends every other session of theirs; this
+/// one stays (second half of a change).
+pub fn change_password(
+    tx: &mut Tx<'_>,
+    caller: &Principal,
+    _approved: ApprovedChange,
+    password_hash: &str,
+) -> Result<(), ApiError> {
+    let user = &caller.user;
+    users::set_password(tx.conn, &user.id, password_hash, tx.now)?;
+    let reason = RevokeReason::PasswordChanged;
+    let ended = sessions::revoke_all_for_user(tx.conn, &user.id, Some(caller.session_id()), reason, tx.now)?;
+    let details = json!({ "sessions_ended": ended });
+    audit(
+        tx,
+        &caller.audit(),
+        AuditAction::UserPasswordChanged,
+        ("user", user.id.as_str()),
+        details,
+    )?;
+    notify_password_changed(tx.conn, user, tx.now)
+}
+
+/// The real person behind a delegated session (R8), for the banner. Their disappearance
+/// ends the session.
+pub fn real_actor(tx: &mut Tx<'_>, actor: &UserId) -> Result<UserRow, ApiError> {
+    users::find(tx.conn, actor)?.ok_or_else(|| ApiError::unauthenticated("The session has ended; log in again."))
 }

@@ -112,6 +112,21 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
 }
 
 #[tokio::test]
+async fn an_account_id_at_login_is_looked_at_only_after_the_password() {
+    on_each_backend(|app| async move {
+        app.sign_up("ada@example.com").await;
+        let login = |password: &'static str| {
+            json!({ "identifier": "ada@example.com", "password": password, "account_id": "acc_not-an-id" })
+        };
+        let (status, body) = app.post("/v1/auth/login", login("not the password at all"), None).await;
+        assert_problem(status, &body, 401, "invalid-credentials");
+        let (status, body) = app.post("/v1/auth/login", login(PASSWORD), None).await;
+        assert_problem(status, &body, 404, "not-found");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn refresh_rotates_and_a_reused_token_revokes_the_whole_family() {
     on_each_backend(|app| async move {
         let first = app.sign_up("ada@example.com").await;

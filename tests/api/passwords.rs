@@ -213,3 +213,37 @@ async fn expired_superseded_and_unknown_reset_links_are_refused() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_new_password_must_differ_and_a_bad_confirm_lists_every_field() {
+    on_each_backend(|app| async move {
+        let ada = app.sign_up("ada@example.com").await;
+        let (status, body) = app
+            .post(
+                "/v1/me/password",
+                json!({ "current_password": PASSWORD, "new_password": PASSWORD }),
+                Some(&token(&ada)),
+            )
+            .await;
+        assert_problem(status, &body, 422, "validation-failed");
+        assert_eq!(body["errors"][0]["field"], "new_password");
+        assert_eq!(body["errors"][0]["code"], "unchanged");
+
+        let (status, body) = app
+            .post(
+                "/v1/auth/password-reset/confirm",
+                json!({ "token": "", "new_password": "short" }),
+                None,
+            )
+            .await;
+        assert_problem(status, &body, 422, "validation-failed");
+        let fields: Vec<&str> = body["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert_eq!(fields, vec!["new_password", "token"]);
+    })
+    .await;
+}
