@@ -160,6 +160,30 @@ async fn registering_needs_names_and_a_good_password() {
             )
             .await;
         assert_problem(status, &problem, 422, "validation-failed");
+        let (status, problem) = app
+            .post(
+                "/v1/invitations/accept",
+                json!({ "token": "", "first_name": " ", "username": "a", "password": "short" }),
+                None,
+            )
+            .await;
+        assert_problem(status, &problem, 422, "validation-failed");
+        let fields: Vec<(&str, &str)> = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["field"].as_str().unwrap(), e["code"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("first_name", "required"),
+                ("password", "length"),
+                ("token", "length"),
+                ("username", "length")
+            ],
+            "every invalid field at once: {problem}"
+        );
         let (status, _) = app
             .post("/v1/invitations/preview", json!({ "token": token }), None)
             .await;
