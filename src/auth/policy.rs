@@ -140,6 +140,17 @@ pub fn holds_owner(roles: &[RoleRow]) -> bool {
 
 // ---- invitations ----
 
+/// Only the person an invitation was sent to may accept it with their own login: its
+/// address must be the caller's (compared case-insensitively).
+pub fn require_invitee(principal: &Principal, invite: &crate::db::models::InviteRow) -> Result<(), ApiError> {
+    if invite.email_normalized != principal.user.email_normalized {
+        return Err(ApiError::forbidden(
+            "This invitation was sent to another email address.",
+        ));
+    }
+    Ok(())
+}
+
 // ---- sessions and the caller themself ----
 
 use crate::config::Config;

@@ -160,6 +160,30 @@ async fn registering_needs_names_and_a_good_password() {
             )
             .await;
         assert_problem(status, &problem, 422, "validation-failed");
+        let (status, problem) = app
+            .post(
+                "/v1/invitations/accept",
+                json!({ "token": "", "first_name": " ", "username": "a", "password": "short" }),
+                None,
+            )
+            .await;
+        assert_problem(status, &problem, 422, "validation-failed");
+        let fields: Vec<(&str, &str)> = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["field"].as_str().unwrap(), e["code"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("first_name", "required"),
+                ("password", "length"),
+                ("token", "length"),
+                ("username", "length")
+            ],
+            "every invalid field at once: {problem}"
+        );
         let (status, _) = app
             .post("/v1/invitations/preview", json!({ "token": token }), None)
             .await;
@@ -422,7 +446,7 @@ async fn duplicate_invites_and_invites_to_members_are_conflicts() {
             "names the member: {problem}"
         );
 
-        invite(
+        let (status, first) = invite(
             &app,
             &org.owner_token,
             "grace@example.com",
@@ -430,6 +454,7 @@ async fn duplicate_invites_and_invites_to_members_are_conflicts() {
             true,
         )
         .await;
+        assert_eq!(status, StatusCode::CREATED, "{first}");
         let (status, problem) = invite(
             &app,
             &org.owner_token,
@@ -451,7 +476,8 @@ async fn duplicate_invites_and_invites_to_members_are_conflicts() {
         assert_problem(status, &problem, 422, "validation-failed");
         let (status, problem) = invite(&app, &org.owner_token, "x@example.com", &[], true).await;
         assert_problem(status, &problem, 422, "validation-failed");
-        let (_, list) = app.get("/v1/invites", Some(&org.owner_token)).await;
+        let (status, list) = app.get("/v1/invites", Some(&org.owner_token)).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
         assert_eq!(
             list["items"].as_array().unwrap().len(),
             1,
@@ -510,7 +536,7 @@ async fn limited_and_guest_invites_say_records_must_be_assigned() {
         let limited = app.role_id(&org.owner_token, "limited").await;
         let guest = app.role_id(&org.owner_token, "guest").await;
         let standard = app.role_id(&org.owner_token, "standard").await;
-        let (_, body) = invite(
+        let (status, body) = invite(
             &app,
             &org.owner_token,
             "l@example.com",
@@ -518,8 +544,10 @@ async fn limited_and_guest_invites_say_records_must_be_assigned() {
             false,
         )
         .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(body["requires_record_assignment"], true);
-        let (_, body) = invite(&app, &org.owner_token, "m@example.com", &[limited, standard], false).await;
+        let (status, body) = invite(&app, &org.owner_token, "m@example.com", &[limited, standard], false).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(body["requires_record_assignment"], false);
         let (status, accepted) = app
             .post(
@@ -541,13 +569,16 @@ async fn invites_are_listed_by_state_with_cursor_pages() {
         let (accepted, t1) = invite_link(&app, &org, "one@example.com", "viewer").await;
         let (revoked, _) = invite_link(&app, &org, "two@example.com", "viewer").await;
         let (pending, _) = invite_link(&app, &org, "three@example.com", "viewer").await;
-        app.post("/v1/invitations/accept", register(&t1), None).await;
-        app.post(
-            &format!("/v1/invites/{revoked}/revoke"),
-            json!({}),
-            Some(&org.owner_token),
-        )
-        .await;
+        let (status, body) = app.post("/v1/invitations/accept", register(&t1), None).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = app
+            .post(
+                &format!("/v1/invites/{revoked}/revoke"),
+                json!({}),
+                Some(&org.owner_token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
 
         let ids = |v: &Value| -> Vec<String> {
             v["items"]
@@ -557,33 +588,58 @@ async fn invites_are_listed_by_state_with_cursor_pages() {
                 .map(|i| i["id"].as_str().unwrap().to_string())
                 .collect()
         };
-        let (_, all) = app.get("/v1/invites", Some(&org.owner_token)).await;
+        let (status, all) = app.get("/v1/invites", Some(&org.owner_token)).await;
+        assert_eq!(status, StatusCode::OK, "{all}");
         assert_eq!(ids(&all), vec![accepted.clone(), revoked.clone(), pending.clone()]);
         for (state, expected) in [("accepted", &accepted), ("revoked", &revoked), ("pending", &pending)] {
-            let (_, list) = app
+            let (status, list) = app
                 .get(&format!("/v1/invites?status={state}"), Some(&org.owner_token))
                 .await;
+            assert_eq!(status, StatusCode::OK, "{state}: {list}");
             assert_eq!(ids(&list), vec![expected.clone()], "{state}");
         }
         app.clock.advance(chrono::Duration::days(31));
         let owner = app.fresh_token("owner@example.com", PASSWORD).await;
-        let (_, expired) = app.get("/v1/invites?status=expired", Some(&owner)).await;
+        let (status, expired) = app.get("/v1/invites?status=expired", Some(&owner)).await;
+        assert_eq!(status, StatusCode::OK, "{expired}");
         assert_eq!(ids(&expired), vec![pending.clone()]);
-        let (_, none_pending) = app.get("/v1/invites?status=pending", Some(&owner)).await;
+        let (status, none_pending) = app.get("/v1/invites?status=pending", Some(&owner)).await;
+        assert_eq!(status, StatusCode::OK, "{none_pending}");
         assert!(ids(&none_pending).is_empty());
 
-        let (_, page1) = app.get("/v1/invites?limit=2", Some(&owner)).await;
+        let (status, page1) = app.get("/v1/invites?limit=2", Some(&owner)).await;
+        assert_eq!(status, StatusCode::OK, "{page1}");
         assert_eq!(ids(&page1), vec![accepted, revoked]);
-        let (_, page2) = app
+        let (status, page2) = app
             .get(
                 &format!("/v1/invites?limit=2&cursor={}", page1["next_cursor"].as_str().unwrap()),
                 Some(&owner),
             )
             .await;
+        assert_eq!(status, StatusCode::OK, "{page2}");
         assert_eq!(ids(&page2), vec![pending]);
         assert_eq!(page2["next_cursor"], Value::Null);
         let (status, problem) = app.get("/v1/invites?status=lost", Some(&owner)).await;
         assert_problem(status, &problem, 422, "validation-failed");
+    })
+    .await;
+}
+
+/// A malformed invitation id is as unknown as another tenant's (R1): 404, never a 422 or 500.
+#[tokio::test]
+async fn malformed_invitation_ids_are_not_found() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        for id in ["inv_x", "usr_01jd3k6x0n6qg8z7v2f4t9b1c5", "not-an-id"] {
+            let (status, problem) = app.get(&format!("/v1/invites/{id}"), Some(&org.owner_token)).await;
+            assert_problem(status, &problem, 404, "not-found");
+            for action in ["resend", "link", "revoke"] {
+                let (status, problem) = app
+                    .post(&format!("/v1/invites/{id}/{action}"), json!({}), Some(&org.owner_token))
+                    .await;
+                assert_problem(status, &problem, 404, "not-found");
+            }
+        }
     })
     .await;
 }
