@@ -9,6 +9,7 @@ mod authz_matrix;
 mod cli;
 mod errors;
 mod invites;
+mod members;
 mod openapi;
 mod operations;
 mod passwords;
