@@ -138,6 +138,49 @@ pub fn holds_owner(roles: &[RoleRow]) -> bool {
 
 // ---- members: profiles, roles, place in the tree, ownership ----
 
+/// The caller may read the member `user`, whose membership sits at `node`: anyone may read
+/// themself; reading someone else needs `users.read` over their node (R1, R2).
+pub fn require_read_member<'p>(
+    principal: &'p Principal,
+    user: &crate::ids::UserId,
+    node: &AccountRow,
+) -> Result<&'p TenantContext, ApiError> {
+    if *user == principal.user.id {
+        return tenant(principal);
+    }
+    require_on(principal, Permission::UsersRead, node)
+}
+
+/// The caller may edit the profile of the member `user` (at `node`, holding `member_roles`):
+/// anyone may edit their own profile and preferences; someone else's, and any external id
+/// (one's own included: it is the integrator's), needs `users.manage` over the member, and
+/// `owners.manage` for an owner (R4).
+pub fn require_edit_member<'p>(
+    principal: &'p Principal,
+    user: &crate::ids::UserId,
+    node: &AccountRow,
+    member_roles: &[RoleRow],
+    sets_external_id: bool,
+) -> Result<&'p TenantContext, ApiError> {
+    if *user == principal.user.id && !sets_external_id {
+        return tenant(principal);
+    }
+    require_member(principal, Permission::UsersManage, node, member_roles)
+}
+
+/// A member list may be narrowed to a node of the caller's own organization only; any other
+/// node reads as unknown (R1). The list is always cut to the caller's reach besides (R2).
+pub fn may_list_within(tenant: &TenantContext, node: &AccountRow) -> bool {
+    node.root_id == tenant.root
+}
+
+/// Ownership is over the whole organization: handing it on needs `account.transfer` with
+/// reach over the root (R2), never a membership further down.
+pub fn require_transfer_ownership(principal: &Principal) -> Result<&TenantContext, ApiError> {
+    let tenant = tenant(principal)?;
+    require_on(principal, Permission::AccountTransfer, &tenant.account)
+}
+
 // ---- invitations ----
 
 /// Only the person an invitation was sent to may accept it with their own login: its

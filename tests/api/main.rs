@@ -11,6 +11,7 @@ mod cli;
 mod delivery;
 mod errors;
 mod invites;
+mod members;
 mod openapi;
 mod operations;
 mod passwords;

@@ -1,0 +1,193 @@
+//! Members: the decisions that moved from the users handlers into `service::members` and the
+//! policy, pinned on both backends — reading and editing oneself, every invalid field named
+//! at once, malformed user ids in paths.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+fn fields(problem: &Value) -> Vec<(String, String)> {
+    problem["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no field errors: {problem}"))
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_string(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Anyone reads and edits their own profile without `users.read` or `users.manage`; nobody
+/// sets their own external id (it is the integrator's) without `users.manage`.
+#[tokio::test]
+async fn members_read_and_edit_themselves_but_not_their_external_id() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (me, token) = app
+            .member(&org.owner_token, "limited@example.com", &["limited"], &org.root)
+            .await;
+        let (status, body) = app.get(&format!("/v1/users/{me}"), Some(&token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, problem) = app.get(&format!("/v1/users/{}", org.owner_id), Some(&token)).await;
+        assert_problem(status, &problem, 403, "forbidden");
+
+        let (status, body) = app
+            .patch(
+                &format!("/v1/users/{me}"),
+                json!({ "first_name": "  Lim ", "phone": "   ", "preferences": { "show_calendar": false } }),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["user"]["first_name"], "Lim");
+        assert_eq!(body["user"]["phone"], Value::Null, "a phone of spaces clears it");
+        assert_eq!(body["user"]["preferences"]["show_calendar"], false);
+
+        let (status, problem) = app
+            .patch(
+                &format!("/v1/users/{me}"),
+                json!({ "external_id": "crm-1" }),
+                Some(&token),
+            )
+            .await;
+        assert_problem(status, &problem, 403, "forbidden");
+        let (status, problem) = app
+            .patch(
+                &format!("/v1/users/{}", org.owner_id),
+                json!({ "first_name": "Mallory" }),
+                Some(&token),
+            )
+            .await;
+        assert_problem(status, &problem, 403, "forbidden");
+        let (_, owner) = app
+            .get(&format!("/v1/users/{}", org.owner_id), Some(&org.owner_token))
+            .await;
+        assert_ne!(owner["user"]["first_name"], "Mallory");
+        let (status, body) = app
+            .patch(
+                &format!("/v1/users/{me}"),
+                json!({ "external_id": "crm-1" }),
+                Some(&org.owner_token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["membership"]["external_id"], "crm-1");
+    })
+    .await;
+}
+
+/// A body with several invalid fields hears about all of them in one problem, in field
+/// order, nested ones by their path; nothing is created or changed.
+#[tokio::test]
+async fn every_invalid_field_of_a_member_body_is_named_at_once() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let viewer = app.role_id(&org.owner_token, "viewer").await;
+        let (status, problem) = app
+            .post(
+                "/v1/users",
+                json!({
+                    "email": "not-an-email", "username": "a@b", "first_name": " ", "last_name": "B",
+                    "phone": "9".repeat(41), "password": "short", "role_ids": [viewer],
+                    "external_id": "", "preferences": { "default_landing_page": "p".repeat(101) },
+                }),
+                Some(&org.owner_token),
+            )
+            .await;
+        assert_problem(status, &problem, 422, "validation-failed");
+        let got = fields(&problem);
+        let names: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "email",
+                "external_id",
+                "first_name",
+                "password",
+                "phone",
+                "preferences.default_landing_page",
+                "username"
+            ]
+        );
+        assert!(got.contains(&("phone".into(), "must be at most 40 characters long".into())));
+        assert!(got.contains(&("external_id".into(), "must be 1 to 200 characters long".into())));
+        assert!(got.contains(&(
+            "preferences.default_landing_page".into(),
+            "must be at most 100 characters long".into()
+        )));
+        assert_eq!(problem["detail"], "7 fields are invalid");
+
+        let (member, _) = app
+            .member(&org.owner_token, "m@example.com", &["viewer"], &org.root)
+            .await;
+        let (_, before) = app.get(&format!("/v1/users/{member}"), Some(&org.owner_token)).await;
+        let (status, problem) = app
+            .patch(
+                &format!("/v1/users/{member}"),
+                json!({ "last_name": "", "external_id": "", "preferences": { "default_contact_tab": "t".repeat(101) } }),
+                Some(&org.owner_token),
+            )
+            .await;
+        assert_problem(status, &problem, 422, "validation-failed");
+        let names: Vec<String> = fields(&problem).into_iter().map(|(f, _)| f).collect();
+        assert_eq!(names, vec!["external_id", "last_name", "preferences.default_contact_tab"]);
+        let (status, problem) = app
+            .put(
+                &format!("/v1/users/{member}/node"),
+                json!({ "account_id": "" }),
+                Some(&org.owner_token),
+            )
+            .await;
+        assert_problem(status, &problem, 422, "validation-failed");
+        assert_eq!(problem["detail"], "account_id: must be 1 to 64 characters long");
+        let (_, after) = app.get(&format!("/v1/users/{member}"), Some(&org.owner_token)).await;
+        assert_eq!(before, after, "nothing changed");
+    })
+    .await;
+}
+
+/// A user id that cannot be one answers 404 on every member route, like an unknown one (R1).
+#[tokio::test]
+async fn a_malformed_user_id_in_a_path_is_not_found() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let viewer = app.role_id(&org.owner_token, "viewer").await;
+        for id in ["usr_x", "acc_01jd3k6x0n6qg8z7v2f4t9b1c5", "nope"] {
+            let calls = [
+                (Method::GET, format!("/v1/users/{id}"), None),
+                (
+                    Method::PATCH,
+                    format!("/v1/users/{id}"),
+                    Some(json!({ "first_name": "X" })),
+                ),
+                (
+                    Method::PUT,
+                    format!("/v1/users/{id}/roles"),
+                    Some(json!({ "role_ids": [viewer] })),
+                ),
+                (
+                    Method::PUT,
+                    format!("/v1/users/{id}/node"),
+                    Some(json!({ "account_id": org.group })),
+                ),
+            ];
+            for (method, path, body) in calls {
+                let (status, problem) = app.call(method.clone(), &path, body, Some(&org.owner_token)).await;
+                assert_problem(status, &problem, 404, "not-found");
+            }
+        }
+        let (status, problem) = app
+            .post(
+                "/v1/ownership/transfer",
+                json!({ "user_id": "usr_x" }),
+                Some(&org.owner_token),
+            )
+            .await;
+        assert_problem(status, &problem, 404, "not-found");
+    })
+    .await;
+}
