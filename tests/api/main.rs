@@ -14,4 +14,5 @@ mod operations;
 mod passwords;
 mod tenancy;
 mod tokens;
+mod tree_races;
 mod trust;
