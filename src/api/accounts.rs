@@ -1,25 +1,19 @@
 //! Accounts: the organization tree (groups, locations), profiles, closing, billing.
 
 use actix_web::{get, patch, post, put, web, HttpResponse};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
-use validator::Validate;
+use validator::ValidationError;
 
 use crate::api::extract::Body;
 use crate::api::views::{utc, AccountSummary, AccountView, RoleRef};
 use crate::auth::extract::Principal;
-use crate::auth::policy;
 use crate::db::models::{AccountRow, BillingProfileRow};
-use crate::db::repo::accounts::{self, AccountChanges};
-use crate::db::repo::audit::{self, AuditEntry};
-use crate::db::repo::memberships;
-use crate::db::DbConnection;
-use crate::domain::permissions::Permission;
-use crate::domain::AuditAction;
-use crate::domain::{self, AccountKind, AccountStatus};
-use crate::error::{field_error, ApiError, Problem, ProblemKind};
-use crate::service::accounts as accounts_svc;
+use crate::domain::{self, AccountKind, Email};
+use crate::error::{field_error, ApiError, FieldError, Problem};
+use crate::ids::AccountId;
+use crate::service::{self, accounts};
 use crate::state::AppState;
 
 /// One of the caller's memberships.
@@ -48,30 +42,19 @@ pub async fn list_my_accounts(
     state: web::Data<AppState>,
     principal: Principal,
 ) -> Result<web::Json<Vec<ReachableAccount>>, ApiError> {
-    let user = principal.user.id.clone();
-    let current = principal.tenant.as_ref().map(|t| t.root.clone());
-    let list = state
-        .db
-        .read(move |conn| {
-            let mut out = Vec::new();
-            for (membership, root) in memberships::usable_for_user(conn, &user)? {
-                let node = if membership.account_id == root.id {
-                    root.clone()
-                } else {
-                    accounts::find(conn, &membership.account_id)?.ok_or_else(|| ApiError::internal("node missing"))?
-                };
-                let roles = memberships::roles_of(conn, &membership.id)?;
-                out.push(ReachableAccount {
-                    current: current.as_ref() == Some(&root.id),
-                    account: AccountSummary::from(&root),
-                    node: AccountSummary::from(&node),
-                    roles: roles.iter().map(RoleRef::from).collect(),
-                });
-            }
-            Ok::<_, ApiError>(out)
-        })
-        .await?;
-    Ok(web::Json(list))
+    let list = service::read(&state, move |tx| accounts::reachable(tx, &principal)).await?;
+    Ok(web::Json(list.iter().map(ReachableAccount::from).collect()))
+}
+
+impl From<&accounts::Reachable> for ReachableAccount {
+    fn from(r: &accounts::Reachable) -> Self {
+        Self {
+            account: AccountSummary::from(&r.root),
+            node: AccountSummary::from(&r.node),
+            roles: r.roles.iter().map(RoleRef::from).collect(),
+            current: r.current,
+        }
+    }
 }
 
 /// Read an account node.
@@ -90,11 +73,10 @@ pub async fn list_my_accounts(
 pub async fn get_account(
     state: web::Data<AppState>,
     principal: Principal,
-    path: web::Path<String>,
+    path: web::Path<AccountId>,
 ) -> Result<web::Json<AccountView>, ApiError> {
-    let raw = path.into_inner();
-    let account = state.db.read(move |conn| accounts_svc::find(conn, &raw)).await?;
-    policy::require_visible(&principal, &account)?;
+    let id = path.into_inner();
+    let account = service::read(&state, move |tx| accounts::get(tx, &principal, &id)).await?;
     Ok(web::Json(AccountView::from(&account)))
 }
 
@@ -134,35 +116,84 @@ fn build_tree(rows: &[AccountRow], node: &AccountRow) -> AccountTree {
 pub async fn get_account_tree(
     state: web::Data<AppState>,
     principal: Principal,
-    path: web::Path<String>,
+    path: web::Path<AccountId>,
 ) -> Result<web::Json<AccountTree>, ApiError> {
-    let raw = path.into_inner();
-    let account = state.db.read(move |conn| accounts_svc::find(conn, &raw)).await?;
-    policy::require_visible(&principal, &account)?;
-    let rows = state
-        .db
-        .read(move |conn| Ok::<_, ApiError>(accounts::subtree(conn, &account)?))
-        .await?;
+    let id = path.into_inner();
+    let rows = service::read(&state, move |tx| accounts::subtree(tx, &principal, &id)).await?;
     let root = rows
         .first()
         .ok_or_else(|| ApiError::internal("subtree without its root"))?;
     Ok(web::Json(build_tree(&rows, root)))
 }
 
-#[derive(Debug, Deserialize, Validate, ToSchema)]
+/// Field errors gathered while a body is parsed, so that one answer names every bad field.
+#[derive(Default)]
+struct Fields(Vec<FieldError>);
+
+impl Fields {
+    fn check(&mut self, field: &str, ok: bool, code: &str, message: impl Into<String>) {
+        if !ok {
+            self.0.push(FieldError::new(field, code, message));
+        }
+    }
+
+    /// Notes a domain parser's error under `field`.
+    fn parsed<T>(&mut self, field: &str, parsed: &Result<T, ValidationError>) {
+        if let Err(e) = parsed {
+            let message = e
+                .message
+                .as_ref()
+                .map_or_else(|| format!("is invalid ({})", e.code), |m| m.to_string());
+            self.0.push(FieldError::new(field, &e.code, message));
+        }
+    }
+
+    /// At most `max` characters, when there is a text at all.
+    fn at_most(&mut self, field: &str, text: Option<&str>, max: usize) {
+        let ok = text.is_none_or(|t| t.chars().count() <= max);
+        self.check(field, ok, "length", format!("must be at most {max} characters long"));
+    }
+
+    /// Every error found, sorted by field; nothing when the body is valid.
+    fn finish(mut self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        self.0.sort_by(|a, b| a.field.cmp(&b.field));
+        Err(ApiError::validation(self.0))
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubAccount {
-    #[validate(custom(function = "domain::check_name"))]
     #[schema(example = "North Region", min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// `group` or `location` (an `organization` is only ever a root).
     pub kind: AccountKind,
-    #[validate(length(max = 500))]
     #[schema(max_length = 500)]
     pub address: Option<String>,
-    #[validate(length(max = 40))]
     #[schema(max_length = 40)]
     pub phone: Option<String>,
+}
+
+impl CreateSubAccount {
+    fn command(self) -> Result<accounts::NewChild, ApiError> {
+        let mut fields = Fields::default();
+        let name = domain::parse_name(&self.name);
+        fields.parsed("name", &name);
+        let message = "must be group or location; organizations are only roots";
+        fields.check("kind", self.kind != AccountKind::Organization, "kind", message);
+        fields.at_most("address", self.address.as_deref(), 500);
+        fields.at_most("phone", self.phone.as_deref(), 40);
+        fields.finish()?;
+        Ok(accounts::NewChild {
+            kind: self.kind,
+            name: name.map_err(field_error("name"))?,
+            address: self.address.map(|a| a.trim().to_string()),
+            phone: self.phone.map(|p| p.trim().to_string()),
+        })
+    }
 }
 
 /// Create a sub-account (group or location) below a node.
@@ -183,76 +214,46 @@ pub struct CreateSubAccount {
 pub async fn create_sub_account(
     state: web::Data<AppState>,
     principal: Principal,
-    path: web::Path<String>,
+    path: web::Path<AccountId>,
     body: Body<CreateSubAccount>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    body.validate()?;
-    if body.kind == AccountKind::Organization {
-        return Err(ApiError::field(
-            "kind",
-            "kind",
-            "must be group or location; organizations are only roots",
-        ));
-    }
-    let name = domain::parse_name(&body.name).map_err(field_error("name"))?;
-    let raw = path.into_inner();
-    let st = state.clone();
-    let created = state
-        .db
-        .write(move |conn| {
-            let principal = principal.lock_tenant(conn)?;
-            let parent = accounts_svc::find(conn, &raw)?;
-            policy::require_on(&principal, Permission::AccountUpdate, &parent)?;
-            if parent.status != AccountStatus::Active {
-                return Err(ApiError::new(
-                    ProblemKind::AccountClosed,
-                    "The parent account is closed.",
-                ));
-            }
-            let now = st.clock.now();
-            let child = accounts::insert_child(
-                conn,
-                &parent,
-                body.kind,
-                &name,
-                body.address.as_deref().map(str::trim),
-                body.phone.as_deref().map(str::trim),
-                now,
-            )?;
-            audit::record(
-                conn,
-                &principal.audit(),
-                AuditEntry {
-                    action: AuditAction::AccountCreated,
-                    target_type: "account",
-                    target_id: child.id.as_str(),
-                    details: json!({ "parent_id": parent.id, "kind": child.kind, "name": child.name }),
-                },
-                now,
-            )?;
-            Ok(child)
-        })
-        .await?;
+    let cmd = body.into_inner().command()?;
+    let parent = path.into_inner();
+    let created = service::write(&state, move |tx| accounts::create_child(tx, &principal, &parent, cmd)).await?;
     Ok(HttpResponse::Created().json(AccountView::from(&created)))
 }
 
-#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAccount {
-    #[validate(custom(function = "domain::check_name"))]
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// Send null to clear.
-    #[validate(length(max = 500))]
     #[serde(default, deserialize_with = "crate::api::nullable")]
     #[schema(max_length = 500)]
     pub address: Option<Option<String>>,
     /// Send null to clear.
-    #[validate(length(max = 40))]
     #[serde(default, deserialize_with = "crate::api::nullable")]
     #[schema(max_length = 40)]
     pub phone: Option<Option<String>>,
+}
+
+impl UpdateAccount {
+    fn command(self) -> Result<accounts::ProfileUpdate, ApiError> {
+        let mut fields = Fields::default();
+        let name = self.name.as_deref().map(domain::parse_name).transpose();
+        fields.parsed("name", &name);
+        fields.at_most("address", self.address.as_ref().and_then(Option::as_deref), 500);
+        fields.at_most("phone", self.phone.as_ref().and_then(Option::as_deref), 40);
+        fields.finish()?;
+        // A blank text clears the field, as null does.
+        let cleared = |v: Option<Option<String>>| v.map(|o| o.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()));
+        Ok(accounts::ProfileUpdate {
+            name: name.map_err(field_error("name"))?,
+            address: cleared(self.address),
+            phone: cleared(self.phone),
+        })
+    }
 }
 
 /// Update a node's profile (name, address, phone).
@@ -272,52 +273,12 @@ pub struct UpdateAccount {
 pub async fn update_account(
     state: web::Data<AppState>,
     principal: Principal,
-    path: web::Path<String>,
+    path: web::Path<AccountId>,
     body: Body<UpdateAccount>,
 ) -> Result<web::Json<AccountView>, ApiError> {
-    let body = body.into_inner();
-    body.validate()?;
-    let name = body
-        .name
-        .as_deref()
-        .map(domain::parse_name)
-        .transpose()
-        .map_err(field_error("name"))?;
-    let raw = path.into_inner();
-    let st = state.clone();
-    let updated = state
-        .db
-        .write(move |conn| {
-            let principal = principal.lock_tenant(conn)?;
-            let account = accounts_svc::find(conn, &raw)?;
-            policy::require_on(&principal, Permission::AccountUpdate, &account)?;
-            let now = st.clock.now();
-            let trimmed =
-                |v: Option<Option<String>>| v.map(|o| o.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()));
-            accounts::update_profile(
-                conn,
-                &account.id,
-                AccountChanges {
-                    name,
-                    address: trimmed(body.address),
-                    phone: trimmed(body.phone),
-                    updated_at: Some(now),
-                },
-            )?;
-            audit::record(
-                conn,
-                &principal.audit(),
-                AuditEntry {
-                    action: AuditAction::AccountUpdated,
-                    target_type: "account",
-                    target_id: account.id.as_str(),
-                    details: json!({}),
-                },
-                now,
-            )?;
-            accounts::find(conn, &account.id)?.ok_or_else(|| ApiError::not_found("account"))
-        })
-        .await?;
+    let cmd = body.into_inner().command()?;
+    let id = path.into_inner();
+    let updated = service::write(&state, move |tx| accounts::update(tx, &principal, &id, cmd)).await?;
     Ok(web::Json(AccountView::from(&updated)))
 }
 
@@ -341,50 +302,10 @@ pub async fn update_account(
 pub async fn close_account(
     state: web::Data<AppState>,
     principal: Principal,
-    path: web::Path<String>,
+    path: web::Path<AccountId>,
 ) -> Result<web::Json<AccountView>, ApiError> {
-    let raw = path.into_inner();
-    let st = state.clone();
-    let closed = state
-        .db
-        .write(move |conn| {
-            let principal = principal.lock_tenant(conn)?;
-            let account = accounts_svc::find(conn, &raw)?;
-            let tenant = policy::require_on(&principal, Permission::AccountUpdate, &account)?;
-            if account.parent_id.is_none() {
-                return Err(ApiError::new(
-                    ProblemKind::RootAccount,
-                    "A root account cannot be closed.",
-                ));
-            }
-            if account.id == tenant.node.id {
-                return Err(ApiError::new(
-                    ProblemKind::OwnNode,
-                    "You cannot close the account your own membership is at.",
-                ));
-            }
-            if account.status == AccountStatus::Closed {
-                return Err(ApiError::new(
-                    ProblemKind::AccountClosed,
-                    "The account is already closed.",
-                ));
-            }
-            let now = st.clock.now();
-            let count = accounts::close_subtree(conn, &account, now)?;
-            audit::record(
-                conn,
-                &principal.audit(),
-                AuditEntry {
-                    action: AuditAction::AccountClosed,
-                    target_type: "account",
-                    target_id: account.id.as_str(),
-                    details: json!({ "nodes_closed": count }),
-                },
-                now,
-            )?;
-            accounts::find(conn, &account.id)?.ok_or_else(|| ApiError::not_found("account"))
-        })
-        .await?;
+    let id = path.into_inner();
+    let closed = service::write(&state, move |tx| accounts::close(tx, &principal, &id)).await?;
     Ok(web::Json(AccountView::from(&closed)))
 }
 
@@ -422,15 +343,6 @@ impl From<&BillingProfileRow> for BillingProfileView {
     }
 }
 
-fn load_billing(conn: &mut DbConnection, principal: &Principal, raw: &str) -> Result<BillingProfileRow, ApiError> {
-    let account = accounts_svc::find(conn, raw)?;
-    policy::require_on(principal, Permission::AccountBilling, &account)?;
-    if account.parent_id.is_some() {
-        return Err(ApiError::not_found("billing profile (only organizations have one)"));
-    }
-    accounts::billing_profile(conn, &account.id)?.ok_or_else(|| ApiError::not_found("billing profile"))
-}
-
 /// Read the organization's billing profile. Needs `account.billing`.
 #[utoipa::path(
     tag = "accounts",
@@ -447,32 +359,71 @@ fn load_billing(conn: &mut DbConnection, principal: &Principal, raw: &str) -> Re
 pub async fn get_billing_profile(
     state: web::Data<AppState>,
     principal: Principal,
-    path: web::Path<String>,
+    path: web::Path<AccountId>,
 ) -> Result<web::Json<BillingProfileView>, ApiError> {
-    let raw = path.into_inner();
-    let profile = state.db.read(move |conn| load_billing(conn, &principal, &raw)).await?;
+    let id = path.into_inner();
+    let profile = service::read(&state, move |tx| accounts::billing(tx, &principal, &id)).await?;
     Ok(web::Json(BillingProfileView::from(&profile)))
 }
 
-#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBillingProfile {
-    #[validate(custom(function = "domain::check_email"))]
     #[schema(format = Email, max_length = 254)]
     pub billing_email: Option<String>,
-    #[validate(length(min = 1, max = 64))]
     #[schema(min_length = 1, max_length = 64)]
     pub plan: String,
-    #[validate(range(min = 0, max = 100_000_000))]
     #[schema(minimum = 0, maximum = 100_000_000)]
     pub seat_price_cents: i64,
     /// ISO 4217 code, three capital letters.
-    #[validate(length(equal = 3))]
     #[schema(min_length = 3, max_length = 3, pattern = r"^[A-Z]{3}$", example = "USD")]
     pub currency: String,
     /// ISO date, `YYYY-MM-DD`.
     #[schema(format = Date)]
     pub cycle_start: Option<String>,
+}
+
+impl UpdateBillingProfile {
+    fn command(self) -> Result<accounts::BillingUpdate, ApiError> {
+        let mut fields = Fields::default();
+        let email = self.billing_email.as_deref().map(Email::parse).transpose();
+        fields.parsed("billing_email", &email);
+        let plan_length = (1..=64).contains(&self.plan.chars().count());
+        fields.check("plan", plan_length, "length", "must be 1 to 64 characters long");
+        let price = (0..=100_000_000).contains(&self.seat_price_cents);
+        fields.check("seat_price_cents", price, "range", "is out of range");
+        let currency = parse_currency(&self.currency);
+        fields.parsed("currency", &currency);
+        let cycle_start = self.cycle_start.as_deref().map(parse_date).transpose();
+        fields.parsed("cycle_start", &cycle_start);
+        fields.finish()?;
+        Ok(accounts::BillingUpdate {
+            billing_email: email
+                .map_err(field_error("billing_email"))?
+                .map(|e| e.as_str().to_string()),
+            plan: self.plan.trim().to_string(),
+            seat_price_cents: self.seat_price_cents,
+            currency: currency.map_err(field_error("currency"))?,
+            cycle_start: cycle_start.map_err(field_error("cycle_start"))?,
+        })
+    }
+}
+
+/// An ISO 4217 code: three capital letters.
+fn parse_currency(raw: &str) -> Result<String, ValidationError> {
+    if raw.chars().count() != 3 {
+        return Err(ValidationError::new("length").with_message("has the wrong length".into()));
+    }
+    if !raw.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(ValidationError::new("currency").with_message("must be three capital letters (ISO 4217)".into()));
+    }
+    Ok(raw.to_string())
+}
+
+/// An ISO date, `YYYY-MM-DD`.
+fn parse_date(raw: &str) -> Result<NaiveDate, ValidationError> {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| ValidationError::new("date").with_message("must be a date, YYYY-MM-DD".into()))
 }
 
 /// Replace the organization's billing profile. Needs `account.billing`.
@@ -492,70 +443,33 @@ pub struct UpdateBillingProfile {
 pub async fn update_billing_profile(
     state: web::Data<AppState>,
     principal: Principal,
-    path: web::Path<String>,
+    path: web::Path<AccountId>,
     body: Body<UpdateBillingProfile>,
 ) -> Result<web::Json<BillingProfileView>, ApiError> {
-    let body = body.into_inner();
-    body.validate()?;
-    if !body.currency.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(ApiError::field(
-            "currency",
-            "currency",
-            "must be three capital letters (ISO 4217)",
-        ));
-    }
-    // Stored in its canonical form, so the profile always shows a full `YYYY-MM-DD` date.
-    let cycle_start = match &body.cycle_start {
-        Some(date) => Some(
-            chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-                .map_err(|_| ApiError::field("cycle_start", "date", "must be a date, YYYY-MM-DD"))?
-                .format("%Y-%m-%d")
-                .to_string(),
-        ),
-        None => None,
-    };
-    let raw = path.into_inner();
-    let st = state.clone();
-    let saved = state
-        .db
-        .write(move |conn| {
-            let principal = principal.lock_tenant(conn)?;
-            let current = load_billing(conn, &principal, &raw)?;
-            let now = st.clock.now();
-            let next = BillingProfileRow {
-                account_id: current.account_id.clone(),
-                billing_email: body.billing_email.map(|e| e.trim().to_string()),
-                plan: body.plan.trim().to_string(),
-                seat_price_cents: body.seat_price_cents,
-                currency: body.currency,
-                cycle_start,
-                updated_at: now,
-            };
-            accounts::save_billing_profile(conn, &next)?;
-            audit::record(
-                conn,
-                &principal.audit(),
-                AuditEntry {
-                    action: AuditAction::AccountBillingUpdated,
-                    target_type: "account",
-                    target_id: &next.account_id,
-                    details: json!({ "plan": next.plan, "seat_price_cents": next.seat_price_cents, "currency": next.currency }),
-                },
-                now,
-            )?;
-            Ok::<_, ApiError>(next)
-        })
-        .await?;
+    let cmd = body.into_inner().command()?;
+    let id = path.into_inner();
+    let saved = service::write(&state, move |tx| accounts::update_billing(tx, &principal, &id, cmd)).await?;
     Ok(web::Json(BillingProfileView::from(&saved)))
 }
 
-#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveAccount {
     /// The new parent (`acc_…`), in the same organization and not below the node itself.
-    #[validate(length(min = 1, max = 64))]
     #[schema(min_length = 1, max_length = 64)]
     pub parent_id: String,
+}
+
+impl MoveAccount {
+    fn command(self) -> Result<accounts::MoveTo, ApiError> {
+        let mut fields = Fields::default();
+        let length = (1..=64).contains(&self.parent_id.chars().count());
+        fields.check("parent_id", length, "length", "must be 1 to 64 characters long");
+        fields.finish()?;
+        Ok(accounts::MoveTo {
+            parent_id: self.parent_id,
+        })
+    }
 }
 
 /// Move a sub-account, with its subtree, under another parent.
@@ -577,59 +491,11 @@ pub struct MoveAccount {
 pub async fn move_account(
     state: web::Data<AppState>,
     principal: Principal,
-    path: web::Path<String>,
+    path: web::Path<AccountId>,
     body: Body<MoveAccount>,
 ) -> Result<web::Json<AccountView>, ApiError> {
-    let body = body.into_inner();
-    body.validate()?;
-    let raw = path.into_inner();
-    let st = state.clone();
-    let moved = state
-        .db
-        .write(move |conn| {
-            // Lock first: two concurrent moves must not each see the other's old paths.
-            let principal = principal.lock_tenant(conn)?;
-            let account = accounts_svc::find(conn, &raw)?;
-            let tenant = policy::require_on(&principal, Permission::AccountUpdate, &account)?;
-            let parent = accounts_svc::find(conn, &body.parent_id)?;
-            policy::require_on(&principal, Permission::AccountUpdate, &parent)?;
-            if account.parent_id.is_none() {
-                return Err(ApiError::new(
-                    ProblemKind::RootAccount,
-                    "A root account cannot be moved.",
-                ));
-            }
-            if account.id == tenant.node.id {
-                return Err(ApiError::new(
-                    ProblemKind::OwnNode,
-                    "You cannot move the account your own membership is at.",
-                ));
-            }
-            if parent.path.starts_with(&account.path) {
-                return Err(ApiError::field(
-                    "parent_id",
-                    "cycle",
-                    "must not be the account itself or one of its descendants",
-                ));
-            }
-            if parent.status != AccountStatus::Active {
-                return Err(ApiError::new(ProblemKind::AccountClosed, "The new parent is closed."));
-            }
-            let now = st.clock.now();
-            accounts::move_subtree(conn, &account, &parent, now)?;
-            audit::record(
-                conn,
-                &principal.audit(),
-                AuditEntry {
-                    action: AuditAction::AccountMoved,
-                    target_type: "account",
-                    target_id: account.id.as_str(),
-                    details: json!({ "from": account.parent_id, "to": parent.id }),
-                },
-                now,
-            )?;
-            accounts::find(conn, &account.id)?.ok_or_else(|| ApiError::not_found("account"))
-        })
-        .await?;
+    let cmd = body.into_inner().command()?;
+    let id = path.into_inner();
+    let moved = service::write(&state, move |tx| accounts::move_node(tx, &principal, &id, cmd)).await?;
     Ok(web::Json(AccountView::from(&moved)))
 }

@@ -136,6 +136,16 @@ pub fn holds_owner(roles: &[RoleRow]) -> bool {
 
 // ---- accounts: the tree, profiles, closing, billing ----
 
+/// The caller may read or replace `account`'s billing profile: `account.billing` over it (R1,
+/// R2), and only an organization (a root) has one: any other node answers 404.
+pub fn require_billing<'p>(principal: &'p Principal, account: &AccountRow) -> Result<&'p TenantContext, ApiError> {
+    let tenant = require_on(principal, Permission::AccountBilling, account)?;
+    if account.parent_id.is_some() {
+        return Err(ApiError::not_found("billing profile (only organizations have one)"));
+    }
+    Ok(tenant)
+}
+
 // ---- members: profiles, roles, place in the tree, ownership ----
 
 /// The caller may read the member `user`, whose membership sits at `node`: anyone may read

@@ -17,4 +17,5 @@ mod operations;
 mod passwords;
 mod tenancy;
 mod tokens;
+mod tree_races;
 mod trust;

@@ -188,25 +188,37 @@ async fn another_organizations_objects_answer_404_as_if_they_did_not_exist() {
         let a = app.org("a@example.com").await;
         let b = app.org("b@example.com").await;
         let b_role = app.role_id(&b.owner_token, "viewer").await;
-        for path in [
-            format!("/v1/accounts/{}", b.root),
-            format!("/v1/accounts/{}/tree", b.group),
-            format!("/v1/accounts/{}/billing", b.root),
-            format!("/v1/users/{}", b.owner_id),
-            format!("/v1/roles/{b_role}"),
+        // Each path with the foreign id in it, and that id; the same path with an id of the
+        // same kind that exists nowhere must read exactly alike (status, type and detail).
+        for (path, foreign) in [
+            (format!("/v1/accounts/{}", b.root), &b.root),
+            (format!("/v1/accounts/{}/tree", b.group), &b.group),
+            (format!("/v1/accounts/{}/tree", b.root), &b.root),
+            (format!("/v1/accounts/{}/billing", b.root), &b.root),
+            (format!("/v1/accounts/{}/billing", b.group), &b.group),
+            (format!("/v1/users/{}", b.owner_id), &b.owner_id),
+            (format!("/v1/roles/{b_role}"), &b_role),
         ] {
             let (status, problem) = app.get(&path, Some(&a.owner_token)).await;
             assert_problem(status, &problem, 404, "not-found");
-            let (_, unknown) = app
-                .get(
-                    &path.replace(&path[path.len() - 26..], "00000000000000000000000000"),
-                    Some(&a.owner_token),
-                )
-                .await;
+            let (prefix, _) = foreign.split_once('_').unwrap();
+            let unknown_path = path.replace(foreign.as_str(), &format!("{prefix}_00000000000000000000000000"));
+            assert_ne!(unknown_path, path, "the id itself is replaced");
+            let (status, unknown) = app.get(&unknown_path, Some(&a.owner_token)).await;
+            assert_problem(status, &unknown, 404, "not-found");
             assert_eq!(
                 problem["detail"], unknown["detail"],
-                "a foreign id reads like an unknown one"
+                "a foreign id reads like an unknown one: {path}"
             );
+        }
+        // A malformed account id in a path is just as unknown.
+        for path in [
+            "/v1/accounts/acc_nope",
+            "/v1/accounts/nope/tree",
+            "/v1/accounts/acc_nope/billing",
+        ] {
+            let (status, problem) = app.get(path, Some(&a.owner_token)).await;
+            assert_problem(status, &problem, 404, "not-found");
         }
         let (status, problem) = app
             .patch(

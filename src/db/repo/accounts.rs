@@ -196,3 +196,13 @@ pub fn move_subtree(
         .execute(conn)
         .map(|_| ())
 }
+
+/// Every node of an organization, the root included, shallowest first: the tree as stored,
+/// whatever the nodes' paths say.
+pub fn of_organization(conn: &mut DbConnection, root: &AccountId) -> RepoResult<Vec<AccountRow>> {
+    accounts::table
+        .filter(accounts::root_id.eq(root.as_str()))
+        .order((accounts::depth.asc(), accounts::id.asc()))
+        .select(AccountRow::as_select())
+        .load(conn)
+}
