@@ -572,8 +572,10 @@ pub mod extractors {
         .into()
     }
 
-    pub fn path(err: PathError, _req: &HttpRequest) -> actix_web::Error {
-        ApiError::not_found(&format!("resource ({err})")).into()
+    /// A path segment that cannot be one of our ids names nothing: 404, worded like any
+    /// other missing resource (R1), whatever the parser said.
+    pub fn path(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
+        ApiError::not_found("resource").into()
     }
 }
 

@@ -187,7 +187,7 @@ pub fn create(tx: &mut Tx<'_>, caller: &Principal, cmd: NewInvitation) -> Result
         None => tenant.node.clone(),
     };
     policy::require_on(&caller, Permission::UsersInvite, &node)?;
-    ensure_open(&node)?;
+    crate::service::accounts::ensure_open(&node)?;
     let granted = roles_svc::resolve(tx.conn, &tenant.root, &cmd.role_ids)?;
     policy::require_grantable(tenant, &granted)?;
     ensure_not_a_member(tx.conn, tenant, cmd.email.normalized())?;
@@ -413,14 +413,6 @@ fn reload(conn: &mut DbConnection, invite: &InviteRow) -> Result<(InviteRow, Vec
 }
 
 /// Nobody is invited into a closed node.
-// TODO(merge): use service::accounts::ensure_open
-fn ensure_open(node: &AccountRow) -> Result<(), ApiError> {
-    if node.status != AccountStatus::Active {
-        return Err(ApiError::new(ProblemKind::AccountClosed, "That account is closed."));
-    }
-    Ok(())
-}
-
 /// Inviting someone who is already a member is a conflict (R6), whatever their membership's
 /// state.
 fn ensure_not_a_member(

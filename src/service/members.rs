@@ -15,7 +15,7 @@ use crate::db::repo::audit::{self, AuditEntry};
 use crate::db::repo::memberships::{self, MemberFilter};
 use crate::db::repo::{accounts, roles, users};
 use crate::domain::permissions::{BuiltinRole, Permission, PermissionSet};
-use crate::domain::{AccountStatus, AuditAction, Email, MembershipStatus, NewPassword, UserStatus, Username};
+use crate::domain::{AuditAction, Email, MembershipStatus, NewPassword, UserStatus, Username};
 use crate::error::{ApiError, ProblemKind};
 use crate::identity;
 use crate::ids::{AccountId, MembershipId, RoleId, UserId};
@@ -236,19 +236,11 @@ fn grantable_roles(
     Ok(granted)
 }
 
-// TODO(merge): use service::accounts::ensure_open
-fn ensure_open(node: &AccountRow) -> Result<(), ApiError> {
-    if node.status != AccountStatus::Active {
-        return Err(ApiError::new(ProblemKind::AccountClosed, "That account is closed."));
-    }
-    Ok(())
-}
-
 fn insert(tx: &mut Tx<'_>, caller: &Principal, cmd: NewMember, hash: &str) -> Result<Member, ApiError> {
     let caller = tx.lock_tenant(caller)?;
     let root = policy::tenant(&caller)?.root.clone();
     let node = target_node(tx, &caller, cmd.account_id.as_deref())?;
-    ensure_open(&node)?;
+    crate::service::accounts::ensure_open(&node)?;
     let granted = grantable_roles(tx, &caller, &cmd.role_ids)?;
     ensure_identity_free(tx, &cmd.email, cmd.username.as_ref())?;
     if let Some(ext) = &cmd.external_id {
@@ -419,7 +411,7 @@ pub fn move_to(tx: &mut Tx<'_>, caller: &Principal, id: &UserId, raw_node: &str)
     policy::require_member(&caller, Permission::UsersManage, &member.node, &member.roles)?;
     let target = accounts_svc::find(tx.conn, raw_node)?;
     policy::require_on(&caller, Permission::UsersManage, &target)?;
-    ensure_open(&target)?;
+    crate::service::accounts::ensure_open(&target)?;
     memberships::move_to(tx.conn, &member.membership.id, &target.id, tx.now)?;
     let details = json!({ "from": member.node.id, "to": target.id });
     record(tx, &caller, AuditAction::MembershipMoved, &member.user.id, details)?;
