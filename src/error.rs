@@ -46,6 +46,7 @@ pub enum ProblemKind {
     CaretakerChain,
     CaretakerAlreadyAssigned,
     NoCaretaker,
+    NotificationNotDead,
     AccountManaged,
     ActingAsForbidden,
     SignupClosed,
@@ -89,6 +90,7 @@ impl ProblemKind {
         Self::CaretakerChain,
         Self::CaretakerAlreadyAssigned,
         Self::NoCaretaker,
+        Self::NotificationNotDead,
         Self::AccountManaged,
         Self::ActingAsForbidden,
         Self::SignupClosed,
@@ -132,6 +134,7 @@ impl ProblemKind {
             Self::CaretakerChain => "caretaker-chain",
             Self::CaretakerAlreadyAssigned => "caretaker-already-assigned",
             Self::NoCaretaker => "no-caretaker",
+            Self::NotificationNotDead => "notification-not-dead",
             Self::AccountManaged => "account-managed",
             Self::ActingAsForbidden => "acting-as-forbidden",
             Self::SignupClosed => "signup-closed",
@@ -180,6 +183,7 @@ impl ProblemKind {
             Self::CaretakerChain => "Caretakers and managed users cannot chain",
             Self::CaretakerAlreadyAssigned => "The user already has a caretaker",
             Self::NoCaretaker => "The user has no caretaker",
+            Self::NotificationNotDead => "Only a dead notification is retried",
             Self::AccountManaged => "The account is managed by a caretaker",
             Self::ActingAsForbidden => "Not allowed while acting as another user",
             Self::SignupClosed => "Sign-up is closed",
@@ -225,7 +229,8 @@ impl ProblemKind {
             | Self::CaretakerUnavailable
             | Self::CaretakerChain
             | Self::CaretakerAlreadyAssigned
-            | Self::NoCaretaker => StatusCode::CONFLICT,
+            | Self::NoCaretaker
+            | Self::NotificationNotDead => StatusCode::CONFLICT,
             Self::InvalidToken => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

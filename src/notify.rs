@@ -199,7 +199,7 @@ impl Sink for HttpSink {
     }
 }
 
-/// Delay before the next attempt after `attempts` failures: 10 s doubling, at most an hour,
+/// Delay before the next attempt after `attempts + 1` failures: 10 s doubling, at most an hour,
 /// then spread by ±20 % so that messages that failed together do not retry together.
 pub fn backoff(attempts: i32) -> Duration {
     let secs = 10i64.saturating_mul(1i64 << attempts.clamp(0, 20)).min(3600);
@@ -268,7 +268,8 @@ fn record(
         Ok(()) => notifications::mark_delivered(conn, &message.id, now)?,
         Err(error) => {
             let attempts = message.attempts + 1;
-            let retry_at = (attempts < max_attempts).then(|| now + backoff(attempts));
+            // After the first failure the wait is 10 s, then 20 s, 40 s, …
+            let retry_at = (attempts < max_attempts).then(|| now + backoff(attempts - 1));
             if retry_at.is_some() {
                 log::warn!("delivery of {} failed (attempt {attempts}): {error}", message.id);
             } else {

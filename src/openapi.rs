@@ -31,6 +31,7 @@ Access tokens are EdDSA JWTs verifiable with `/.well-known/jwks.json`; `sub` is 
         (name = "users", description = "People in the account: roles, place in the tree, ownership"),
         (name = "roles", description = "Permissions and roles"),
         (name = "invites", description = "Invitations: send, resend, copy link, revoke; preview and accept by token"),
+        (name = "notifications", description = "Messages for people: posted by the account's services, routed to caretakers, delivered at least once"),
         (name = "caretakers", description = "Someone manages a user's account while they are away (R7): assignments, managed users, acting as them"),
         (name = "operations", description = "Health, readiness and public keys"),
     ),

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod health;
 pub mod invites;
 pub mod me;
+pub mod notifications;
 pub mod pagination;
 pub mod roles;
 pub mod users;
@@ -69,7 +70,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(caretakers::remove_caretaker)
         .service(caretakers::list_managed_users)
         .service(caretakers::act_as)
-        .service(caretakers::stop_acting_as);
+        .service(caretakers::stop_acting_as)
+        .service(notifications::post_user_notification)
+        .service(notifications::list_notifications)
+        .service(notifications::retry_notification);
 }
 
 /// `/openapi.json`: the document, byte for byte as committed in `openapi/openapi.json`.

@@ -205,7 +205,10 @@ pub struct AccountChoice {
 /// Tokens for a session.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
-    /// A JWT to send as `Authorization: Bearer …`.
+    /// A JWT to send as `Authorization: Bearer …`: EdDSA, header `typ: at+jwt` and `kid`
+    /// (verify with `/.well-known/jwks.json`); claims `iss`, `aud`, `sub` (the effective
+    /// user), `acc` (the organization), `sid`, `jti`, `iat`, `exp`, and `act: {"sub": <real
+    /// actor>}` (RFC 8693) when a caretaker or an impersonator acts as `sub`.
     pub access_token: String,
     /// Always `Bearer`.
     #[schema(example = "Bearer")]

@@ -51,6 +51,8 @@ permissions! {
     MessagesSend => "messages.send": "Send messages.",
     AuditRead => "audit.read": "Read the audit trail.",
     WebhooksManage => "webhooks.manage": "Manage webhook subscriptions.",
+    NotificationsSend => "notifications.send": "Post notifications for users (the account's own services, e.g. \"text message received\").",
+    NotificationsManage => "notifications.manage": "Read the account's notification outbox and retry failed deliveries.",
 }
 
 impl Serialize for Permission {
@@ -151,6 +153,8 @@ impl BuiltinRole {
                 MessagesSend,
                 AuditRead,
                 WebhooksManage,
+                NotificationsSend,
+                NotificationsManage,
             ],
             Self::Standard => &[
                 UsersRead,

@@ -17,6 +17,7 @@ pub mod caretakers;
 pub mod invites;
 pub mod members;
 pub mod messages;
+pub mod notifications;
 pub mod roles;
 pub mod sessions;
 

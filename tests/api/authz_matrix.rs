@@ -299,6 +299,15 @@ const OPERATIONS: &[Row] = &[
     op("listManagedUsers",      "GET",    "/v1/me/managed-users",                 AnyMember,                 Nothing,      200),
     exempt("actAsManagedUser",      "POST",  "/v1/me/acting-as",                  "the caller's own caretaker assignments (404 for anyone else's)"),
     exempt("stopActingAs",          "DELETE","/v1/me/acting-as",                  "the caller's own acting-as session"),
+
+    // ── notifications ───────────────────────────────────────────────────────────────────────
+    op("postUserNotification",  "POST",   "/v1/users/{user_id}/notifications",    Perm("notifications.send"), Member,      202)
+        .body(r#"{ "subject": "Text message received", "body": "From +1 555 0100: hello" }"#),
+    // The outbox is the organization's: reading it or retrying needs reach over the root.
+    op("listNotifications",     "GET",    "/v1/notifications",                    Perm("notifications.manage"), Nothing,   200)
+        .scope(Scope::Root),
+    op("retryNotification",     "POST",   "/v1/notifications/{notification_id}/retry", Perm("notifications.manage"), Nothing, 404)
+        .scope(Scope::Root),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -330,6 +339,8 @@ const HOLDS: &[(&str, [bool; 7])] = &[
     ("roles.manage",     [ Y,    Y,    N,       N,      N,    N,        N ]),
     ("users.invite",     [ Y,    Y,    N,       N,      N,    N,        N ]),
     ("caretakers.manage",[ Y,    Y,    N,       N,      N,    N,        N ]),
+    ("notifications.send",   [ Y, Y,   N,       N,      N,    N,        N ]),
+    ("notifications.manage", [ Y, Y,   N,       N,      N,    N,        N ]),
 ];
 
 fn holds(role: &str, permission: &str) -> bool {
@@ -583,6 +594,8 @@ fn fill(template: &str, ids: &Ids, fx: &Fixture, n: usize) -> String {
         .replace("{user_id}", &ids.user)
         .replace("{role_id}", &ids.role)
         .replace("{invite_id}", &ids.invite)
+        // No shared notification exists: a well-formed id that names nothing.
+        .replace("{notification_id}", "ntf_00000000000000000000000000")
         .replace("$account", &ids.account)
         .replace("$user", &ids.user)
         .replace("$location", &fx.a.location)

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use crate::helpers::*;
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
+pub struct Received {
     id: String,
     timestamp: String,
     signature: String,
@@ -43,22 +43,31 @@ impl Received {
 }
 
 /// A local HTTP endpoint that answers 500 to its first `failures` requests, then 204.
-struct Receiver {
-    url: String,
+/// Shared with the notification tests.
+pub struct Receiver {
+    pub url: String,
     got: Arc<Mutex<Vec<Received>>>,
     server: actix_web::dev::ServerHandle,
 }
 
 impl Receiver {
-    async fn start(failures: usize) -> Self {
+    pub async fn start(failures: usize) -> Self {
+        Self::failing_when(move |nth, _| nth <= failures).await
+    }
+
+    /// Answers 500 when `fail(nth request, body)` says so, 204 otherwise.
+    pub async fn failing_when(fail: impl Fn(usize, &[u8]) -> bool + Send + Sync + 'static) -> Self {
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
         let shared = got.clone();
+        let fail = Arc::new(fail);
         let server = HttpServer::new(move || {
             let got = shared.clone();
+            let fail = fail.clone();
             App::new().route(
                 "/hook",
                 web::post().to(move |req: HttpRequest, body: web::Bytes| {
                     let got = got.clone();
+                    let fail = fail.clone();
                     async move {
                         let header = |name: &str| {
                             req.headers()
@@ -74,7 +83,7 @@ impl Receiver {
                             signature: header("webhook-signature"),
                             body: body.to_vec(),
                         });
-                        if list.len() <= failures {
+                        if fail(list.len(), &body) {
                             HttpResponse::InternalServerError().finish()
                         } else {
                             HttpResponse::NoContent().finish()

@@ -12,6 +12,7 @@ mod delivery;
 mod errors;
 mod invites;
 mod members;
+mod notifications;
 mod openapi;
 mod operations;
 mod passwords;

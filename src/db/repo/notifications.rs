@@ -138,3 +138,57 @@ pub fn for_recipient(conn: &mut DbConnection, email: &str) -> RepoResult<Vec<Not
         .select(NotificationRow::as_select())
         .load(conn)
 }
+
+/// One page of an account's notifications, oldest first, after `after` (an id).
+pub fn page_for_account(
+    conn: &mut DbConnection,
+    account: &str,
+    status: Option<NotificationStatus>,
+    after: Option<&str>,
+    limit: i64,
+) -> RepoResult<Vec<NotificationRow>> {
+    let mut query = notifications::table
+        .filter(notifications::account_id.eq(account))
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(notifications::status.eq(status.as_str()));
+    }
+    if let Some(after) = after {
+        query = query.filter(notifications::id.gt(after));
+    }
+    query
+        .order(notifications::id.asc())
+        .limit(limit)
+        .select(NotificationRow::as_select())
+        .load(conn)
+}
+
+pub fn find_in_account(
+    conn: &mut DbConnection,
+    account: &str,
+    id: &NotificationId,
+) -> RepoResult<Option<NotificationRow>> {
+    notifications::table
+        .filter(notifications::account_id.eq(account))
+        .filter(notifications::id.eq(id.as_str()))
+        .select(NotificationRow::as_select())
+        .get_result(conn)
+        .optional()
+}
+
+/// Gives a dead message a new round of attempts, due now; `false` when it was not dead.
+pub fn revive(conn: &mut DbConnection, id: &NotificationId, now: NaiveDateTime) -> RepoResult<bool> {
+    let n = diesel::update(
+        notifications::table
+            .find(id.as_str())
+            .filter(notifications::status.eq(NotificationStatus::Dead.as_str())),
+    )
+    .set((
+        notifications::status.eq(NotificationStatus::Pending.as_str()),
+        notifications::attempts.eq(0),
+        notifications::next_attempt_at.eq(now),
+        notifications::locked_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
