@@ -17,6 +17,7 @@ use steward::db::models::NotificationRow;
 use steward::db::repo;
 use steward::state::AppState;
 
+pub use crate::client::{link_token, InviteAction};
 pub use crate::contract::SendChecked;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -341,11 +342,7 @@ impl TestApp {
 
     pub async fn sub_account(&self, token: &str, parent: &str, kind: &str, name: &str) -> String {
         let (status, body) = self
-            .post(
-                &format!("/v1/accounts/{parent}/children"),
-                json!({ "name": name, "kind": kind }),
-                Some(token),
-            )
+            .create_child(token, parent, json!({ "name": name, "kind": kind }))
             .await;
         assert_eq!(status, StatusCode::CREATED, "create {kind}: {body}");
         body["id"].as_str().unwrap().to_string()
@@ -353,7 +350,7 @@ impl TestApp {
 
     /// The id of a built-in role (`owner`, `admin`, …) of the caller's organization.
     pub async fn role_id(&self, token: &str, builtin: &str) -> String {
-        let (status, roles) = self.get("/v1/roles", Some(token)).await;
+        let (status, roles) = self.roles(token).await;
         assert_eq!(status, StatusCode::OK, "{roles}");
         roles
             .as_array()
