@@ -394,30 +394,4 @@ impl TestApp {
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
         (user_id, access)
     }
-
-    /// Adds an existing user to another organization directly in the database (until
-    /// invitations can do it through the API).
-    pub async fn add_membership(&self, user_id: &str, root: &str, builtin: &str) {
-        let db = self.state.db.clone();
-        let (user_id, root, builtin) = (user_id.to_string(), root.to_string(), builtin.to_string());
-        tokio::task::spawn_blocking(move || {
-            use steward::domain::permissions::BuiltinRole;
-            use steward::ids::{AccountId, UserId};
-            let mut conn = db.get().expect("connection");
-            let root = AccountId::from(root);
-            let node = repo::accounts::find(&mut conn, &root).expect("query").expect("root");
-            let role = repo::roles::find_builtin(&mut conn, &root, BuiltinRole::parse(&builtin).expect("role"))
-                .expect("query")
-                .expect("role row");
-            let now = chrono::Utc::now().naive_utc();
-            repo::memberships::insert(
-                &mut conn,
-                repo::memberships::new_active(&UserId::from(user_id), &node, now),
-                &[role.id],
-            )
-            .expect("insert membership");
-        })
-        .await
-        .expect("join");
-    }
 }

@@ -769,8 +769,17 @@ async fn a_user_in_several_organizations_picks_one_and_switches_without_a_passwo
     on_each_backend(|app| async move {
         let a = app.org("a@example.com").await;
         let b = app.org("b@example.com").await;
-        let (user, _) = app.member(&a.owner_token, "both@example.com", &["viewer"], &a.root).await;
-        app.add_membership(&user, &b.root, "standard").await;
+        let (_, in_a) = app.member(&a.owner_token, "both@example.com", &["viewer"], &a.root).await;
+        // Into b through the API: b invites the address by link, the user accepts logged in.
+        let standard = app.role_id(&b.owner_token, "standard").await;
+        let (status, invite) = app
+            .create_invite(&b.owner_token, "both@example.com", &[&standard], false)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{invite}");
+        let link = link_token(invite["registration_url"].as_str().expect("a copy-link invite"));
+        let (status, accepted) = app.accept_invitation(json!({ "token": link }), Some(&in_a)).await;
+        assert_eq!(status, StatusCode::OK, "{accepted}");
+        assert_eq!(accepted["account"]["id"], b.root.as_str());
 
         let (status, login) = app.log_in("both@example.com", MEMBER_PASSWORD).await;
         assert_eq!(status, StatusCode::OK, "{login}");
