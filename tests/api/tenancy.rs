@@ -612,7 +612,8 @@ async fn custom_roles_can_be_created_changed_and_deleted_when_unused() {
         );
 
         let viewer = app.role_id(&org.owner_token, "viewer").await;
-        app.set_roles(&org.owner_token, &user, &[&viewer]).await;
+        let (status, body) = app.set_roles(&org.owner_token, &user, &[&viewer]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
         let (status, _) = app.delete_role(&org.owner_token, &role_id).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
         let (status, _) = app.role(&org.owner_token, &role_id).await;
