@@ -50,12 +50,7 @@ async fn team(app: &TestApp) -> Team {
 }
 
 async fn assign(app: &TestApp, token: &str, managed: &str, caretaker: &str) -> (StatusCode, Value) {
-    app.post(
-        &format!("/v1/users/{managed}/caretaker"),
-        json!({ "caretaker_id": caretaker }),
-        Some(token),
-    )
-    .await
+    app.assign_caretaker(token, managed, caretaker).await
 }
 
 async fn act_as(app: &TestApp, token: &str, managed: &str) -> (StatusCode, Value) {
@@ -86,9 +81,7 @@ async fn the_whole_life_of_a_caretaker_assignment() {
         for email in ["away@example.com", "helper@example.com"] {
             app.wait_for_notification(email, "caretaker_assigned").await;
         }
-        let (_, read) = app
-            .get(&format!("/v1/users/{away_id}/caretaker"), Some(&t.org.owner_token))
-            .await;
+        let (_, read) = app.caretaker(&t.org.owner_token, away_id).await;
         assert_eq!(read["caretaker"]["email"], "helper@example.com");
 
         // Their login is refused, naming the caretaker; no token is issued.
@@ -128,9 +121,7 @@ async fn the_whole_life_of_a_caretaker_assignment() {
             )
             .await;
         assert_problem(status, &body, 403, "acting-as-forbidden");
-        let (status, body) = app
-            .delete(&format!("/v1/users/{away_id}/caretaker"), Some(&acting_token))
-            .await;
+        let (status, body) = app.remove_caretaker(&acting_token, away_id).await;
         assert!(status == StatusCode::FORBIDDEN, "{body}");
 
         // Refreshing keeps `act`.
@@ -157,9 +148,7 @@ async fn the_whole_life_of_a_caretaker_assignment() {
         // Removing the caretaker ends every acting-as session and restores the login.
         let (_, again) = act_as(&app, &own_token, away_id).await;
         let again_token = token(&again);
-        let (status, body) = app
-            .delete(&format!("/v1/users/{away_id}/caretaker"), Some(&t.admin.1))
-            .await;
+        let (status, body) = app.remove_caretaker(&t.admin.1, away_id).await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
         let (status, _) = app.get("/v1/me", Some(&again_token)).await;
         assert_eq!(
@@ -172,9 +161,7 @@ async fn the_whole_life_of_a_caretaker_assignment() {
         }
         let (status, body) = app.log_in("away@example.com", MEMBER_PASSWORD).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let (status, body) = app
-            .get(&format!("/v1/users/{away_id}/caretaker"), Some(&t.admin.1))
-            .await;
+        let (status, body) = app.caretaker(&t.admin.1, away_id).await;
         assert_problem(status, &body, 409, "no-caretaker");
         let actions = app.audit_actions(away_id).await;
         for action in ["caretaker.assigned", "delegation.started", "caretaker.removed"] {
@@ -241,37 +228,19 @@ async fn caretaker_assignments_refuse_what_r7_forbids() {
         // Replacing is its own operation; the old caretaker's acting-as sessions end.
         let (_, acting) = act_as(&app, &t.helper.1, away).await;
         let acting_token = token(&acting);
-        let (status, body) = app
-            .put(
-                &format!("/v1/users/{away}/caretaker"),
-                json!({ "caretaker_id": other }),
-                Some(owner),
-            )
-            .await;
+        let (status, body) = app.replace_caretaker(owner, away, other).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["caretaker"]["id"], other.as_str());
         let (status, _) = app.get("/v1/me", Some(&acting_token)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        let (status, body) = app
-            .put(
-                &format!("/v1/users/{helper}/caretaker"),
-                json!({ "caretaker_id": other }),
-                Some(owner),
-            )
-            .await;
+        let (status, body) = app.replace_caretaker(owner, helper, other).await;
         assert_problem(status, &body, 409, "no-caretaker");
 
         // Only holders of caretakers.manage assign; a standard user cannot.
         let (status, body) = assign(&app, &t.helper.1, helper, away).await;
         assert_problem(status, &body, 403, "forbidden");
         // Malformed body ids are refused; unknown fields too.
-        let (status, body) = app
-            .post(
-                &format!("/v1/users/{helper}/caretaker"),
-                json!({ "caretaker_id": "nope" }),
-                Some(owner),
-            )
-            .await;
+        let (status, body) = app.assign_caretaker(owner, helper, "nope").await;
         assert_problem(status, &body, 422, "validation-failed");
         let (status, body) = app
             .post(
@@ -298,9 +267,7 @@ async fn caretakers_stay_inside_the_tenant() {
         assert_problem(status, &body, 404, "not-found");
         let (status, body) = assign(&app, &t.org.owner_token, &stranger, &t.helper.0).await;
         assert_problem(status, &body, 404, "not-found");
-        let (status, body) = app
-            .get(&format!("/v1/users/{stranger}/caretaker"), Some(&t.org.owner_token))
-            .await;
+        let (status, body) = app.caretaker(&t.org.owner_token, &stranger).await;
         assert_problem(status, &body, 404, "not-found");
     })
     .await;

@@ -17,6 +17,7 @@ use steward::db::models::NotificationRow;
 use steward::db::repo;
 use steward::state::AppState;
 
+pub use crate::client::{link_token, InviteAction};
 pub use crate::contract::SendChecked;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -341,11 +342,7 @@ impl TestApp {
 
     pub async fn sub_account(&self, token: &str, parent: &str, kind: &str, name: &str) -> String {
         let (status, body) = self
-            .post(
-                &format!("/v1/accounts/{parent}/children"),
-                json!({ "name": name, "kind": kind }),
-                Some(token),
-            )
+            .create_child(token, parent, json!({ "name": name, "kind": kind }))
             .await;
         assert_eq!(status, StatusCode::CREATED, "create {kind}: {body}");
         body["id"].as_str().unwrap().to_string()
@@ -353,7 +350,7 @@ impl TestApp {
 
     /// The id of a built-in role (`owner`, `admin`, …) of the caller's organization.
     pub async fn role_id(&self, token: &str, builtin: &str) -> String {
-        let (status, roles) = self.get("/v1/roles", Some(token)).await;
+        let (status, roles) = self.roles(token).await;
         assert_eq!(status, StatusCode::OK, "{roles}");
         roles
             .as_array()
@@ -396,31 +393,5 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
         (user_id, access)
-    }
-
-    /// Adds an existing user to another organization directly in the database (until
-    /// invitations can do it through the API).
-    pub async fn add_membership(&self, user_id: &str, root: &str, builtin: &str) {
-        let db = self.state.db.clone();
-        let (user_id, root, builtin) = (user_id.to_string(), root.to_string(), builtin.to_string());
-        tokio::task::spawn_blocking(move || {
-            use steward::domain::permissions::BuiltinRole;
-            use steward::ids::{AccountId, UserId};
-            let mut conn = db.get().expect("connection");
-            let root = AccountId::from(root);
-            let node = repo::accounts::find(&mut conn, &root).expect("query").expect("root");
-            let role = repo::roles::find_builtin(&mut conn, &root, BuiltinRole::parse(&builtin).expect("role"))
-                .expect("query")
-                .expect("role row");
-            let now = chrono::Utc::now().naive_utc();
-            repo::memberships::insert(
-                &mut conn,
-                repo::memberships::new_active(&UserId::from(user_id), &node, now),
-                &[role.id],
-            )
-            .expect("insert membership");
-        })
-        .await
-        .expect("join");
     }
 }

@@ -5,24 +5,10 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-fn link_token(url: &str) -> String {
-    let after = url.split("token=").nth(1).expect("token in link");
-    after.split_whitespace().next().expect("token").to_string()
-}
-
-async fn invite(app: &TestApp, token: &str, email: &str, roles: &[String], send_email: bool) -> (StatusCode, Value) {
-    app.post(
-        "/v1/invites",
-        json!({ "email": email, "role_ids": roles, "send_email": send_email }),
-        Some(token),
-    )
-    .await
-}
-
 /// Invites by "copy link" and returns (invite id, link token).
 async fn invite_link(app: &TestApp, org: &Org, email: &str, role: &str) -> (String, String) {
     let role = app.role_id(&org.owner_token, role).await;
-    let (status, body) = invite(app, &org.owner_token, email, &[role], false).await;
+    let (status, body) = app.create_invite(&org.owner_token, email, &[role], false).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     (
         body["id"].as_str().unwrap().to_string(),
@@ -39,7 +25,9 @@ async fn an_emailed_invitation_is_written_to_the_outbox_with_its_link() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
         let viewer = app.role_id(&org.owner_token, "viewer").await;
-        let (status, body) = invite(&app, &org.owner_token, "Grace@Example.com", &[viewer], true).await;
+        let (status, body) = app
+            .create_invite(&org.owner_token, "Grace@Example.com", &[viewer], true)
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(body["status"], "pending");
         assert_eq!(body["email"], "Grace@Example.com");
@@ -60,13 +48,7 @@ async fn an_emailed_invitation_is_written_to_the_outbox_with_its_link() {
             "{}",
             mail.body
         );
-        let (status, preview) = app
-            .post(
-                "/v1/invitations/preview",
-                json!({ "token": link_token(&mail.body) }),
-                None,
-            )
-            .await;
+        let (status, preview) = app.preview_invitation(&link_token(&mail.body)).await;
         assert_eq!(status, StatusCode::OK, "{preview}");
         assert_eq!(
             app.audit_actions(body["id"].as_str().unwrap()).await,
@@ -93,9 +75,7 @@ async fn the_preview_shows_only_what_the_invitee_needs() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
         let (_, token) = invite_link(&app, &org, "grace@example.com", "viewer").await;
-        let (status, preview) = app
-            .post("/v1/invitations/preview", json!({ "token": token }), None)
-            .await;
+        let (status, preview) = app.preview_invitation(&token).await;
         assert_eq!(status, StatusCode::OK);
         let mut keys: Vec<&str> = preview.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort();
@@ -112,7 +92,7 @@ async fn a_new_person_registers_once_and_is_logged_in() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
         let (id, token) = invite_link(&app, &org, "grace@example.com", "standard").await;
-        let (status, body) = app.post("/v1/invitations/accept", register(&token), None).await;
+        let (status, body) = app.accept_invitation(register(&token), None).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(body["account"]["id"], org.root.as_str());
         assert_eq!(body["membership"]["roles"][0]["builtin"], "standard");
@@ -124,10 +104,10 @@ async fn a_new_person_registers_once_and_is_logged_in() {
         let (status, _) = app.log_in("grace@example.com", MEMBER_PASSWORD).await;
         assert_eq!(status, StatusCode::OK);
 
-        let (_, read) = app.get(&format!("/v1/invites/{id}"), Some(&org.owner_token)).await;
+        let (_, read) = app.invite(&org.owner_token, &id).await;
         assert_eq!(read["status"], "accepted");
         assert_eq!(read["accepted_user_id"], me["user"]["id"]);
-        let (status, problem) = app.post("/v1/invitations/accept", register(&token), None).await;
+        let (status, problem) = app.accept_invitation(register(&token), None).await;
         assert_problem(status, &problem, 404, "not-found");
         let actions = app.audit_actions(&id).await;
         assert_eq!(actions, vec!["invite.created", "invite.accepted"]);
@@ -147,22 +127,18 @@ async fn registering_needs_names_and_a_good_password() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
         let (_, token) = invite_link(&app, &org, "grace@example.com", "viewer").await;
-        let (status, problem) = app
-            .post("/v1/invitations/accept", json!({ "token": token }), None)
-            .await;
+        let (status, problem) = app.accept_invitation(json!({ "token": token }), None).await;
         assert_problem(status, &problem, 422, "validation-failed");
         assert_eq!(problem["errors"].as_array().unwrap().len(), 3);
         let (status, problem) = app
-            .post(
-                "/v1/invitations/accept",
+            .accept_invitation(
                 json!({ "token": token, "first_name": "G", "last_name": "H", "password": "short" }),
                 None,
             )
             .await;
         assert_problem(status, &problem, 422, "validation-failed");
         let (status, problem) = app
-            .post(
-                "/v1/invitations/accept",
+            .accept_invitation(
                 json!({ "token": "", "first_name": " ", "username": "a", "password": "short" }),
                 None,
             )
@@ -184,9 +160,7 @@ async fn registering_needs_names_and_a_good_password() {
             ],
             "every invalid field at once: {problem}"
         );
-        let (status, _) = app
-            .post("/v1/invitations/preview", json!({ "token": token }), None)
-            .await;
+        let (status, _) = app.preview_invitation(&token).await;
         assert_eq!(status, StatusCode::OK, "the invite is still pending");
     })
     .await;
@@ -205,26 +179,22 @@ async fn an_existing_user_logs_in_and_accepts_with_a_matching_email() {
             .await;
         let (id, token) = invite_link(&app, &b, "GRACE@example.com", "standard").await;
 
-        let (status, problem) = app.post("/v1/invitations/accept", register(&token), None).await;
+        let (status, problem) = app.accept_invitation(register(&token), None).await;
         assert_problem(status, &problem, 409, "email-taken");
-        let (status, problem) = app
-            .post("/v1/invitations/accept", json!({ "token": token }), Some(&other))
-            .await;
+        let (status, problem) = app.accept_invitation(json!({ "token": token }), Some(&other)).await;
         assert_problem(status, &problem, 403, "forbidden");
         let (status, problem) = app
-            .post("/v1/invitations/accept", json!({ "token": token }), Some("not-a-token"))
+            .accept_invitation(json!({ "token": token }), Some("not-a-token"))
             .await;
         assert_problem(status, &problem, 401, "unauthenticated");
 
-        let (status, body) = app
-            .post("/v1/invitations/accept", json!({ "token": token }), Some(&grace))
-            .await;
+        let (status, body) = app.accept_invitation(json!({ "token": token }), Some(&grace)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["account"]["id"], b.root.as_str());
         assert!(body.get("session").is_none());
-        let (_, mine) = app.get("/v1/accounts", Some(&grace)).await;
+        let (_, mine) = app.my_accounts(&grace).await;
         assert_eq!(mine.as_array().unwrap().len(), 2, "the account is added to their list");
-        let (_, read) = app.get(&format!("/v1/invites/{id}"), Some(&b.owner_token)).await;
+        let (_, read) = app.invite(&b.owner_token, &id).await;
         assert_eq!(read["status"], "accepted");
     })
     .await;
@@ -236,7 +206,7 @@ async fn exactly_one_of_many_concurrent_accepts_succeeds() {
         let org = app.org("owner@example.com").await;
         let (id, token) = invite_link(&app, &org, "grace@example.com", "viewer").await;
         let body = register(&token);
-        let attempts = (0..24).map(|_| app.post("/v1/invitations/accept", body.clone(), None));
+        let attempts = (0..24).map(|_| app.accept_invitation(body.clone(), None));
         let results = futures_util::future::join_all(attempts).await;
         let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
         assert_eq!(created, 1, "{:?}", results.iter().map(|(s, _)| *s).collect::<Vec<_>>());
@@ -265,40 +235,30 @@ async fn resend_and_copy_link_rotate_the_token_and_restart_the_clock() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
         let (id, first) = invite_link(&app, &org, "grace@example.com", "viewer").await;
-        let (_, before) = app.get(&format!("/v1/invites/{id}"), Some(&org.owner_token)).await;
+        let (_, before) = app.invite(&org.owner_token, &id).await;
 
         app.clock.advance(chrono::Duration::days(10));
         let owner = app.fresh_token("owner@example.com", PASSWORD).await;
-        let (status, resent) = app
-            .post(&format!("/v1/invites/{id}/resend"), json!({}), Some(&owner))
-            .await;
+        let (status, resent) = app.resend_invite(&owner, &id).await;
         assert_eq!(status, StatusCode::OK, "{resent}");
         assert!(resent.get("registration_url").is_none());
         assert!(
             resent["expires_at"].as_str().unwrap() > before["expires_at"].as_str().unwrap(),
             "the clock restarts"
         );
-        let (status, problem) = app
-            .post("/v1/invitations/preview", json!({ "token": first }), None)
-            .await;
+        let (status, problem) = app.preview_invitation(&first).await;
         assert_problem(status, &problem, 404, "not-found");
         let mail = app.wait_for_notification("grace@example.com", "invite").await;
         let second = link_token(&mail.body);
-        let (status, _) = app
-            .post("/v1/invitations/preview", json!({ "token": second }), None)
-            .await;
+        let (status, _) = app.preview_invitation(&second).await;
         assert_eq!(status, StatusCode::OK);
 
-        let (status, copied) = app
-            .post(&format!("/v1/invites/{id}/link"), json!({}), Some(&owner))
-            .await;
+        let (status, copied) = app.copy_invite_link(&owner, &id).await;
         assert_eq!(status, StatusCode::OK, "{copied}");
         let third = link_token(copied["registration_url"].as_str().unwrap());
-        let (status, _) = app
-            .post("/v1/invitations/preview", json!({ "token": second }), None)
-            .await;
+        let (status, _) = app.preview_invitation(&second).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "the emailed link died with the copy");
-        let (status, _) = app.post("/v1/invitations/accept", register(&third), None).await;
+        let (status, _) = app.accept_invitation(register(&third), None).await;
         assert_eq!(status, StatusCode::CREATED);
         let actions = app.audit_actions(&id).await;
         assert_eq!(
@@ -321,29 +281,21 @@ async fn invitations_expire_and_resending_revives_them() {
         let (id, token) = invite_link(&app, &org, "grace@example.com", "viewer").await;
         app.clock.advance(chrono::Duration::days(31));
         let owner = app.fresh_token("owner@example.com", PASSWORD).await;
-        let (_, read) = app.get(&format!("/v1/invites/{id}"), Some(&owner)).await;
+        let (_, read) = app.invite(&owner, &id).await;
         assert_eq!(read["status"], "expired");
-        let (status, unknown) = app
-            .post("/v1/invitations/preview", json!({ "token": "never-issued" }), None)
-            .await;
-        let (status2, expired) = app
-            .post("/v1/invitations/preview", json!({ "token": token }), None)
-            .await;
+        let (status, unknown) = app.preview_invitation("never-issued").await;
+        let (status2, expired) = app.preview_invitation(&token).await;
         assert_eq!((status, status2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
         assert_eq!(unknown["detail"], expired["detail"], "expired and unknown look alike");
-        let (status, _) = app.post("/v1/invitations/accept", register(&token), None).await;
+        let (status, _) = app.accept_invitation(register(&token), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
 
         // Resending the expired one revives it with a new link and a new clock.
-        let (status, revived) = app
-            .post(&format!("/v1/invites/{id}/link"), json!({}), Some(&owner))
-            .await;
+        let (status, revived) = app.copy_invite_link(&owner, &id).await;
         assert_eq!(status, StatusCode::OK, "{revived}");
         assert_eq!(revived["status"], "pending");
         let fresh = link_token(revived["registration_url"].as_str().unwrap());
-        let (status, _) = app
-            .post("/v1/invitations/preview", json!({ "token": fresh }), None)
-            .await;
+        let (status, _) = app.preview_invitation(&fresh).await;
         assert_eq!(status, StatusCode::OK);
     })
     .await;
@@ -358,19 +310,17 @@ async fn an_expired_invitation_cannot_come_back_beside_a_newer_one() {
         app.clock.advance(chrono::Duration::days(31));
         let owner = app.fresh_token("owner@example.com", PASSWORD).await;
         let viewer = app.role_id(&owner, "viewer").await;
-        let (status, newer) = invite(&app, &owner, "grace@example.com", &[viewer], false).await;
+        let (status, newer) = app.create_invite(&owner, "grace@example.com", &[viewer], false).await;
         assert_eq!(status, StatusCode::CREATED, "{newer}");
-        for action in ["link", "resend"] {
-            let (status, body) = app
-                .post(&format!("/v1/invites/{old_id}/{action}"), json!({}), Some(&owner))
-                .await;
+        for action in [InviteAction::Link, InviteAction::Resend] {
+            let (status, body) = app.invite_action(&owner, &old_id, action).await;
             assert_problem(status, &body, 409, "invite-already-pending");
             assert!(
                 body["detail"].as_str().unwrap().contains(newer["id"].as_str().unwrap()),
                 "{body}"
             );
         }
-        let (_, old) = app.get(&format!("/v1/invites/{old_id}"), Some(&owner)).await;
+        let (_, old) = app.invite(&owner, &old_id).await;
         assert_eq!(old["status"], "expired", "the refused revival changed nothing");
         let (status, pending) = app.get("/v1/invites?status=pending", Some(&owner)).await;
         assert_eq!(status, StatusCode::OK, "{pending}");
@@ -393,7 +343,7 @@ async fn the_invite_lifetime_is_configurable() {
         app.clock
             .advance(chrono::Duration::days(2) + chrono::Duration::minutes(1));
         let owner = app.fresh_token("owner@example.com", PASSWORD).await;
-        let (_, read) = app.get(&format!("/v1/invites/{id}"), Some(&owner)).await;
+        let (_, read) = app.invite(&owner, &id).await;
         assert_eq!(read["status"], "expired");
     })
     .await;
@@ -404,21 +354,19 @@ async fn revoked_invitations_stop_working_and_can_be_replaced() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
         let (id, token) = invite_link(&app, &org, "grace@example.com", "viewer").await;
-        let (status, body) = app
-            .post(&format!("/v1/invites/{id}/revoke"), json!({}), Some(&org.owner_token))
-            .await;
+        let (status, body) = app.revoke_invite(&org.owner_token, &id).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["status"], "revoked");
-        let (status, _) = app.post("/v1/invitations/accept", register(&token), None).await;
+        let (status, _) = app.accept_invitation(register(&token), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        for action in ["resend", "link", "revoke"] {
-            let (status, problem) = app
-                .post(&format!("/v1/invites/{id}/{action}"), json!({}), Some(&org.owner_token))
-                .await;
+        for action in InviteAction::ALL {
+            let (status, problem) = app.invite_action(&org.owner_token, &id, action).await;
             assert_problem(status, &problem, 409, "invite-not-pending");
         }
         let viewer = app.role_id(&org.owner_token, "viewer").await;
-        let (status, _) = invite(&app, &org.owner_token, "grace@example.com", &[viewer], false).await;
+        let (status, _) = app
+            .create_invite(&org.owner_token, "grace@example.com", &[viewer], false)
+            .await;
         assert_eq!(status, StatusCode::CREATED, "re-inviting after revocation works");
     })
     .await;
@@ -432,49 +380,46 @@ async fn duplicate_invites_and_invites_to_members_are_conflicts() {
         let (member, _) = app
             .member(&org.owner_token, "member@example.com", &["viewer"], &org.group)
             .await;
-        let (status, problem) = invite(
-            &app,
-            &org.owner_token,
-            "MEMBER@example.com",
-            std::slice::from_ref(&viewer),
-            true,
-        )
-        .await;
+        let (status, problem) = app
+            .create_invite(
+                &org.owner_token,
+                "MEMBER@example.com",
+                std::slice::from_ref(&viewer),
+                true,
+            )
+            .await;
         assert_problem(status, &problem, 409, "already-a-member");
         assert!(
             problem["detail"].as_str().unwrap().contains(&member),
             "names the member: {problem}"
         );
 
-        let (status, first) = invite(
-            &app,
-            &org.owner_token,
-            "grace@example.com",
-            std::slice::from_ref(&viewer),
-            true,
-        )
-        .await;
+        let (status, first) = app
+            .create_invite(
+                &org.owner_token,
+                "grace@example.com",
+                std::slice::from_ref(&viewer),
+                true,
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{first}");
-        let (status, problem) = invite(
-            &app,
-            &org.owner_token,
-            "Grace@example.com",
-            std::slice::from_ref(&viewer),
-            true,
-        )
-        .await;
+        let (status, problem) = app
+            .create_invite(
+                &org.owner_token,
+                "Grace@example.com",
+                std::slice::from_ref(&viewer),
+                true,
+            )
+            .await;
         assert_problem(status, &problem, 409, "invite-already-pending");
 
-        let (status, problem) = invite(
-            &app,
-            &org.owner_token,
-            "not-an-email",
-            std::slice::from_ref(&viewer),
-            true,
-        )
-        .await;
+        let (status, problem) = app
+            .create_invite(&org.owner_token, "not-an-email", std::slice::from_ref(&viewer), true)
+            .await;
         assert_problem(status, &problem, 422, "validation-failed");
-        let (status, problem) = invite(&app, &org.owner_token, "x@example.com", &[], true).await;
+        let (status, problem) = app
+            .create_invite(&org.owner_token, "x@example.com", &[] as &[&str], true)
+            .await;
         assert_problem(status, &problem, 422, "validation-failed");
         let (status, list) = app.get("/v1/invites", Some(&org.owner_token)).await;
         assert_eq!(status, StatusCode::OK, "{list}");
@@ -501,29 +446,23 @@ async fn invites_never_escalate_and_stay_inside_the_tenant() {
         let owner = app.role_id(&a.owner_token, "owner").await;
         let viewer = app.role_id(&a.owner_token, "viewer").await;
 
-        let (status, problem) = invite(&app, &admin, "x@example.com", &[owner], true).await;
+        let (status, problem) = app.create_invite(&admin, "x@example.com", &[owner], true).await;
         assert_problem(status, &problem, 403, "forbidden");
-        let (status, problem) = invite(&app, &standard, "x@example.com", std::slice::from_ref(&viewer), true).await;
+        let (status, problem) = app
+            .create_invite(&standard, "x@example.com", std::slice::from_ref(&viewer), true)
+            .await;
         assert_problem(status, &problem, 403, "forbidden");
-        let (status, _) = invite(&app, &admin, "x@example.com", &[viewer], true).await;
+        let (status, _) = app.create_invite(&admin, "x@example.com", &[viewer], true).await;
         assert_eq!(status, StatusCode::CREATED, "admins invite with what they hold");
 
         let (b_invite, _) = invite_link(&app, &b, "y@example.com", "viewer").await;
-        for path in [format!("/v1/invites/{b_invite}")] {
-            let (status, problem) = app.get(&path, Some(&a.owner_token)).await;
+        let (status, problem) = app.invite(&a.owner_token, &b_invite).await;
+        assert_problem(status, &problem, 404, "not-found");
+        for action in InviteAction::ALL {
+            let (status, problem) = app.invite_action(&a.owner_token, &b_invite, action).await;
             assert_problem(status, &problem, 404, "not-found");
         }
-        for action in ["resend", "link", "revoke"] {
-            let (status, problem) = app
-                .post(
-                    &format!("/v1/invites/{b_invite}/{action}"),
-                    json!({}),
-                    Some(&a.owner_token),
-                )
-                .await;
-            assert_problem(status, &problem, 404, "not-found");
-        }
-        let (_, still) = app.get(&format!("/v1/invites/{b_invite}"), Some(&b.owner_token)).await;
+        let (_, still) = app.invite(&b.owner_token, &b_invite).await;
         assert_eq!(still["status"], "pending", "nothing of b changed");
     })
     .await;
@@ -536,25 +475,18 @@ async fn limited_and_guest_invites_say_records_must_be_assigned() {
         let limited = app.role_id(&org.owner_token, "limited").await;
         let guest = app.role_id(&org.owner_token, "guest").await;
         let standard = app.role_id(&org.owner_token, "standard").await;
-        let (status, body) = invite(
-            &app,
-            &org.owner_token,
-            "l@example.com",
-            &[limited.clone(), guest],
-            false,
-        )
-        .await;
+        let (status, body) = app
+            .create_invite(&org.owner_token, "l@example.com", &[limited.clone(), guest], false)
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(body["requires_record_assignment"], true);
-        let (status, body) = invite(&app, &org.owner_token, "m@example.com", &[limited, standard], false).await;
+        let (status, body) = app
+            .create_invite(&org.owner_token, "m@example.com", &[limited, standard], false)
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(body["requires_record_assignment"], false);
         let (status, accepted) = app
-            .post(
-                "/v1/invitations/accept",
-                register(&link_token(body["registration_url"].as_str().unwrap())),
-                None,
-            )
+            .accept_invitation(register(&link_token(body["registration_url"].as_str().unwrap())), None)
             .await;
         assert_eq!(status, StatusCode::CREATED, "{accepted}");
         assert_eq!(accepted["requires_record_assignment"], false);
@@ -569,15 +501,9 @@ async fn invites_are_listed_by_state_with_cursor_pages() {
         let (accepted, t1) = invite_link(&app, &org, "one@example.com", "viewer").await;
         let (revoked, _) = invite_link(&app, &org, "two@example.com", "viewer").await;
         let (pending, _) = invite_link(&app, &org, "three@example.com", "viewer").await;
-        let (status, body) = app.post("/v1/invitations/accept", register(&t1), None).await;
+        let (status, body) = app.accept_invitation(register(&t1), None).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        let (status, body) = app
-            .post(
-                &format!("/v1/invites/{revoked}/revoke"),
-                json!({}),
-                Some(&org.owner_token),
-            )
-            .await;
+        let (status, body) = app.revoke_invite(&org.owner_token, &revoked).await;
         assert_eq!(status, StatusCode::OK, "{body}");
 
         let ids = |v: &Value| -> Vec<String> {
@@ -631,12 +557,10 @@ async fn malformed_invitation_ids_are_not_found() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
         for id in ["inv_x", "usr_01jd3k6x0n6qg8z7v2f4t9b1c5", "not-an-id"] {
-            let (status, problem) = app.get(&format!("/v1/invites/{id}"), Some(&org.owner_token)).await;
+            let (status, problem) = app.invite(&org.owner_token, id).await;
             assert_problem(status, &problem, 404, "not-found");
-            for action in ["resend", "link", "revoke"] {
-                let (status, problem) = app
-                    .post(&format!("/v1/invites/{id}/{action}"), json!({}), Some(&org.owner_token))
-                    .await;
+            for action in InviteAction::ALL {
+                let (status, problem) = app.invite_action(&org.owner_token, id, action).await;
                 assert_problem(status, &problem, 404, "not-found");
             }
         }

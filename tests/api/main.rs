@@ -1,6 +1,7 @@
 //! Integration tests: the real server, over HTTP, on SQLite and (with TEST_DATABASE_URL)
 //! on PostgreSQL. One test binary, so the suite links once.
 
+mod client;
 mod contract;
 mod helpers;
 

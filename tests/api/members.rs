@@ -2,7 +2,7 @@
 //! policy, pinned on both backends — reading and editing oneself, every invalid field named
 //! at once, malformed user ids in paths.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -30,16 +30,16 @@ async fn members_read_and_edit_themselves_but_not_their_external_id() {
         let (me, token) = app
             .member(&org.owner_token, "limited@example.com", &["limited"], &org.root)
             .await;
-        let (status, body) = app.get(&format!("/v1/users/{me}"), Some(&token)).await;
+        let (status, body) = app.user(&token, &me).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let (status, problem) = app.get(&format!("/v1/users/{}", org.owner_id), Some(&token)).await;
+        let (status, problem) = app.user(&token, &org.owner_id).await;
         assert_problem(status, &problem, 403, "forbidden");
 
         let (status, body) = app
-            .patch(
-                &format!("/v1/users/{me}"),
+            .update_user(
+                &token,
+                &me,
                 json!({ "first_name": "  Lim ", "phone": "   ", "preferences": { "show_calendar": false } }),
-                Some(&token),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -47,32 +47,16 @@ async fn members_read_and_edit_themselves_but_not_their_external_id() {
         assert_eq!(body["user"]["phone"], Value::Null, "a phone of spaces clears it");
         assert_eq!(body["user"]["preferences"]["show_calendar"], false);
 
-        let (status, problem) = app
-            .patch(
-                &format!("/v1/users/{me}"),
-                json!({ "external_id": "crm-1" }),
-                Some(&token),
-            )
-            .await;
+        let (status, problem) = app.update_user(&token, &me, json!({ "external_id": "crm-1" })).await;
         assert_problem(status, &problem, 403, "forbidden");
         let (status, problem) = app
-            .patch(
-                &format!("/v1/users/{}", org.owner_id),
-                json!({ "first_name": "Mallory" }),
-                Some(&token),
-            )
+            .update_user(&token, &org.owner_id, json!({ "first_name": "Mallory" }))
             .await;
         assert_problem(status, &problem, 403, "forbidden");
-        let (_, owner) = app
-            .get(&format!("/v1/users/{}", org.owner_id), Some(&org.owner_token))
-            .await;
+        let (_, owner) = app.user(&org.owner_token, &org.owner_id).await;
         assert_ne!(owner["user"]["first_name"], "Mallory");
         let (status, body) = app
-            .patch(
-                &format!("/v1/users/{me}"),
-                json!({ "external_id": "crm-1" }),
-                Some(&org.owner_token),
-            )
+            .update_user(&org.owner_token, &me, json!({ "external_id": "crm-1" }))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["membership"]["external_id"], "crm-1");
@@ -124,27 +108,19 @@ async fn every_invalid_field_of_a_member_body_is_named_at_once() {
         let (member, _) = app
             .member(&org.owner_token, "m@example.com", &["viewer"], &org.root)
             .await;
-        let (_, before) = app.get(&format!("/v1/users/{member}"), Some(&org.owner_token)).await;
+        let (_, before) = app.user(&org.owner_token, &member).await;
         let (status, problem) = app
-            .patch(
-                &format!("/v1/users/{member}"),
-                json!({ "last_name": "", "external_id": "", "preferences": { "default_contact_tab": "t".repeat(101) } }),
-                Some(&org.owner_token),
-            )
+            .update_user(&org.owner_token, &member, json!({ "last_name": "", "external_id": "", "preferences": { "default_contact_tab": "t".repeat(101) } }))
             .await;
         assert_problem(status, &problem, 422, "validation-failed");
         let names: Vec<String> = fields(&problem).into_iter().map(|(f, _)| f).collect();
         assert_eq!(names, vec!["external_id", "last_name", "preferences.default_contact_tab"]);
         let (status, problem) = app
-            .put(
-                &format!("/v1/users/{member}/node"),
-                json!({ "account_id": "" }),
-                Some(&org.owner_token),
-            )
+            .move_user(&org.owner_token, &member, "")
             .await;
         assert_problem(status, &problem, 422, "validation-failed");
         assert_eq!(problem["detail"], "account_id: must be 1 to 64 characters long");
-        let (_, after) = app.get(&format!("/v1/users/{member}"), Some(&org.owner_token)).await;
+        let (_, after) = app.user(&org.owner_token, &member).await;
         assert_eq!(before, after, "nothing changed");
     })
     .await;
@@ -157,36 +133,18 @@ async fn a_malformed_user_id_in_a_path_is_not_found() {
         let org = app.org("owner@example.com").await;
         let viewer = app.role_id(&org.owner_token, "viewer").await;
         for id in ["usr_x", "acc_01jd3k6x0n6qg8z7v2f4t9b1c5", "nope"] {
-            let calls = [
-                (Method::GET, format!("/v1/users/{id}"), None),
-                (
-                    Method::PATCH,
-                    format!("/v1/users/{id}"),
-                    Some(json!({ "first_name": "X" })),
-                ),
-                (
-                    Method::PUT,
-                    format!("/v1/users/{id}/roles"),
-                    Some(json!({ "role_ids": [viewer] })),
-                ),
-                (
-                    Method::PUT,
-                    format!("/v1/users/{id}/node"),
-                    Some(json!({ "account_id": org.group })),
-                ),
-            ];
-            for (method, path, body) in calls {
-                let (status, problem) = app.call(method.clone(), &path, body, Some(&org.owner_token)).await;
-                assert_problem(status, &problem, 404, "not-found");
-            }
+            let (status, problem) = app.user(&org.owner_token, id).await;
+            assert_problem(status, &problem, 404, "not-found");
+            let (status, problem) = app
+                .update_user(&org.owner_token, id, json!({ "first_name": "X" }))
+                .await;
+            assert_problem(status, &problem, 404, "not-found");
+            let (status, problem) = app.set_roles(&org.owner_token, id, &[&viewer]).await;
+            assert_problem(status, &problem, 404, "not-found");
+            let (status, problem) = app.move_user(&org.owner_token, id, &org.group).await;
+            assert_problem(status, &problem, 404, "not-found");
         }
-        let (status, problem) = app
-            .post(
-                "/v1/ownership/transfer",
-                json!({ "user_id": "usr_x" }),
-                Some(&org.owner_token),
-            )
-            .await;
+        let (status, problem) = app.transfer_ownership(&org.owner_token, "usr_x").await;
         assert_problem(status, &problem, 404, "not-found");
     })
     .await;

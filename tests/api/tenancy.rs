@@ -18,9 +18,7 @@ async fn an_owner_shapes_the_tree_and_reads_it_back_nested() {
             .sub_account(&org.owner_token, &org.root, "location", "Airport")
             .await;
 
-        let (status, tree) = app
-            .get(&format!("/v1/accounts/{}/tree", org.root), Some(&org.owner_token))
-            .await;
+        let (status, tree) = app.account_tree(&org.owner_token, &org.root).await;
         assert_eq!(status, StatusCode::OK, "{tree}");
         assert_eq!(tree["account"]["id"], org.root.as_str());
         let children = tree["children"].as_array().unwrap();
@@ -34,21 +32,17 @@ async fn an_owner_shapes_the_tree_and_reads_it_back_nested() {
         assert!(children.iter().any(|c| c["account"]["id"] == second.as_str()));
 
         let (status, body) = app
-            .patch(
-                &format!("/v1/accounts/{}", org.group),
+            .update_account(
+                &org.owner_token,
+                &org.group,
                 json!({ "name": "North Region", "phone": "+1 555 0100" }),
-                Some(&org.owner_token),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["name"], "North Region");
         assert_eq!(body["phone"], "+1 555 0100");
         let (_, body) = app
-            .patch(
-                &format!("/v1/accounts/{}", org.group),
-                json!({ "phone": null }),
-                Some(&org.owner_token),
-            )
+            .update_account(&org.owner_token, &org.group, json!({ "phone": null }))
             .await;
         assert_eq!(body["phone"], Value::Null, "null clears a field");
         assert_eq!(body["name"], "North Region", "absent fields stay");
@@ -64,7 +58,6 @@ async fn an_owner_shapes_the_tree_and_reads_it_back_nested() {
 async fn invalid_sub_accounts_are_refused_and_change_nothing() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
-        let path = format!("/v1/accounts/{}/children", org.root);
         for (body, field) in [
             (json!({ "name": "", "kind": "group" }), Some("name")),
             (json!({ "name": "x".repeat(101), "kind": "group" }), Some("name")),
@@ -75,15 +68,13 @@ async fn invalid_sub_accounts_are_refused_and_change_nothing() {
                 Some("phone"),
             ),
         ] {
-            let (status, problem) = app.post(&path, body.clone(), Some(&org.owner_token)).await;
+            let (status, problem) = app.create_child(&org.owner_token, &org.root, body.clone()).await;
             assert_problem(status, &problem, 422, "validation-failed");
             if let Some(field) = field {
                 assert_eq!(problem["errors"][0]["field"], field, "{body}");
             }
         }
-        let (_, tree) = app
-            .get(&format!("/v1/accounts/{}/tree", org.root), Some(&org.owner_token))
-            .await;
+        let (_, tree) = app.account_tree(&org.owner_token, &org.root).await;
         assert_eq!(tree["children"].as_array().unwrap().len(), 1, "nothing was created");
     })
     .await;
@@ -93,44 +84,20 @@ async fn invalid_sub_accounts_are_refused_and_change_nothing() {
 async fn a_node_cannot_move_under_its_own_descendant_but_can_move_elsewhere() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
-        let (status, problem) = app
-            .put(
-                &format!("/v1/accounts/{}/parent", org.group),
-                json!({ "parent_id": org.location }),
-                Some(&org.owner_token),
-            )
-            .await;
+        let (status, problem) = app.move_account(&org.owner_token, &org.group, &org.location).await;
         assert_problem(status, &problem, 422, "validation-failed");
-        let (status, problem) = app
-            .put(
-                &format!("/v1/accounts/{}/parent", org.group),
-                json!({ "parent_id": org.group }),
-                Some(&org.owner_token),
-            )
-            .await;
+        let (status, problem) = app.move_account(&org.owner_token, &org.group, &org.group).await;
         assert_problem(status, &problem, 422, "validation-failed");
-        let (_, group) = app
-            .get(&format!("/v1/accounts/{}", org.group), Some(&org.owner_token))
-            .await;
+        let (_, group) = app.account(&org.owner_token, &org.group).await;
         assert_eq!(group["parent_id"], org.root.as_str(), "nothing moved");
 
         let south = app.sub_account(&org.owner_token, &org.root, "group", "South").await;
-        let (status, moved) = app
-            .put(
-                &format!("/v1/accounts/{}/parent", org.group),
-                json!({ "parent_id": south }),
-                Some(&org.owner_token),
-            )
-            .await;
+        let (status, moved) = app.move_account(&org.owner_token, &org.group, &south).await;
         assert_eq!(status, StatusCode::OK, "{moved}");
         assert_eq!(moved["depth"], 2);
-        let (_, location) = app
-            .get(&format!("/v1/accounts/{}", org.location), Some(&org.owner_token))
-            .await;
+        let (_, location) = app.account(&org.owner_token, &org.location).await;
         assert_eq!(location["depth"], 3, "the subtree moved along");
-        let (_, tree) = app
-            .get(&format!("/v1/accounts/{south}/tree"), Some(&org.owner_token))
-            .await;
+        let (_, tree) = app.account_tree(&org.owner_token, &south).await;
         assert_eq!(
             tree["children"][0]["children"][0]["account"]["id"],
             org.location.as_str()
@@ -148,26 +115,18 @@ async fn membership_reaches_down_the_tree_never_up() {
             .await;
 
         // Down: the group and the location below it.
-        let (status, _) = app.get(&format!("/v1/accounts/{}", org.location), Some(&admin)).await;
+        let (status, _) = app.account(&admin, &org.location).await;
         assert_eq!(status, StatusCode::OK);
         let (status, body) = app
-            .post(
-                &format!("/v1/accounts/{}/children", org.location),
-                json!({ "name": "Desk", "kind": "location" }),
-                Some(&admin),
-            )
+            .create_child(&admin, &org.location, json!({ "name": "Desk", "kind": "location" }))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
 
         // Up: the root is out of reach.
-        let (status, problem) = app.get(&format!("/v1/accounts/{}", org.root), Some(&admin)).await;
+        let (status, problem) = app.account(&admin, &org.root).await;
         assert_problem(status, &problem, 403, "forbidden");
         let (status, problem) = app
-            .post(
-                &format!("/v1/accounts/{}/children", org.root),
-                json!({ "name": "Nope", "kind": "group" }),
-                Some(&admin),
-            )
+            .create_child(&admin, &org.root, json!({ "name": "Nope", "kind": "group" }))
             .await;
         assert_problem(status, &problem, 403, "forbidden");
 
@@ -176,7 +135,7 @@ async fn membership_reaches_down_the_tree_never_up() {
         assert_eq!(status, StatusCode::OK);
         let listed = ids(&list);
         assert!(!listed.contains(&org.owner_id), "the owner at the root is out of reach");
-        let (status, _) = app.get(&format!("/v1/users/{}", org.owner_id), Some(&admin)).await;
+        let (status, _) = app.user(&admin, &org.owner_id).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     })
     .await;
@@ -221,32 +180,16 @@ async fn another_organizations_objects_answer_404_as_if_they_did_not_exist() {
             assert_problem(status, &problem, 404, "not-found");
         }
         let (status, problem) = app
-            .patch(
-                &format!("/v1/accounts/{}", b.root),
-                json!({ "name": "Mine now" }),
-                Some(&a.owner_token),
-            )
+            .update_account(&a.owner_token, &b.root, json!({ "name": "Mine now" }))
             .await;
         assert_problem(status, &problem, 404, "not-found");
-        let (status, problem) = app
-            .put(
-                &format!("/v1/users/{}/roles", b.owner_id),
-                json!({ "role_ids": [b_role] }),
-                Some(&a.owner_token),
-            )
-            .await;
+        let (status, problem) = app.set_roles(&a.owner_token, &b.owner_id, &[&b_role]).await;
         assert_problem(status, &problem, 404, "not-found");
         // A role of another organization cannot be granted here either.
         let (member, _) = app.member(&a.owner_token, "m@example.com", &["viewer"], &a.root).await;
-        let (status, problem) = app
-            .put(
-                &format!("/v1/users/{member}/roles"),
-                json!({ "role_ids": [b_role] }),
-                Some(&a.owner_token),
-            )
-            .await;
+        let (status, problem) = app.set_roles(&a.owner_token, &member, &[&b_role]).await;
         assert_problem(status, &problem, 422, "validation-failed");
-        let (_, b_account) = app.get(&format!("/v1/accounts/{}", b.root), Some(&b.owner_token)).await;
+        let (_, b_account) = app.account(&b.owner_token, &b.root).await;
         assert_eq!(b_account["name"], "Acme", "nothing of b changed");
     })
     .await;
@@ -342,9 +285,9 @@ async fn a_created_user_must_change_the_initial_password_first() {
         let (status, problem) = app.get("/v1/users", Some(&access)).await;
         assert_problem(status, &problem, 403, "password-change-required");
         // Reading roles needs a usable account too (a 403 the document lists for both).
-        let (status, problem) = app.get("/v1/roles", Some(&access)).await;
+        let (status, problem) = app.roles(&access).await;
         assert_problem(status, &problem, 403, "password-change-required");
-        let (status, problem) = app.get(&format!("/v1/roles/{viewer}"), Some(&access)).await;
+        let (status, problem) = app.role(&access, &viewer).await;
         assert_problem(status, &problem, 403, "password-change-required");
 
         let (status, _) = app
@@ -413,72 +356,32 @@ async fn nobody_grants_what_they_do_not_hold_and_admins_do_not_touch_owners() {
         let owner_role = app.role_id(&org.owner_token, "owner").await;
         let admin_role = app.role_id(&org.owner_token, "admin").await;
 
-        let (status, problem) = app
-            .put(
-                &format!("/v1/users/{member}/roles"),
-                json!({ "role_ids": [owner_role] }),
-                Some(&admin),
-            )
-            .await;
+        let (status, problem) = app.set_roles(&admin, &member, &[&owner_role]).await;
         assert_problem(status, &problem, 403, "forbidden");
-        let (status, problem) = app
-            .put(
-                &format!("/v1/users/{}/roles", org.owner_id),
-                json!({ "role_ids": [admin_role] }),
-                Some(&admin),
-            )
-            .await;
+        let (status, problem) = app.set_roles(&admin, &org.owner_id, &[&admin_role]).await;
         assert_problem(status, &problem, 403, "forbidden");
-        let (status, problem) = app
-            .put(
-                &format!("/v1/users/{admin_id}/roles"),
-                json!({ "role_ids": [owner_role] }),
-                Some(&admin),
-            )
-            .await;
+        let (status, problem) = app.set_roles(&admin, &admin_id, &[&owner_role]).await;
         assert_problem(status, &problem, 403, "forbidden");
 
         // A custom role holding a permission the admin lacks cannot be granted by the admin.
         let (status, custom) = app
-            .post(
-                "/v1/roles",
-                json!({ "name": "Transferrer", "permissions": ["account.transfer"] }),
-                Some(&org.owner_token),
-            )
+            .create_role(&org.owner_token, "Transferrer", &["account.transfer"])
             .await;
         assert_eq!(status, StatusCode::CREATED, "{custom}");
-        let (status, problem) = app
-            .put(
-                &format!("/v1/users/{member}/roles"),
-                json!({ "role_ids": [custom["id"]] }),
-                Some(&admin),
-            )
-            .await;
+        let (status, problem) = app.set_roles(&admin, &member, &[custom["id"].as_str().unwrap()]).await;
         assert_problem(status, &problem, 403, "forbidden");
         assert!(problem["detail"].as_str().unwrap().contains("account.transfer"));
         // …nor created by the admin.
-        let (status, problem) = app
-            .post(
-                "/v1/roles",
-                json!({ "name": "Sneaky", "permissions": ["owners.manage"] }),
-                Some(&admin),
-            )
-            .await;
+        let (status, problem) = app.create_role(&admin, "Sneaky", &["owners.manage"]).await;
         assert_problem(status, &problem, 403, "forbidden");
 
         // What the admin holds, the admin may grant, several roles at once.
         let standard = app.role_id(&org.owner_token, "standard").await;
         let agent = app.role_id(&org.owner_token, "messaging_agent").await;
-        let (status, body) = app
-            .put(
-                &format!("/v1/users/{member}/roles"),
-                json!({ "role_ids": [standard, agent] }),
-                Some(&admin),
-            )
-            .await;
+        let (status, body) = app.set_roles(&admin, &member, &[&standard, &agent]).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["membership"]["roles"].as_array().unwrap().len(), 2);
-        let (_, read_back) = app.get(&format!("/v1/users/{member}"), Some(&admin)).await;
+        let (_, read_back) = app.user(&admin, &member).await;
         assert_eq!(read_back["membership"]["roles"].as_array().unwrap().len(), 2);
     })
     .await;
@@ -489,13 +392,7 @@ async fn the_last_owner_cannot_be_demoted() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
         let admin_role = app.role_id(&org.owner_token, "admin").await;
-        let (status, problem) = app
-            .put(
-                &format!("/v1/users/{}/roles", org.owner_id),
-                json!({ "role_ids": [admin_role] }),
-                Some(&org.owner_token),
-            )
-            .await;
+        let (status, problem) = app.set_roles(&org.owner_token, &org.owner_id, &[&admin_role]).await;
         assert_problem(status, &problem, 409, "last-owner");
         let (_, me) = app.get("/v1/me", Some(&org.owner_token)).await;
         assert_eq!(me["membership"]["roles"][0]["builtin"], "owner");
@@ -517,16 +414,9 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
                 )
                 .await;
             let admin_role = app.role_id(&org.owner_token, "admin").await;
-            let (second_path, first_path) = (
-                format!("/v1/users/{second_id}/roles"),
-                format!("/v1/users/{}/roles", org.owner_id),
-            );
-            let first_demotes_second = app.put(
-                &second_path,
-                json!({ "role_ids": [admin_role.clone()] }),
-                Some(&org.owner_token),
-            );
-            let second_demotes_first = app.put(&first_path, json!({ "role_ids": [admin_role.clone()] }), Some(&second));
+            let demoted = [admin_role.as_str()];
+            let first_demotes_second = app.set_roles(&org.owner_token, &second_id, &demoted);
+            let second_demotes_first = app.set_roles(&second, &org.owner_id, &demoted);
             let ((s1, b1), (s2, b2)) = tokio::join!(first_demotes_second, second_demotes_first);
             let statuses = [s1, s2];
             assert_eq!(
@@ -560,18 +450,10 @@ async fn ownership_can_be_transferred_by_the_owner_only() {
         let (admin_id, admin) = app
             .member(&org.owner_token, "admin@example.com", &["admin"], &org.group)
             .await;
-        let (status, problem) = app
-            .post("/v1/ownership/transfer", json!({ "user_id": admin_id }), Some(&admin))
-            .await;
+        let (status, problem) = app.transfer_ownership(&admin, &admin_id).await;
         assert_problem(status, &problem, 403, "forbidden");
 
-        let (status, body) = app
-            .post(
-                "/v1/ownership/transfer",
-                json!({ "user_id": admin_id }),
-                Some(&org.owner_token),
-            )
-            .await;
+        let (status, body) = app.transfer_ownership(&org.owner_token, &admin_id).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["owner"]["membership"]["roles"][0]["builtin"], "owner");
         assert_eq!(body["owner"]["membership"]["account_id"], org.root.as_str());
@@ -599,30 +481,12 @@ async fn a_membership_moves_within_reach_only() {
         let (viewer, _) = app
             .member(&org.owner_token, "viewer@example.com", &["viewer"], &org.group)
             .await;
-        let (status, body) = app
-            .put(
-                &format!("/v1/users/{viewer}/node"),
-                json!({ "account_id": org.location }),
-                Some(&admin),
-            )
-            .await;
+        let (status, body) = app.move_user(&admin, &viewer, &org.location).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["membership"]["account_id"], org.location.as_str());
-        let (status, problem) = app
-            .put(
-                &format!("/v1/users/{viewer}/node"),
-                json!({ "account_id": org.root }),
-                Some(&admin),
-            )
-            .await;
+        let (status, problem) = app.move_user(&admin, &viewer, &org.root).await;
         assert_problem(status, &problem, 403, "forbidden");
-        let (status, problem) = app
-            .put(
-                &format!("/v1/users/{admin_id}/node"),
-                json!({ "account_id": "acc_nope" }),
-                Some(&admin),
-            )
-            .await;
+        let (status, problem) = app.move_user(&admin, &admin_id, "acc_nope").await;
         assert_problem(status, &problem, 404, "not-found");
     })
     .await;
@@ -638,18 +502,10 @@ async fn closing_a_sub_account_ends_access_below_it_and_keeps_its_data() {
         let (status, _) = app.get("/v1/me", Some(&at_location)).await;
         assert_eq!(status, StatusCode::OK);
 
-        let (status, body) = app
-            .post(
-                &format!("/v1/accounts/{}/close", org.group),
-                json!({}),
-                Some(&org.owner_token),
-            )
-            .await;
+        let (status, body) = app.close_account(&org.owner_token, &org.group).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["status"], "closed");
-        let (_, location) = app
-            .get(&format!("/v1/accounts/{}", org.location), Some(&org.owner_token))
-            .await;
+        let (_, location) = app.account(&org.owner_token, &org.location).await;
         assert_eq!(location["status"], "closed", "the subtree closes too");
         assert_eq!(location["name"], "Harbour St", "data is kept");
 
@@ -662,19 +518,13 @@ async fn closing_a_sub_account_ends_access_below_it_and_keeps_its_data() {
         let (status, problem) = app.log_in("loc@example.com", MEMBER_PASSWORD).await;
         assert_problem(status, &problem, 403, "forbidden");
 
-        let (status, problem) = app
-            .post(
-                &format!("/v1/accounts/{}/close", org.root),
-                json!({}),
-                Some(&org.owner_token),
-            )
-            .await;
+        let (status, problem) = app.close_account(&org.owner_token, &org.root).await;
         assert_problem(status, &problem, 409, "root-account");
         let (status, problem) = app
-            .post(
-                &format!("/v1/accounts/{}/children", org.group),
+            .create_child(
+                &org.owner_token,
+                &org.group,
                 json!({ "name": "Late", "kind": "location" }),
-                Some(&org.owner_token),
             )
             .await;
         assert_problem(status, &problem, 409, "account-closed");
@@ -687,29 +537,28 @@ async fn the_billing_profile_needs_account_billing() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
         let (_, standard) = app.member(&org.owner_token, "std@example.com", &["standard"], &org.root).await;
-        let path = format!("/v1/accounts/{}/billing", org.root);
-        let (status, body) = app.get(&path, Some(&org.owner_token)).await;
+        let (status, body) = app.billing(&org.owner_token, &org.root).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["billing_email"], "owner@example.com");
 
         let update = json!({ "billing_email": "billing@example.com", "plan": "team", "seat_price_cents": 1500, "currency": "EUR", "cycle_start": "2026-12-01" });
-        let (status, problem) = app.put(&path, update.clone(), Some(&standard)).await;
+        let (status, problem) = app.update_billing(&standard, &org.root, update.clone()).await;
         assert_problem(status, &problem, 403, "forbidden");
-        let (status, problem) = app.get(&path, Some(&standard)).await;
+        let (status, problem) = app.billing(&standard, &org.root).await;
         assert_problem(status, &problem, 403, "forbidden");
 
-        let (status, body) = app.put(&path, update, Some(&org.owner_token)).await;
+        let (status, body) = app.update_billing(&org.owner_token, &org.root, update).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["seat_price_cents"], 1500);
         for (field, bad) in [("currency", json!("eur")), ("cycle_start", json!("tomorrow")), ("seat_price_cents", json!(-1))] {
             let mut update = json!({ "plan": "team", "seat_price_cents": 1500, "currency": "EUR" });
             update[field] = bad;
-            let (status, problem) = app.put(&path, update, Some(&org.owner_token)).await;
+            let (status, problem) = app.update_billing(&org.owner_token, &org.root, update).await;
             assert_problem(status, &problem, 422, "validation-failed");
         }
-        let (_, body) = app.get(&path, Some(&org.owner_token)).await;
+        let (_, body) = app.billing(&org.owner_token, &org.root).await;
         assert_eq!(body["currency"], "EUR", "refused updates changed nothing");
-        let (status, problem) = app.get(&format!("/v1/accounts/{}/billing", org.group), Some(&org.owner_token)).await;
+        let (status, problem) = app.billing(&org.owner_token, &org.group).await;
         assert_problem(status, &problem, 404, "not-found");
     })
     .await;
@@ -720,39 +569,23 @@ async fn custom_roles_can_be_created_changed_and_deleted_when_unused() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
         let (status, role) = app
-            .post(
-                "/v1/roles",
-                json!({ "name": "Front desk", "permissions": ["contacts.read_all", "messages.send"] }),
-                Some(&org.owner_token),
-            )
+            .create_role(&org.owner_token, "Front desk", &["contacts.read_all", "messages.send"])
             .await;
         assert_eq!(status, StatusCode::CREATED, "{role}");
         assert_eq!(role["builtin"], Value::Null);
         let role_id = role["id"].as_str().unwrap().to_string();
 
-        let (status, problem) = app
-            .post(
-                "/v1/roles",
-                json!({ "name": "Front desk", "permissions": [] }),
-                Some(&org.owner_token),
-            )
-            .await;
+        let (status, problem) = app.create_role(&org.owner_token, "Front desk", &[]).await;
         assert_problem(status, &problem, 409, "role-name-taken");
-        let (status, problem) = app
-            .post(
-                "/v1/roles",
-                json!({ "name": "Typo", "permissions": ["contacts.fly"] }),
-                Some(&org.owner_token),
-            )
-            .await;
+        let (status, problem) = app.create_role(&org.owner_token, "Typo", &["contacts.fly"]).await;
         assert_problem(status, &problem, 422, "validation-failed");
         assert_eq!(problem["errors"][0]["field"], "permissions[0]");
 
         let (status, role) = app
-            .patch(
-                &format!("/v1/roles/{role_id}"),
+            .update_role(
+                &org.owner_token,
+                &role_id,
                 json!({ "name": "Reception", "permissions": ["contacts.read_all"] }),
-                Some(&org.owner_token),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{role}");
@@ -762,13 +595,7 @@ async fn custom_roles_can_be_created_changed_and_deleted_when_unused() {
         let (user, member_token) = app
             .member(&org.owner_token, "desk@example.com", &["viewer"], &org.root)
             .await;
-        let (status, _) = app
-            .put(
-                &format!("/v1/users/{user}/roles"),
-                json!({ "role_ids": [role_id] }),
-                Some(&org.owner_token),
-            )
-            .await;
+        let (status, _) = app.set_roles(&org.owner_token, &user, &[&role_id]).await;
         assert_eq!(status, StatusCode::OK);
         let (_, me) = app.get("/v1/me", Some(&member_token)).await;
         assert_eq!(
@@ -777,9 +604,7 @@ async fn custom_roles_can_be_created_changed_and_deleted_when_unused() {
             "custom permissions apply"
         );
 
-        let (status, problem) = app
-            .delete(&format!("/v1/roles/{role_id}"), Some(&org.owner_token))
-            .await;
+        let (status, problem) = app.delete_role(&org.owner_token, &role_id).await;
         assert_problem(status, &problem, 409, "role-in-use");
         assert!(
             problem["detail"].as_str().unwrap().contains("1 membership"),
@@ -787,17 +612,11 @@ async fn custom_roles_can_be_created_changed_and_deleted_when_unused() {
         );
 
         let viewer = app.role_id(&org.owner_token, "viewer").await;
-        app.put(
-            &format!("/v1/users/{user}/roles"),
-            json!({ "role_ids": [viewer] }),
-            Some(&org.owner_token),
-        )
-        .await;
-        let (status, _) = app
-            .delete(&format!("/v1/roles/{role_id}"), Some(&org.owner_token))
-            .await;
+        let (status, body) = app.set_roles(&org.owner_token, &user, &[&viewer]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, _) = app.delete_role(&org.owner_token, &role_id).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        let (status, _) = app.get(&format!("/v1/roles/{role_id}"), Some(&org.owner_token)).await;
+        let (status, _) = app.role(&org.owner_token, &role_id).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     })
     .await;
@@ -809,17 +628,11 @@ async fn the_role_list_shows_each_roles_permissions_and_holders() {
         let org = app.org("owner@example.com").await;
         let mut custom = Vec::new();
         for (name, permissions) in [
-            ("Front desk", json!(["contacts.read_all", "messages.send"])),
-            ("Auditor", json!(["audit.read"])),
-            ("Empty", json!([])),
+            ("Front desk", vec!["contacts.read_all", "messages.send"]),
+            ("Auditor", vec!["audit.read"]),
+            ("Empty", vec![]),
         ] {
-            let (status, role) = app
-                .post(
-                    "/v1/roles",
-                    json!({ "name": name, "permissions": permissions }),
-                    Some(&org.owner_token),
-                )
-                .await;
+            let (status, role) = app.create_role(&org.owner_token, name, &permissions).await;
             assert_eq!(status, StatusCode::CREATED, "{role}");
             assert_eq!(role["member_count"], 0);
             custom.push(role["id"].as_str().unwrap().to_string());
@@ -830,15 +643,20 @@ async fn the_role_list_shows_each_roles_permissions_and_holders() {
         let viewer = app.role_id(&org.owner_token, "viewer").await;
         // The same role named twice counts once.
         let (status, body) = app
-            .put(
-                &format!("/v1/users/{user}/roles"),
-                json!({ "role_ids": [custom[0], viewer, custom[0].to_uppercase().replace("ROL_", "rol_"), custom[1]] }),
-                Some(&org.owner_token),
+            .set_roles(
+                &org.owner_token,
+                &user,
+                &[
+                    &custom[0],
+                    &viewer,
+                    &custom[0].to_uppercase().replace("ROL_", "rol_"),
+                    &custom[1],
+                ],
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
 
-        let (status, roles) = app.get("/v1/roles", Some(&org.owner_token)).await;
+        let (status, roles) = app.roles(&org.owner_token).await;
         assert_eq!(status, StatusCode::OK, "{roles}");
         let find = |id: &str| {
             roles
@@ -863,9 +681,7 @@ async fn the_role_list_shows_each_roles_permissions_and_holders() {
             .as_array()
             .unwrap()
             .contains(&json!("roles.manage")));
-        let (status, one) = app
-            .get(&format!("/v1/roles/{}", custom[0]), Some(&org.owner_token))
-            .await;
+        let (status, one) = app.role(&org.owner_token, &custom[0]).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(one, desk);
     })
@@ -876,13 +692,13 @@ async fn the_role_list_shows_each_roles_permissions_and_holders() {
 async fn malformed_role_ids_and_fields_are_refused_before_anything_changes() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
-        let (status, problem) = app.get("/v1/roles/rol_nope", Some(&org.owner_token)).await;
+        let (status, problem) = app.role(&org.owner_token, "rol_nope").await;
         assert_problem(status, &problem, 404, "not-found");
         let (status, problem) = app
-            .patch("/v1/roles/rol_nope", json!({ "name": "X" }), Some(&org.owner_token))
+            .update_role(&org.owner_token, "rol_nope", json!({ "name": "X" }))
             .await;
         assert_problem(status, &problem, 404, "not-found");
-        let (status, problem) = app.delete("/v1/roles/nope", Some(&org.owner_token)).await;
+        let (status, problem) = app.delete_role(&org.owner_token, "nope").await;
         assert_problem(status, &problem, 404, "not-found");
 
         // The name and the description are reported together.
@@ -901,7 +717,7 @@ async fn malformed_role_ids_and_fields_are_refused_before_anything_changes() {
             .map(|e| e["field"].as_str().unwrap())
             .collect();
         assert_eq!(fields, ["description", "name"], "{problem}");
-        let (_, roles) = app.get("/v1/roles", Some(&org.owner_token)).await;
+        let (_, roles) = app.roles(&org.owner_token).await;
         assert_eq!(roles.as_array().unwrap().len(), 7);
     })
     .await;
@@ -911,7 +727,7 @@ async fn malformed_role_ids_and_fields_are_refused_before_anything_changes() {
 async fn built_in_roles_cannot_be_edited_or_deleted() {
     on_each_backend(|app| async move {
         let org = app.org("owner@example.com").await;
-        let (_, roles) = app.get("/v1/roles", Some(&org.owner_token)).await;
+        let (_, roles) = app.roles(&org.owner_token).await;
         let builtins: Vec<&str> = roles
             .as_array()
             .unwrap()
@@ -932,14 +748,10 @@ async fn built_in_roles_cannot_be_edited_or_deleted() {
         }
         let viewer = app.role_id(&org.owner_token, "viewer").await;
         let (status, problem) = app
-            .patch(
-                &format!("/v1/roles/{viewer}"),
-                json!({ "name": "Watcher" }),
-                Some(&org.owner_token),
-            )
+            .update_role(&org.owner_token, &viewer, json!({ "name": "Watcher" }))
             .await;
         assert_problem(status, &problem, 409, "builtin-role");
-        let (status, problem) = app.delete(&format!("/v1/roles/{viewer}"), Some(&org.owner_token)).await;
+        let (status, problem) = app.delete_role(&org.owner_token, &viewer).await;
         assert_problem(status, &problem, 409, "builtin-role");
 
         let (status, catalog) = app.get("/v1/permissions", None).await;
@@ -958,8 +770,17 @@ async fn a_user_in_several_organizations_picks_one_and_switches_without_a_passwo
     on_each_backend(|app| async move {
         let a = app.org("a@example.com").await;
         let b = app.org("b@example.com").await;
-        let (user, _) = app.member(&a.owner_token, "both@example.com", &["viewer"], &a.root).await;
-        app.add_membership(&user, &b.root, "standard").await;
+        let (_, in_a) = app.member(&a.owner_token, "both@example.com", &["viewer"], &a.root).await;
+        // Into b through the API: b invites the address by link, the user accepts logged in.
+        let standard = app.role_id(&b.owner_token, "standard").await;
+        let (status, invite) = app
+            .create_invite(&b.owner_token, "both@example.com", &[&standard], false)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{invite}");
+        let link = link_token(invite["registration_url"].as_str().expect("a copy-link invite"));
+        let (status, accepted) = app.accept_invitation(json!({ "token": link }), Some(&in_a)).await;
+        assert_eq!(status, StatusCode::OK, "{accepted}");
+        assert_eq!(accepted["account"]["id"], b.root.as_str());
 
         let (status, login) = app.log_in("both@example.com", MEMBER_PASSWORD).await;
         assert_eq!(status, StatusCode::OK, "{login}");
@@ -973,7 +794,7 @@ async fn a_user_in_several_organizations_picks_one_and_switches_without_a_passwo
         assert_eq!(me["permissions"], json!([]));
         let (status, problem) = app.get("/v1/users", Some(&picker)).await;
         assert_problem(status, &problem, 403, "forbidden");
-        let (status, mine) = app.get("/v1/accounts", Some(&picker)).await;
+        let (status, mine) = app.my_accounts(&picker).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(mine.as_array().unwrap().len(), 2);
 
