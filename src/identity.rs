@@ -11,7 +11,7 @@ use crate::db::repo::{accounts, memberships, roles, sessions, users};
 use crate::db::{is_unique_violation, DbConnection};
 use crate::domain::permissions::BuiltinRole;
 use crate::domain::AuditAction;
-use crate::domain::{Email, UserStatus, Username};
+use crate::domain::{Delegation, Email, UserStatus, Username};
 use crate::error::{ApiError, ProblemKind};
 use crate::ids::{AccountId, RefreshTokenId, SessionId, UserId};
 
@@ -185,14 +185,27 @@ pub fn open_session(
     refresh_ttl: std::time::Duration,
     now: NaiveDateTime,
 ) -> Result<OpenedSession, ApiError> {
+    open_session_as(conn, user, account, None, refresh_ttl, now)
+}
+
+/// Like [`open_session`]; with `acting`, the real actor and the kind of delegation of a
+/// session whose user is someone else (R8).
+pub fn open_session_as(
+    conn: &mut DbConnection,
+    user: &UserId,
+    account: Option<&AccountId>,
+    acting: Option<(&UserId, Delegation)>,
+    refresh_ttl: std::time::Duration,
+    now: NaiveDateTime,
+) -> Result<OpenedSession, ApiError> {
     let expires_at = now + to_chrono(refresh_ttl);
     let id = SessionId::generate();
     let session = NewSession {
         id: id.clone(),
         user_id: user.clone(),
         account_id: account.map(|a| a.to_string()),
-        actor_user_id: None,
-        delegation: None,
+        actor_user_id: acting.map(|(actor, _)| actor.to_string()),
+        delegation: acting.map(|(_, kind)| kind.as_str().to_string()),
         created_at: now,
         expires_at,
     };

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::auth::extract::Principal;
 use crate::auth::policy;
-use crate::db::models::{CaretakerAssignmentRow, MembershipRow, NewCaretakerAssignment, NewSession, RoleRow, UserRow};
+use crate::db::models::{CaretakerAssignmentRow, NewCaretakerAssignment, UserRow};
 use crate::db::repo::audit::{self, AuditEntry};
 use crate::db::repo::notifications::{self, Outgoing};
 use crate::db::repo::{caretakers, memberships, sessions, users};
@@ -19,7 +19,8 @@ use crate::domain::permissions::Permission;
 use crate::domain::{AuditAction, Delegation, MembershipStatus, NotificationKind, RevokeReason, UserStatus};
 use crate::error::{ApiError, ProblemKind};
 use crate::identity;
-use crate::ids::{AccountId, CaretakerAssignmentId, SessionId, UserId};
+use crate::ids::{AccountId, CaretakerAssignmentId, UserId};
+use crate::service::members::{self, Member};
 use crate::service::messages;
 use crate::service::sessions::{account_choices, issue_tokens, AccountChoice, IssuedTokens};
 use crate::service::Tx;
@@ -31,41 +32,23 @@ pub struct Assignment {
     pub caretaker: UserRow,
 }
 
-/// A member of the caller's organization, as the caretaker rules see them.
-struct Person {
-    membership: MembershipRow,
-    user: UserRow,
-    roles: Vec<RoleRow>,
-}
-
-fn member(conn: &mut DbConnection, root: &AccountId, id: &UserId, what: &str) -> Result<Person, ApiError> {
-    let (membership, user) = memberships::find_member(conn, root, id)?.ok_or_else(|| ApiError::not_found(what))?;
-    let roles = memberships::roles_of(conn, &membership.id)?;
-    Ok(Person {
-        membership,
-        user,
-        roles,
-    })
-}
-
-fn node_of(conn: &mut DbConnection, person: &Person) -> Result<crate::db::models::AccountRow, ApiError> {
-    crate::db::repo::accounts::find(conn, &person.membership.account_id)?
-        .ok_or_else(|| ApiError::internal("membership node missing"))
-}
-
-/// The managed user, loaded and authorized for a caretaker change by `caller` (already
-/// re-read under the tenant lock).
-fn managed_for_change(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<Person, ApiError> {
-    policy::forbid_delegated(caller, "change caretakers")?;
-    let root = policy::tenant(caller)?.root.clone();
-    let person = member(tx.conn, &root, managed, "user")?;
-    let node = node_of(tx.conn, &person)?;
-    policy::require_member(caller, Permission::CaretakersManage, &node, &person.roles)?;
-    Ok(person)
+/// What every caretaker change starts with: the organization's lock, the caller re-read
+/// under it (R15), and the managed user, loaded and authorized for the change.
+fn begin_change(
+    tx: &mut Tx<'_>,
+    caller: &Principal,
+    managed: &UserId,
+) -> Result<(Principal, Member, AccountId), ApiError> {
+    let caller = tx.lock_tenant(caller)?;
+    policy::forbid_delegated(&caller, "change caretakers")?;
+    let root = policy::tenant_root(&caller)?;
+    let person = members::load(tx, &root, managed)?;
+    policy::require_member(&caller, Permission::CaretakersManage, &person.node, &person.roles)?;
+    Ok((caller, person, root))
 }
 
 /// R7: who may be managed, and by whom.
-fn check_pair(conn: &mut DbConnection, root: &AccountId, managed: &Person, caretaker: &Person) -> Result<(), ApiError> {
+fn check_pair(conn: &mut DbConnection, root: &AccountId, managed: &Member, caretaker: &Member) -> Result<(), ApiError> {
     if managed.user.id == caretaker.user.id {
         return Err(ApiError::new(
             ProblemKind::CaretakerSelf,
@@ -114,10 +97,9 @@ pub fn full_name(user: &UserRow) -> String {
 
 /// The live caretaker of a user (needs `users.read` over them).
 pub fn get(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<Assignment, ApiError> {
-    let root = policy::tenant(caller)?.root.clone();
-    let person = member(tx.conn, &root, managed, "user")?;
-    let node = node_of(tx.conn, &person)?;
-    policy::require_on(caller, Permission::UsersRead, &node)?;
+    let root = policy::tenant_root(caller)?;
+    let person = members::load(tx, &root, managed)?;
+    policy::require_on(caller, Permission::UsersRead, &person.node)?;
     let row = caretakers::live_for_managed(tx.conn, &root, managed)?.ok_or_else(|| {
         ApiError::new(
             ProblemKind::NoCaretaker,
@@ -140,9 +122,7 @@ pub fn assign(
     managed: &UserId,
     caretaker: &UserId,
 ) -> Result<Assignment, ApiError> {
-    let caller = tx.lock_tenant(caller)?;
-    let person = managed_for_change(tx, &caller, managed)?;
-    let root = policy::tenant(&caller)?.root.clone();
+    let (caller, person, root) = begin_change(tx, caller, managed)?;
     if let Some(existing) = caretakers::live_for_managed(tx.conn, &root, managed)? {
         return Err(ApiError::new(
             ProblemKind::CaretakerAlreadyAssigned,
@@ -153,7 +133,7 @@ pub fn assign(
             ),
         ));
     }
-    let helper = member(tx.conn, &root, caretaker, "caretaker")?;
+    let helper = members::load(tx, &root, caretaker)?;
     check_pair(tx.conn, &root, &person, &helper)?;
     let assignment = start(tx, &caller, &root, person, helper)?;
     record(tx, &caller, AuditAction::CaretakerAssigned, &assignment, json!({}))?;
@@ -167,16 +147,14 @@ pub fn replace(
     managed: &UserId,
     caretaker: &UserId,
 ) -> Result<Assignment, ApiError> {
-    let caller = tx.lock_tenant(caller)?;
-    let person = managed_for_change(tx, &caller, managed)?;
-    let root = policy::tenant(&caller)?.root.clone();
+    let (caller, person, root) = begin_change(tx, caller, managed)?;
     let previous = caretakers::live_for_managed(tx.conn, &root, managed)?.ok_or_else(|| {
         ApiError::new(
             ProblemKind::NoCaretaker,
             format!("{} has no caretaker to replace.", full_name(&person.user)),
         )
     })?;
-    let helper = member(tx.conn, &root, caretaker, "caretaker")?;
+    let helper = members::load(tx, &root, caretaker)?;
     if previous.caretaker_user_id == helper.user.id {
         return Err(ApiError::new(
             ProblemKind::CaretakerAlreadyAssigned,
@@ -198,9 +176,7 @@ pub fn replace(
 
 /// Ends a user's caretaker assignment: acting-as sessions stop working, login works again.
 pub fn remove(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<(), ApiError> {
-    let caller = tx.lock_tenant(caller)?;
-    let person = managed_for_change(tx, &caller, managed)?;
-    let root = policy::tenant(&caller)?.root.clone();
+    let (caller, person, root) = begin_change(tx, caller, managed)?;
     let row = caretakers::live_for_managed(tx.conn, &root, managed)?.ok_or_else(|| {
         ApiError::new(
             ProblemKind::NoCaretaker,
@@ -226,8 +202,8 @@ fn start(
     tx: &mut Tx<'_>,
     caller: &Principal,
     root: &AccountId,
-    person: Person,
-    helper: Person,
+    person: Member,
+    helper: Member,
 ) -> Result<Assignment, ApiError> {
     let id = caretakers::insert(
         tx.conn,
@@ -282,7 +258,7 @@ fn notify(
     assigned: bool,
 ) -> Result<(), ApiError> {
     let (subject, body) = messages::caretaker_to_caretaker(caretaker, managed, assigned);
-    enqueue(tx, root, caretaker, None, assigned, subject, body, managed)
+    enqueue(tx, root, caretaker, assigned, (subject, body), managed)
 }
 
 /// To the managed user themself (never rerouted): someone now manages your account.
@@ -294,18 +270,16 @@ fn notify_managed(
     assigned: bool,
 ) -> Result<(), ApiError> {
     let (subject, body) = messages::caretaker_to_managed(managed, caretaker, assigned);
-    enqueue(tx, root, managed, None, assigned, subject, body, caretaker)
+    enqueue(tx, root, managed, assigned, (subject, body), caretaker)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Caretaker notices go to the person named, never rerouted to a caretaker.
 fn enqueue(
     tx: &mut Tx<'_>,
     root: &AccountId,
     to: &UserRow,
-    on_behalf_of: Option<&UserId>,
     assigned: bool,
-    subject: String,
-    body: String,
+    (subject, body): (String, String),
     other: &UserRow,
 ) -> Result<(), ApiError> {
     notifications::enqueue(
@@ -319,7 +293,7 @@ fn enqueue(
             account_id: Some(root.to_string()),
             recipient_user_id: Some(to.id.to_string()),
             recipient_email: to.email.clone(),
-            on_behalf_of_user_id: on_behalf_of.map(|u| u.to_string()),
+            on_behalf_of_user_id: None,
             subject,
             body,
             payload: json!({ "other_user_id": other.id }),
@@ -369,7 +343,7 @@ pub fn act_as(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<I
     let assignment = caretakers::live_for_managed(tx.conn, &root, managed)?
         .filter(|a| a.caretaker_user_id == caller.actor_id)
         .ok_or_else(|| ApiError::not_found("managed user"))?;
-    let person = member(tx.conn, &root, managed, "managed user")?;
+    let person = members::load(tx, &root, managed)?;
     if person.membership.status != MembershipStatus::Active || person.user.status != UserStatus::Active {
         return Err(ApiError::new(
             ProblemKind::MemberNotActive,
@@ -379,7 +353,9 @@ pub fn act_as(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<I
     if caller.is_delegated() {
         sessions::revoke(tx.conn, caller.session_id(), RevokeReason::DelegationSwitched, tx.now)?;
     }
-    let session = open(tx, &person.user.id, &root, &caller.actor_id)?;
+    let ttl = tx.config.refresh_token_ttl;
+    let acting = Some((&caller.actor_id, Delegation::Caretaker));
+    let opened = identity::open_session_as(tx.conn, &person.user.id, Some(&root), acting, ttl, tx.now)?;
     audit::record(
         tx.conn,
         &audit_ctx(caller, &person.user.id, &root),
@@ -387,12 +363,11 @@ pub fn act_as(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<I
             action: AuditAction::DelegationStarted,
             target_type: "user",
             target_id: person.user.id.as_str(),
-            details: json!({ "kind": Delegation::Caretaker, "assignment": assignment.id, "session": session.0 }),
+            details: json!({ "kind": Delegation::Caretaker, "assignment": assignment.id, "session": opened.session.id }),
         },
         tx.now,
     )?;
-    let row = sessions::find(tx.conn, &session.0)?.ok_or_else(|| ApiError::internal("new session vanished"))?;
-    issue_tokens(tx, &row, Some(session.1), &person.user)
+    issue_tokens(tx, &opened.session, Some(opened.refresh_token), &person.user)
 }
 
 /// Ends the acting-as session and hands the caretaker a session of their own again.
@@ -411,7 +386,7 @@ pub fn back_to_own(tx: &mut Tx<'_>, caller: &Principal) -> Result<IssuedTokens, 
     let usable =
         memberships::find_for_user_in(tx.conn, &actor.id, &root)?.is_some_and(|m| m.status == MembershipStatus::Active);
     let account = usable.then_some(&root);
-    let (id, refresh) = open_own(tx, &actor.id, account)?;
+    let opened = identity::open_session(tx.conn, &actor.id, account, tx.config.refresh_token_ttl, tx.now)?;
     audit::record(
         tx.conn,
         &caller.audit(),
@@ -423,8 +398,7 @@ pub fn back_to_own(tx: &mut Tx<'_>, caller: &Principal) -> Result<IssuedTokens, 
         },
         tx.now,
     )?;
-    let row = sessions::find(tx.conn, &id)?.ok_or_else(|| ApiError::internal("new session vanished"))?;
-    issue_tokens(tx, &row, Some(refresh), &actor)
+    issue_tokens(tx, &opened.session, Some(opened.refresh_token), &actor)
 }
 
 fn audit_ctx(caller: &Principal, effective: &UserId, root: &AccountId) -> crate::db::repo::audit::AuditContext {
@@ -434,30 +408,6 @@ fn audit_ctx(caller: &Principal, effective: &UserId, root: &AccountId) -> crate:
         account: Some(root.to_string()),
         request_id: Some(caller.request_id.clone()),
     }
-}
-
-/// An acting-as session with its first refresh token.
-fn open(tx: &mut Tx<'_>, user: &UserId, root: &AccountId, actor: &UserId) -> Result<(SessionId, String), ApiError> {
-    let id = SessionId::generate();
-    sessions::insert(
-        tx.conn,
-        NewSession {
-            id: id.clone(),
-            user_id: user.clone(),
-            account_id: Some(root.to_string()),
-            actor_user_id: Some(actor.to_string()),
-            delegation: Some(Delegation::Caretaker.as_str().to_string()),
-            created_at: tx.now,
-            expires_at: tx.now + identity::to_chrono(tx.config.refresh_token_ttl),
-        },
-    )?;
-    let refresh = identity::issue_refresh_token(tx.conn, &id, tx.config.refresh_token_ttl, tx.now)?;
-    Ok((id, refresh))
-}
-
-fn open_own(tx: &mut Tx<'_>, user: &UserId, account: Option<&AccountId>) -> Result<(SessionId, String), ApiError> {
-    let opened = identity::open_session(tx.conn, user, account, tx.config.refresh_token_ttl, tx.now)?;
-    Ok((opened.session.id, opened.refresh_token))
 }
 
 /// The organizations a user may log in to or switch to (R5), less those where a caretaker

@@ -11,7 +11,7 @@ use crate::auth::policy;
 use crate::db::models::{NotificationRow, UserRow};
 use crate::db::repo::audit::{self, AuditEntry};
 use crate::db::repo::notifications::{self, Outgoing};
-use crate::db::repo::{accounts, caretakers, memberships, users};
+use crate::db::repo::{caretakers, users};
 use crate::db::DbConnection;
 use crate::domain::permissions::Permission;
 use crate::domain::{AuditAction, NotificationKind, NotificationStatus};
@@ -53,11 +53,9 @@ pub fn post_for_user(
 ) -> Result<NotificationRow, ApiError> {
     let caller = tx.lock_tenant(caller)?;
     let root = policy::tenant(&caller)?.root.clone();
-    let (membership, person) =
-        memberships::find_member(tx.conn, &root, user)?.ok_or_else(|| ApiError::not_found("user"))?;
-    let node = accounts::find(tx.conn, &membership.account_id)?.ok_or_else(|| ApiError::internal("node missing"))?;
-    policy::require_on(&caller, Permission::NotificationsSend, &node)?;
-    let (to, on_behalf_of) = recipient_of(tx.conn, &root, person)?;
+    let member = crate::service::members::load(tx, &root, user)?;
+    policy::require_on(&caller, Permission::NotificationsSend, &member.node)?;
+    let (to, on_behalf_of) = recipient_of(tx.conn, &root, member.user)?;
     let subject = match &on_behalf_of {
         Some(managed) => format!("For {}: {}", full_name(managed), msg.subject),
         None => msg.subject,
