@@ -279,27 +279,17 @@ fn enqueue(
     root: &AccountId,
     to: &UserRow,
     assigned: bool,
-    (subject, body): (String, String),
+    text: (String, String),
     other: &UserRow,
 ) -> Result<(), ApiError> {
-    notifications::enqueue(
-        tx.conn,
-        Outgoing {
-            kind: if assigned {
-                NotificationKind::CaretakerAssigned
-            } else {
-                NotificationKind::CaretakerRemoved
-            },
-            account_id: Some(root.to_string()),
-            recipient_user_id: Some(to.id.to_string()),
-            recipient_email: to.email.clone(),
-            on_behalf_of_user_id: None,
-            subject,
-            body,
-            payload: json!({ "other_user_id": other.id }),
-        },
-        tx.now,
-    )?;
+    let kind = if assigned {
+        NotificationKind::CaretakerAssigned
+    } else {
+        NotificationKind::CaretakerRemoved
+    };
+    let payload = json!({ "other_user_id": other.id });
+    let message = Outgoing::to_user(kind, Some(root.to_string()), to, text, payload);
+    notifications::enqueue(tx.conn, message, tx.now)?;
     Ok(())
 }
 

@@ -108,21 +108,9 @@ fn issued(
 
 /// Tells the user their password changed, so that an unexpected change is noticed.
 pub fn notify_password_changed(conn: &mut DbConnection, user: &UserRow, now: NaiveDateTime) -> Result<(), ApiError> {
-    let (subject, body) = messages::password_changed(&user.first_name);
-    notifications::enqueue(
-        conn,
-        Outgoing {
-            kind: NotificationKind::PasswordChanged,
-            account_id: None,
-            recipient_user_id: Some(user.id.to_string()),
-            recipient_email: user.email.clone(),
-            on_behalf_of_user_id: None,
-            subject,
-            body,
-            payload: json!({}),
-        },
-        now,
-    )?;
+    let text = messages::password_changed(&user.first_name);
+    let message = Outgoing::to_user(NotificationKind::PasswordChanged, None, user, text, json!({}));
+    notifications::enqueue(conn, message, now)?;
     Ok(())
 }
 
@@ -446,17 +434,9 @@ pub fn request_password_reset(tx: &mut Tx<'_>, email: &Email, request_id: &str) 
     password_resets::insert(tx.conn, reset)?;
     let link = format!("{}/reset-password?token={token}", tx.config.public_url);
     let minutes = tx.config.password_reset_ttl.as_secs() / 60;
-    let (subject, body) = messages::password_reset(&user.first_name, &link, minutes);
-    let message = Outgoing {
-        kind: NotificationKind::PasswordReset,
-        account_id: None,
-        recipient_user_id: Some(user.id.to_string()),
-        recipient_email: user.email.clone(),
-        on_behalf_of_user_id: None,
-        subject,
-        body,
-        payload: json!({ "link": link, "expires_at": expires_at.and_utc() }),
-    };
+    let text = messages::password_reset(&user.first_name, &link, minutes);
+    let payload = json!({ "link": link, "expires_at": expires_at.and_utc() });
+    let message = Outgoing::to_user(NotificationKind::PasswordReset, None, &user, text, payload);
     notifications::enqueue(tx.conn, message, tx.now)?;
     let ctx = self_audit(&user.id, None, request_id);
     let details = json!({ "reset_id": id });

@@ -2,7 +2,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::RepoResult;
-use crate::db::models::{NewNotification, NotificationRow};
+use crate::db::models::{NewNotification, NotificationRow, UserRow};
 use crate::db::schema::notifications;
 use crate::db::DbConnection;
 use crate::domain::{NotificationKind, NotificationStatus};
@@ -18,6 +18,28 @@ pub struct Outgoing {
     pub subject: String,
     pub body: String,
     pub payload: serde_json::Value,
+}
+
+impl Outgoing {
+    /// A message to a user at their own address.
+    pub fn to_user(
+        kind: NotificationKind,
+        account_id: Option<String>,
+        user: &UserRow,
+        (subject, body): (String, String),
+        payload: serde_json::Value,
+    ) -> Self {
+        Self {
+            kind,
+            account_id,
+            recipient_user_id: Some(user.id.to_string()),
+            recipient_email: user.email.clone(),
+            on_behalf_of_user_id: None,
+            subject,
+            body,
+            payload,
+        }
+    }
 }
 
 /// Writes a message to the outbox. Call it inside the transaction of its cause, so that
