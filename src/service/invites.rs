@@ -303,6 +303,8 @@ pub fn resend(tx: &mut Tx<'_>, caller: &Principal, id: &InviteId) -> Result<Invi
 
 /// Hands back a new link to copy; the old link stops working and nothing is mailed.
 pub fn copy_link(tx: &mut Tx<'_>, caller: &Principal, id: &InviteId) -> Result<Invitation, ApiError> {
+    // The link is a secret meant for the invitee (R8: an acting-as session reads no secrets).
+    policy::forbid_delegated(caller, "read an invitation's secret link")?;
     rotate(tx, caller, id, false)
 }
 
