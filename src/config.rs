@@ -67,6 +67,8 @@ pub struct Config {
     pub notify_secret: Option<crate::notify::SigningSecret>,
     /// How long one delivery attempt may take.
     pub notify_timeout: Duration,
+    /// The longest impersonation a request may ask for, in minutes (R9).
+    pub impersonation_max_minutes: u32,
 }
 
 /// A setting that could not be used: names the variable and says why.
@@ -150,6 +152,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "10s",
         "how long one delivery attempt may take",
     ),
+    (
+        "STEWARD_IMPERSONATION_MAX_MINUTES",
+        "240",
+        "longest impersonation a request may ask for, in minutes (the default is 60, or this if shorter)",
+    ),
 ];
 
 impl Config {
@@ -216,6 +223,7 @@ impl Config {
             }
         };
         let notify_timeout = parse_duration(get("STEWARD_NOTIFY_TIMEOUT", "10s"))?;
+        let impersonation_max_minutes = parse_number(get("STEWARD_IMPERSONATION_MAX_MINUTES", "240"), 1, 1440)? as u32;
 
         Ok(Self {
             database_url,
@@ -239,6 +247,7 @@ impl Config {
             notify_url,
             notify_secret,
             notify_timeout,
+            impersonation_max_minutes,
         })
     }
 }

@@ -49,6 +49,12 @@ pub enum ProblemKind {
     NotificationNotDead,
     AccountManaged,
     ActingAsForbidden,
+    ImpersonationEscalation,
+    ImpersonationSelf,
+    ImpersonationTargetManaged,
+    ImpersonationReadOnly,
+    ImpersonationFullModeRefused,
+    ImpersonationEnded,
     SignupClosed,
     InvalidToken,
     PayloadTooLarge,
@@ -93,6 +99,12 @@ impl ProblemKind {
         Self::NotificationNotDead,
         Self::AccountManaged,
         Self::ActingAsForbidden,
+        Self::ImpersonationEscalation,
+        Self::ImpersonationSelf,
+        Self::ImpersonationTargetManaged,
+        Self::ImpersonationReadOnly,
+        Self::ImpersonationFullModeRefused,
+        Self::ImpersonationEnded,
         Self::SignupClosed,
         Self::InvalidToken,
         Self::PayloadTooLarge,
@@ -137,6 +149,12 @@ impl ProblemKind {
             Self::NotificationNotDead => "notification-not-dead",
             Self::AccountManaged => "account-managed",
             Self::ActingAsForbidden => "acting-as-forbidden",
+            Self::ImpersonationEscalation => "impersonation-escalation",
+            Self::ImpersonationSelf => "impersonation-self",
+            Self::ImpersonationTargetManaged => "impersonation-target-managed",
+            Self::ImpersonationReadOnly => "impersonation-read-only",
+            Self::ImpersonationFullModeRefused => "impersonation-full-mode-refused",
+            Self::ImpersonationEnded => "impersonation-ended",
             Self::SignupClosed => "signup-closed",
             Self::InvalidToken => "invalid-token",
             Self::PayloadTooLarge => "payload-too-large",
@@ -186,6 +204,12 @@ impl ProblemKind {
             Self::NotificationNotDead => "Only a dead notification is retried",
             Self::AccountManaged => "The account is managed by a caretaker",
             Self::ActingAsForbidden => "Not allowed while acting as another user",
+            Self::ImpersonationEscalation => "The user holds permissions the impersonator lacks",
+            Self::ImpersonationSelf => "Nobody impersonates themself",
+            Self::ImpersonationTargetManaged => "The user's account is managed by a caretaker",
+            Self::ImpersonationReadOnly => "The impersonation is read-only",
+            Self::ImpersonationFullModeRefused => "Full mode is not allowed for this impersonation",
+            Self::ImpersonationEnded => "The impersonation has already ended",
             Self::SignupClosed => "Sign-up is closed",
             Self::InvalidToken => "The token is not valid",
             Self::PayloadTooLarge => "The request body is too large",
@@ -205,7 +229,10 @@ impl ProblemKind {
             | Self::Forbidden
             | Self::SignupClosed
             | Self::AccountManaged
-            | Self::ActingAsForbidden => StatusCode::FORBIDDEN,
+            | Self::ActingAsForbidden
+            | Self::ImpersonationEscalation
+            | Self::ImpersonationReadOnly
+            | Self::ImpersonationFullModeRefused => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict
@@ -230,7 +257,10 @@ impl ProblemKind {
             | Self::CaretakerChain
             | Self::CaretakerAlreadyAssigned
             | Self::NoCaretaker
-            | Self::NotificationNotDead => StatusCode::CONFLICT,
+            | Self::NotificationNotDead
+            | Self::ImpersonationSelf
+            | Self::ImpersonationTargetManaged
+            | Self::ImpersonationEnded => StatusCode::CONFLICT,
             Self::InvalidToken => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -198,7 +198,34 @@ pub fn open_session_as(
     refresh_ttl: std::time::Duration,
     now: NaiveDateTime,
 ) -> Result<OpenedSession, ApiError> {
-    let expires_at = now + to_chrono(refresh_ttl);
+    let id = insert_session(conn, user, account, acting, now + to_chrono(refresh_ttl), now)?;
+    let refresh_token = issue_refresh_token(conn, &id, refresh_ttl, now)?;
+    let session = sessions::find(conn, &id)?.ok_or_else(|| ApiError::internal("new session vanished"))?;
+    Ok(OpenedSession { session, refresh_token })
+}
+
+/// A session that ends at `expires_at` and can never be refreshed: it has no refresh token
+/// (an impersonation, R9).
+pub fn open_unrefreshable_session(
+    conn: &mut DbConnection,
+    user: &UserId,
+    account: &AccountId,
+    acting: (&UserId, Delegation),
+    expires_at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> Result<SessionRow, ApiError> {
+    let id = insert_session(conn, user, Some(account), Some(acting), expires_at, now)?;
+    sessions::find(conn, &id)?.ok_or_else(|| ApiError::internal("new session vanished"))
+}
+
+fn insert_session(
+    conn: &mut DbConnection,
+    user: &UserId,
+    account: Option<&AccountId>,
+    acting: Option<(&UserId, Delegation)>,
+    expires_at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> Result<SessionId, ApiError> {
     let id = SessionId::generate();
     let session = NewSession {
         id: id.clone(),
@@ -210,9 +237,7 @@ pub fn open_session_as(
         expires_at,
     };
     sessions::insert(conn, session)?;
-    let refresh_token = issue_refresh_token(conn, &id, refresh_ttl, now)?;
-    let session = sessions::find(conn, &id)?.ok_or_else(|| ApiError::internal("new session vanished"))?;
-    Ok(OpenedSession { session, refresh_token })
+    Ok(id)
 }
 
 /// Adds a refresh token to a session's family.

@@ -111,6 +111,9 @@ typed_id!(
     /// A caretaker assignment: who manages whose account, from when to when (R7).
     CaretakerAssignmentId, "cta");
 typed_id!(
+    /// An impersonation: who logged in as whom, why, in which mode, until when (R9).
+    ImpersonationId, "imp");
+typed_id!(
     /// An access token's unique id (`jti`).
     TokenId, "jti");
 

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod ids;
 pub mod notify;
 pub mod openapi;
+pub mod request_audit;
 pub mod request_id;
 pub mod routing;
 pub mod service;
@@ -135,6 +136,7 @@ impl Application {
                         .config(utoipa_swagger_ui::Config::new(["/openapi.json"]).validator_url("none")),
                 )
                 .default_service(web::to(api::fallback))
+                .wrap(from_fn(request_audit::middleware))
                 .wrap(from_fn(request_id::middleware))
         })
         .workers(state.config.workers)

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::extract::Body;
-use crate::api::views::{utc, TokenResponse};
+use crate::api::views::{utc, PersonRef, TokenResponse};
 use crate::auth::extract::Principal;
 use crate::db::models::{CaretakerAssignmentRow, UserRow};
 use crate::error::{ApiError, Problem};
@@ -15,34 +15,14 @@ use crate::ids::UserId;
 use crate::service::{self, caretakers};
 use crate::state::AppState;
 
-/// A person, briefly, as caretaker views show them.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserRef {
-    pub id: String,
-    pub email: String,
-    pub first_name: String,
-    pub last_name: String,
-}
-
-impl From<&UserRow> for UserRef {
-    fn from(u: &UserRow) -> Self {
-        Self {
-            id: u.id.to_string(),
-            email: u.email.clone(),
-            first_name: u.first_name.clone(),
-            last_name: u.last_name.clone(),
-        }
-    }
-}
-
 /// Who manages whose account, since when, assigned by whom.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CaretakerAssignmentView {
     /// The assignment's id (`cta_…`).
     pub id: String,
     /// The user whose account is managed.
-    pub managed_user: UserRef,
-    pub caretaker: UserRef,
+    pub managed_user: PersonRef,
+    pub caretaker: PersonRef,
     /// The owner or admin who assigned it.
     pub assigned_by: String,
     pub assigned_at: DateTime<Utc>,
@@ -52,8 +32,8 @@ impl From<caretakers::Assignment> for CaretakerAssignmentView {
     fn from(a: caretakers::Assignment) -> Self {
         Self {
             id: a.row.id.to_string(),
-            managed_user: UserRef::from(&a.managed),
-            caretaker: UserRef::from(&a.caretaker),
+            managed_user: PersonRef::from(&a.managed),
+            caretaker: PersonRef::from(&a.caretaker),
             assigned_by: a.row.assigned_by.to_string(),
             assigned_at: utc(a.row.assigned_at),
         }
@@ -72,7 +52,7 @@ pub struct SetCaretaker {
 /// A user the caller manages as their caretaker.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ManagedUser {
-    pub user: UserRef,
+    pub user: PersonRef,
     /// The assignment's id (`cta_…`).
     pub assignment_id: String,
     pub since: DateTime<Utc>,
@@ -225,7 +205,7 @@ pub async fn list_managed_users(
 
 fn managed_user((row, user): &(CaretakerAssignmentRow, UserRow)) -> ManagedUser {
     ManagedUser {
-        user: UserRef::from(user),
+        user: PersonRef::from(user),
         assignment_id: row.id.to_string(),
         since: utc(row.assigned_at),
     }
@@ -260,23 +240,26 @@ pub async fn act_as(
     Ok(web::Json(issued.into()))
 }
 
-/// Back to my own account: end acting as a managed user.
+/// Back to my own account: end acting as someone else.
 ///
-/// The acting-as session ends; the caretaker gets tokens of their own, without a password.
+/// A caretaker's acting-as session ends and the caretaker gets tokens of their own,
+/// without a password (200). An impersonation ends (204): its token stops working, and the
+/// impersonator goes on with the session they started it from.
 #[utoipa::path(
     tag = "caretakers",
     operation_id = "stopActingAs",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Tokens of the caretaker's own session", body = TokenResponse),
-        (status = 409, description = "The session is not acting as a managed user", body = Problem, content_type = "application/problem+json"),
+        (status = 204, description = "The impersonation ended"),
+        (status = 409, description = "The session is not acting as anyone; `impersonation-ended`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/v1/me/acting-as")]
-pub async fn stop_acting_as(
-    state: web::Data<AppState>,
-    principal: Principal,
-) -> Result<web::Json<TokenResponse>, ApiError> {
+pub async fn stop_acting_as(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     let issued = service::write(&state, move |tx| caretakers::back_to_own(tx, &principal)).await?;
-    Ok(web::Json(issued.into()))
+    Ok(match issued {
+        Some(tokens) => HttpResponse::Ok().json(TokenResponse::from(tokens)),
+        None => HttpResponse::NoContent().finish(),
+    })
 }

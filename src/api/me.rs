@@ -7,10 +7,10 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::api::extract::Body;
-use crate::api::views::{utc, AccountSummary, RoleRef, UserView};
+use crate::api::views::{utc, AccountSummary, PersonRef, RoleRef, UserView};
 use crate::auth::extract::Principal;
 use crate::db::models::UserRow;
-use crate::domain::{Delegation, NewPassword};
+use crate::domain::{Delegation, ImpersonationMode, NewPassword};
 use crate::error::{ApiError, Problem};
 use crate::service;
 use crate::service::sessions::{self, ChangePassword};
@@ -25,15 +25,6 @@ pub struct MyMembership {
     pub roles: Vec<RoleRef>,
 }
 
-/// A person, briefly.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PersonRef {
-    pub id: String,
-    pub email: String,
-    pub first_name: String,
-    pub last_name: String,
-}
-
 /// Present when the session acts as another user (R8): draw the banner from it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActingAs {
@@ -41,6 +32,14 @@ pub struct ActingAs {
     /// The real person behind the requests (the token's `act.sub`).
     pub actor: PersonRef,
     pub since: DateTime<Utc>,
+    /// When the acting-as session ends by itself.
+    pub expires_at: DateTime<Utc>,
+    /// For an impersonation: `read_only` or `full`; null for a caretaker.
+    #[schema(required = true)]
+    pub mode: Option<ImpersonationMode>,
+    /// For an impersonation: its id (`imp_…`), to end it; null for a caretaker.
+    #[schema(required = true)]
+    pub impersonation_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -92,13 +91,11 @@ impl MeResponse {
     fn new(principal: &Principal, actor: Option<UserRow>) -> Self {
         let acting_as = principal.delegation.zip(actor).map(|(kind, actor)| ActingAs {
             kind,
-            actor: PersonRef {
-                id: actor.id.to_string(),
-                email: actor.email,
-                first_name: actor.first_name,
-                last_name: actor.last_name,
-            },
+            actor: PersonRef::from(&actor),
             since: utc(principal.session.created_at),
+            expires_at: utc(principal.session.expires_at),
+            mode: principal.impersonation.as_ref().map(|i| i.mode),
+            impersonation_id: principal.impersonation.as_ref().map(|i| i.id.to_string()),
         });
         let tenant = principal.tenant.as_ref();
         Self {

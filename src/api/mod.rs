@@ -5,6 +5,7 @@ pub mod auth;
 pub mod caretakers;
 pub mod extract;
 pub mod health;
+pub mod impersonations;
 pub mod invites;
 pub mod me;
 pub mod notifications;
@@ -71,6 +72,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(caretakers::list_managed_users)
         .service(caretakers::act_as)
         .service(caretakers::stop_acting_as)
+        .service(impersonations::start_impersonation)
+        .service(impersonations::get_impersonation)
+        .service(impersonations::end_impersonation)
+        .service(impersonations::list_impersonations)
+        .service(impersonations::list_my_impersonations)
         .service(notifications::post_user_notification)
         .service(notifications::list_notifications)
         .service(notifications::retry_notification);

@@ -252,3 +252,23 @@ impl From<IssuedTokens> for TokenResponse {
         }
     }
 }
+
+/// A person, briefly.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonRef {
+    pub id: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+impl From<&UserRow> for PersonRef {
+    fn from(u: &UserRow) -> Self {
+        Self {
+            id: u.id.to_string(),
+            email: u.email.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+        }
+    }
+}

@@ -8,9 +8,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::auth::tokens::AccessClaims;
-use crate::db::models::{AccountRow, MembershipRow, RoleRow, SessionRow, UserRow};
+use crate::db::models::{AccountRow, ImpersonationRow, MembershipRow, RoleRow, SessionRow, UserRow};
 use crate::db::repo::audit::AuditContext;
-use crate::db::repo::{accounts, memberships};
+use crate::db::repo::{accounts, impersonations, memberships};
 use crate::db::schema::{sessions, users};
 use crate::db::DbConnection;
 use crate::domain::permissions::PermissionSet;
@@ -42,6 +42,8 @@ pub struct Principal {
     /// The real actor: the same as `user.id` unless the session is delegated.
     pub actor_id: UserId,
     pub delegation: Option<Delegation>,
+    /// The impersonation this session is, if it is one (R9): its mode and expiry.
+    pub impersonation: Option<ImpersonationRow>,
     /// `None` on a token that can only pick an account (R5).
     pub tenant: Option<TenantContext>,
     pub request_id: String,
@@ -115,11 +117,24 @@ impl FromRequest for Principal {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
+        let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let now = state.clock.now();
             let claims = state.tokens.verify(&token?, now)?;
             let principal = state.db.read(move |conn| load(conn, claims, now, request_id)).await?;
+            if let Some(impersonation) = &principal.impersonation {
+                // Audited whatever its outcome, refusals included (R9).
+                req.extensions_mut().insert(crate::request_audit::Impersonated {
+                    audit: principal.audit(),
+                    impersonation: impersonation.id.clone(),
+                });
+                crate::auth::policy::impersonation_allows(
+                    impersonation.mode,
+                    req.method(),
+                    req.match_pattern().as_deref(),
+                )?;
+            }
             Ok(principal)
         })
     }
@@ -157,11 +172,25 @@ fn load(
             return Err(ended());
         }
     }
+    let impersonation = match session.delegation() {
+        Some(Delegation::Impersonation) => Some(impersonations::for_session(conn, &session.id)?.ok_or_else(ended)?),
+        _ => None,
+    };
     let tenant = match session.account() {
         None => None,
         Some(root) => Some(load_tenant(conn, &user.id, root)?),
     };
+    // An impersonation never outgrows its actor (R9), also when rights change while it runs:
+    // the actor must still be an active member who may impersonate and holds every
+    // permission the target holds now.
+    if let (Some(imp), Some(target)) = (&impersonation, &tenant) {
+        let actor = load_tenant(conn, &imp.actor_user_id, target.root.clone()).map_err(|_| ended())?;
+        if !crate::auth::policy::impersonation_still_allowed(&actor.permissions, &target.permissions) {
+            return Err(ended());
+        }
+    }
     Ok(Principal {
+        impersonation,
         actor_id: session.actor().unwrap_or_else(|| user.id.clone()),
         delegation: session.delegation(),
         claims,

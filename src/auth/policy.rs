@@ -279,3 +279,157 @@ pub fn may_start_caretaking(principal: &Principal) -> Result<(), ApiError> {
         _ => Ok(()),
     }
 }
+
+// ---- impersonation ----
+
+use crate::db::models::ImpersonationRow;
+use crate::domain::ImpersonationMode;
+
+/// The caller may start an impersonation of a member whose membership sits at `node`:
+/// never from a session that already acts as someone else (R8: no nesting), and only with
+/// `users.impersonate` reaching that node (R1, R2).
+pub fn require_impersonate<'p>(principal: &'p Principal, node: &AccountRow) -> Result<&'p TenantContext, ApiError> {
+    forbid_delegated(principal, "start another delegation")?;
+    require_on(principal, Permission::UsersImpersonate, node)
+}
+
+/// What the service found out about the user to impersonate.
+pub struct ImpersonationTarget<'a> {
+    pub user: &'a crate::ids::UserId,
+    pub active: bool,
+    pub permissions: &'a PermissionSet,
+    pub managed_by_caretaker: bool,
+}
+
+/// R9: the target is someone else, active, not managed by a caretaker, and holds no
+/// permission the actor lacks — so an admin can never impersonate an owner, nor a custom
+/// role a richer one.
+pub fn impersonation_target(
+    principal: &Principal,
+    tenant: &TenantContext,
+    target: &ImpersonationTarget<'_>,
+) -> Result<(), ApiError> {
+    if *target.user == principal.actor_id {
+        return Err(ApiError::new(
+            ProblemKind::ImpersonationSelf,
+            "You cannot impersonate yourself.",
+        ));
+    }
+    if !target.active {
+        return Err(ApiError::new(
+            ProblemKind::MemberNotActive,
+            "Only an active member can be impersonated.",
+        ));
+    }
+    if let Some(missing) = target.permissions.difference(&tenant.permissions).next() {
+        return Err(ApiError::new(
+            ProblemKind::ImpersonationEscalation,
+            format!(
+                "This user holds the permission {}, which you do not; impersonating them would widen your rights.",
+                missing.as_str()
+            ),
+        ));
+    }
+    if target.managed_by_caretaker {
+        return Err(ApiError::new(
+            ProblemKind::ImpersonationTargetManaged,
+            "A caretaker manages this user's account while they are away; ask the caretaker instead.",
+        ));
+    }
+    Ok(())
+}
+
+/// Full mode lets the session change things, so it needs what changing this member needs
+/// besides: `users.manage` over them (and `owners.manage` for an owner, R4).
+pub fn impersonation_mode(
+    principal: &Principal,
+    mode: ImpersonationMode,
+    node: &AccountRow,
+    member_roles: &[RoleRow],
+) -> Result<(), ApiError> {
+    if mode == ImpersonationMode::Full
+        && require_member(principal, Permission::UsersManage, node, member_roles).is_err()
+    {
+        return Err(ApiError::new(
+            ProblemKind::ImpersonationFullModeRefused,
+            "Full mode needs users.manage over this user; start a read_only impersonation instead.",
+        ));
+    }
+    Ok(())
+}
+
+/// An impersonation is visible to its actor, its target, and whoever may read the
+/// organization's audit trail; to anyone else in another organization it does not exist.
+pub fn may_read_impersonation(principal: &Principal, row: &ImpersonationRow) -> Result<(), ApiError> {
+    if row.actor_user_id == principal.actor_id || row.target_user_id == principal.user.id {
+        return Ok(());
+    }
+    match tenant(principal) {
+        Ok(t) if t.root == row.root_account_id => {
+            require(principal, Permission::AuditRead)?;
+            Ok(())
+        }
+        _ => Err(ApiError::not_found("impersonation")),
+    }
+}
+
+/// An impersonation is ended by its actor (from any of their sessions, the impersonation's
+/// own included) or by an owner of the organization.
+pub fn may_end_impersonation(principal: &Principal, row: &ImpersonationRow) -> Result<(), ApiError> {
+    if row.actor_user_id == principal.actor_id {
+        return Ok(());
+    }
+    match tenant(principal) {
+        Ok(t) if t.root == row.root_account_id && !principal.is_delegated() && holds_owner(&t.roles) => Ok(()),
+        Ok(t) if t.root == row.root_account_id => Err(ApiError::forbidden(
+            "Only the impersonator or an owner can end an impersonation.",
+        )),
+        _ => Err(ApiError::not_found("impersonation")),
+    }
+}
+
+/// An organization's impersonations are read with `audit.read` over its root account; only
+/// an organization has the list, any other node answers 404.
+pub fn require_impersonation_log<'p>(
+    principal: &'p Principal,
+    account: &AccountRow,
+) -> Result<&'p TenantContext, ApiError> {
+    let tenant = require_on(principal, Permission::AuditRead, account)?;
+    if account.parent_id.is_some() {
+        return Err(ApiError::not_found("impersonation list (only organizations have one)"));
+    }
+    Ok(tenant)
+}
+
+/// A running impersonation stays usable only while its actor may still impersonate and
+/// still holds every permission the target holds now (a target promoted mid-session, or an
+/// actor demoted, ends it).
+pub fn impersonation_still_allowed(actor: &PermissionSet, target: &PermissionSet) -> bool {
+    actor.contains(&Permission::UsersImpersonate) && target.difference(actor).next().is_none()
+}
+
+/// The requests a read-only impersonation may still make besides reads: those that end it.
+const ENDS_AN_IMPERSONATION: &[(&str, &str)] = &[
+    ("POST", "/v1/impersonations/{impersonation_id}/end"),
+    ("DELETE", "/v1/me/acting-as"),
+    ("POST", "/v1/auth/logout"),
+];
+
+/// A read-only impersonation refuses every state-changing request but those that end it (R9).
+pub fn impersonation_allows(
+    mode: ImpersonationMode,
+    method: &actix_web::http::Method,
+    route: Option<&str>,
+) -> Result<(), ApiError> {
+    if mode == ImpersonationMode::Full || method.is_safe() {
+        return Ok(());
+    }
+    let ends_it = route.is_some_and(|r| ENDS_AN_IMPERSONATION.contains(&(method.as_str(), r)));
+    if ends_it {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ProblemKind::ImpersonationReadOnly,
+        "This impersonation is read-only: it can look, not change anything. End it and start one in full mode to make changes.",
+    ))
+}

@@ -69,10 +69,25 @@ impl Tokens {
         &self.keys
     }
 
-    /// Signs an access token for a session.
+    /// Signs an access token for a session, valid for the configured access-token lifetime.
     pub fn issue(&self, session: &SessionRow, now: NaiveDateTime) -> Result<SignedToken, ApiError> {
+        self.sign(session, now, self.ttl.as_secs())
+    }
+
+    /// Signs an access token that lives exactly as long as its session: for a session that
+    /// has no refresh token (an impersonation, R9), whose one token must last its lifetime.
+    pub fn issue_for_session_lifetime(
+        &self,
+        session: &SessionRow,
+        now: NaiveDateTime,
+    ) -> Result<SignedToken, ApiError> {
+        // Whole seconds, as in the token: `exp` never lies past the session's own end.
+        let left = session.expires_at.and_utc().timestamp() - now.and_utc().timestamp();
+        self.sign(session, now, left.max(0) as u64)
+    }
+
+    fn sign(&self, session: &SessionRow, now: NaiveDateTime, ttl: u64) -> Result<SignedToken, ApiError> {
         let iat = now.and_utc().timestamp();
-        let ttl = self.ttl.as_secs();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),

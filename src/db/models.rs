@@ -7,7 +7,8 @@ use diesel::prelude::*;
 use crate::db::schema::*;
 use crate::domain::permissions::BuiltinRole;
 use crate::domain::{
-    AccountKind, AccountStatus, Delegation, InviteStatus, MembershipStatus, NotificationStatus, UserStatus,
+    AccountKind, AccountStatus, Delegation, ImpersonationMode, ImpersonationState, InviteStatus, MembershipStatus,
+    NotificationStatus, UserStatus,
 };
 use crate::ids::*;
 
@@ -468,4 +469,57 @@ pub struct NewCaretakerAssignment {
     #[diesel(serialize_as = String)]
     pub assigned_by: UserId,
     pub assigned_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = impersonations)]
+pub struct ImpersonationRow {
+    #[diesel(deserialize_as = String)]
+    pub id: ImpersonationId,
+    #[diesel(deserialize_as = String)]
+    pub root_account_id: AccountId,
+    #[diesel(deserialize_as = String)]
+    pub actor_user_id: UserId,
+    #[diesel(deserialize_as = String)]
+    pub target_user_id: UserId,
+    #[diesel(deserialize_as = String)]
+    pub session_id: SessionId,
+    #[diesel(deserialize_as = String)]
+    pub mode: ImpersonationMode,
+    pub reason: String,
+    pub started_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub ended_at: Option<NaiveDateTime>,
+    pub ended_by: Option<String>,
+}
+
+impl ImpersonationRow {
+    /// Running, ended by someone, or past its expiry, as of `now`.
+    pub fn state(&self, now: NaiveDateTime) -> ImpersonationState {
+        match self.ended_at {
+            Some(_) => ImpersonationState::Ended,
+            None if self.expires_at <= now => ImpersonationState::Expired,
+            None => ImpersonationState::Active,
+        }
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = impersonations)]
+pub struct NewImpersonation {
+    #[diesel(serialize_as = String)]
+    pub id: ImpersonationId,
+    #[diesel(serialize_as = String)]
+    pub root_account_id: AccountId,
+    #[diesel(serialize_as = String)]
+    pub actor_user_id: UserId,
+    #[diesel(serialize_as = String)]
+    pub target_user_id: UserId,
+    #[diesel(serialize_as = String)]
+    pub session_id: SessionId,
+    #[diesel(serialize_as = String)]
+    pub mode: ImpersonationMode,
+    pub reason: String,
+    pub started_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
 }

@@ -207,6 +207,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    impersonations (id) {
+        id -> Text,
+        root_account_id -> Text,
+        actor_user_id -> Text,
+        target_user_id -> Text,
+        session_id -> Text,
+        mode -> Text,
+        reason -> Text,
+        started_at -> Timestamp,
+        expires_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+        ended_by -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(invite_roles -> invites (invite_id));
 diesel::joinable!(invite_roles -> roles (role_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -219,6 +235,7 @@ diesel::joinable!(password_reset_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     caretaker_assignments,
+    impersonations,
     accounts,
     users,
     roles,

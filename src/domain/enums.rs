@@ -107,6 +107,10 @@ text_vocabulary!(
         DelegationEnded => "delegation.ended",
         NotificationPosted => "notification.posted",
         NotificationRetried => "notification.retried",
+        ImpersonationStarted => "impersonation.started",
+        ImpersonationEnded => "impersonation.ended",
+        /// A request made under an impersonation token, reads included (R9).
+        ImpersonationRequest => "impersonation.request",
     }
 );
 
@@ -151,6 +155,21 @@ text_enum!(
         /// Support "log in as" (R9).
         Impersonation => "impersonation",
     }
+);
+
+text_enum!(
+    /// What an impersonation session may do (R9).
+    ImpersonationMode {
+        /// Every state-changing request is refused (the default).
+        ReadOnly => "read_only",
+        /// Changes are allowed, within what an acting-as session may ever do (R8).
+        Full => "full",
+    }
+);
+
+text_enum!(
+    /// Where an impersonation stands: running, ended by someone, or past its expiry.
+    ImpersonationState { Active => "active", Ended => "ended", Expired => "expired" }
 );
 
 text_enum!(
@@ -222,6 +241,8 @@ mod tests {
             MembershipStatus,
             Delegation,
             NotificationStatus,
+            ImpersonationMode,
+            ImpersonationState,
             RevokeReason,
             InviteStatus
         );

@@ -360,8 +360,13 @@ pub fn act_as(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<I
     issue_tokens(tx, &opened.session, Some(opened.refresh_token), &person.user)
 }
 
-/// Ends the acting-as session and hands the caretaker a session of their own again.
-pub fn back_to_own(tx: &mut Tx<'_>, caller: &Principal) -> Result<IssuedTokens, ApiError> {
+/// Ends the acting-as session and hands the caretaker a session of their own again. An
+/// impersonation just ends (`None`): its actor still holds the session they started it
+/// from, and a read-only token must never turn into a full session of theirs.
+pub fn back_to_own(tx: &mut Tx<'_>, caller: &Principal) -> Result<Option<IssuedTokens>, ApiError> {
+    if caller.delegation == Some(Delegation::Impersonation) {
+        return crate::service::impersonations::end_own(tx, caller).map(|_| None);
+    }
     if caller.delegation != Some(Delegation::Caretaker) {
         return Err(ApiError::new(
             ProblemKind::Conflict,
@@ -388,7 +393,7 @@ pub fn back_to_own(tx: &mut Tx<'_>, caller: &Principal) -> Result<IssuedTokens, 
         },
         tx.now,
     )?;
-    issue_tokens(tx, &opened.session, Some(opened.refresh_token), &actor)
+    issue_tokens(tx, &opened.session, Some(opened.refresh_token), &actor).map(Some)
 }
 
 fn audit_ctx(caller: &Principal, effective: &UserId, root: &AccountId) -> crate::db::repo::audit::AuditContext {

@@ -14,6 +14,7 @@
 
 pub mod accounts;
 pub mod caretakers;
+pub mod impersonations;
 pub mod invites;
 pub mod members;
 pub mod messages;

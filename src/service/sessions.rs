@@ -380,6 +380,9 @@ fn rotate(
 
 /// Ends the caller's session: its access tokens stop working and its refresh tokens with it.
 pub fn log_out(tx: &mut Tx<'_>, caller: &Principal) -> Result<(), ApiError> {
+    if caller.delegation == Some(crate::domain::Delegation::Impersonation) {
+        crate::service::impersonations::end_own(tx, caller)?;
+    }
     sessions::revoke(tx.conn, caller.session_id(), RevokeReason::Logout, tx.now)?;
     let target = ("session", caller.session_id().as_str());
     audit(tx, &caller.audit(), AuditAction::AuthLogout, target, json!({}))

@@ -300,6 +300,17 @@ const OPERATIONS: &[Row] = &[
     exempt("actAsManagedUser",      "POST",  "/v1/me/acting-as",                  "the caller's own caretaker assignments (404 for anyone else's)"),
     exempt("stopActingAs",          "DELETE","/v1/me/acting-as",                  "the caller's own acting-as session"),
 
+    // ── impersonation ───────────────────────────────────────────────────────────────────────
+    // The shared viewer holds nothing an owner or admin lacks, so an allowed caller succeeds.
+    op("startImpersonation",    "POST",   "/v1/impersonations",                   Perm("users.impersonate"), Member,       201)
+        .body(r#"{ "user_id": "$user", "reason": "Authorization matrix check", "confirm": true }"#),
+    exempt("getImpersonation",      "GET",   "/v1/impersonations/{impersonation_id}", "its actor, its target or audit.read; checked in tests/api/impersonation.rs"),
+    exempt("endImpersonation",      "POST",  "/v1/impersonations/{impersonation_id}/end", "its actor or an owner; checked in tests/api/impersonation.rs"),
+    // Only organizations (roots) have the list: an allowed caller naming a sub-account gets 404.
+    op("listImpersonations",    "GET",    "/v1/accounts/{account_id}/impersonations", Perm("audit.read"),  Node,         200)
+        .unless(&[(Same, 404, "not-found"), (Child, 404, "not-found")]),
+    exempt("listMyImpersonations",  "GET",   "/v1/me/impersonations",             "the caller themself: who impersonated them"),
+
     // ── notifications ───────────────────────────────────────────────────────────────────────
     op("postUserNotification",  "POST",   "/v1/users/{user_id}/notifications",    Perm("notifications.send"), Member,      202)
         .body(r#"{ "subject": "Text message received", "body": "From +1 555 0100: hello" }"#),
@@ -341,6 +352,8 @@ const HOLDS: &[(&str, [bool; 7])] = &[
     ("caretakers.manage",[ Y,    Y,    N,       N,      N,    N,        N ]),
     ("notifications.send",   [ Y, Y,   N,       N,      N,    N,        N ]),
     ("notifications.manage", [ Y, Y,   N,       N,      N,    N,        N ]),
+    ("users.impersonate",[ Y,    Y,    N,       N,      N,    N,        N ]),
+    ("audit.read",       [ Y,    Y,    N,       N,      N,    N,        N ]),
 ];
 
 fn holds(role: &str, permission: &str) -> bool {

@@ -251,6 +251,35 @@ impl TestApp {
     pub async fn accept_invitation(&self, body: Value, bearer: Option<&str>) -> (StatusCode, Value) {
         self.post("/v1/invitations/accept", body, bearer).await
     }
+
+    // Impersonation.
+
+    /// `POST /v1/impersonations` with a reason and the confirmation; `extra` adds or
+    /// overrides fields (`mode`, `minutes`, …).
+    pub async fn impersonate(&self, token: &str, user: &str, extra: Value) -> (StatusCode, Value) {
+        let mut body = json!({ "user_id": user, "reason": "Ticket 4711: sees a blank dashboard", "confirm": true });
+        if let (Some(map), Value::Object(more)) = (body.as_object_mut(), extra) {
+            map.extend(more);
+        }
+        self.post("/v1/impersonations", body, Some(token)).await
+    }
+
+    /// `GET /v1/impersonations/{id}`.
+    pub async fn impersonation(&self, token: &str, id: &str) -> (StatusCode, Value) {
+        self.get(&format!("/v1/impersonations/{id}"), Some(token)).await
+    }
+
+    /// `POST /v1/impersonations/{id}/end`.
+    pub async fn end_impersonation(&self, token: &str, id: &str) -> (StatusCode, Value) {
+        let path = format!("/v1/impersonations/{id}/end");
+        self.call(reqwest::Method::POST, &path, None, Some(token)).await
+    }
+
+    /// `GET /v1/accounts/{account}/impersonations?{query}`.
+    pub async fn impersonations(&self, token: &str, account: &str, query: &str) -> (StatusCode, Value) {
+        self.get(&format!("/v1/accounts/{account}/impersonations?{query}"), Some(token))
+            .await
+    }
 }
 
 /// The link token at the end of an invitation URL or email (`…?token=…`).

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use steward::auth::keys::SigningKeys;
 use steward::clock::ManualClock;
 use steward::config::Config;
-use steward::db::models::NotificationRow;
+use steward::db::models::{AuditEventRow, NotificationRow};
 use steward::db::repo;
 use steward::state::AppState;
 
@@ -239,6 +239,15 @@ impl TestApp {
 
     /// Audit events about one target, oldest first.
     pub async fn audit_actions(&self, target_id: &str) -> Vec<String> {
+        self.audit_events(target_id)
+            .await
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
+    }
+
+    /// The audit rows about one target, oldest first.
+    pub async fn audit_events(&self, target_id: &str) -> Vec<AuditEventRow> {
         let db = self.state.db.clone();
         let target = target_id.to_string();
         tokio::task::spawn_blocking(move || {
@@ -247,9 +256,6 @@ impl TestApp {
         })
         .await
         .expect("join")
-        .into_iter()
-        .map(|e| e.action)
-        .collect()
     }
 }
 
@@ -369,6 +375,17 @@ impl TestApp {
         for r in roles {
             role_ids.push(self.role_id(admin_token, r).await);
         }
+        self.member_with_role_ids(admin_token, email, &role_ids, node).await
+    }
+
+    /// Like [`TestApp::member`], with role ids (custom roles included).
+    pub async fn member_with_role_ids(
+        &self,
+        admin_token: &str,
+        email: &str,
+        role_ids: &[String],
+        node: &str,
+    ) -> (String, String) {
         let (status, body) = self
             .post(
                 "/v1/users",

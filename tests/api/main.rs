@@ -11,6 +11,7 @@ mod caretakers;
 mod cli;
 mod delivery;
 mod errors;
+mod impersonation;
 mod invites;
 mod members;
 mod notifications;
