@@ -36,6 +36,29 @@ pub fn record(
     entry: AuditEntry<'_>,
     now: NaiveDateTime,
 ) -> RepoResult<()> {
+    let target = Some((entry.target_type, entry.target_id));
+    insert(conn, ctx, entry.action, target, entry.details, now)
+}
+
+/// Appends an event about no particular target (e.g. a login that named no known user).
+pub fn record_untargeted(
+    conn: &mut DbConnection,
+    ctx: &AuditContext,
+    action: AuditAction,
+    details: serde_json::Value,
+    now: NaiveDateTime,
+) -> RepoResult<()> {
+    insert(conn, ctx, action, None, details, now)
+}
+
+fn insert(
+    conn: &mut DbConnection,
+    ctx: &AuditContext,
+    action: AuditAction,
+    target: Option<(&str, &str)>,
+    details: serde_json::Value,
+    now: NaiveDateTime,
+) -> RepoResult<()> {
     diesel::insert_into(audit_events::table)
         .values(NewAuditEvent {
             id: AuditEventId::generate(),
@@ -43,11 +66,11 @@ pub fn record(
             actor_user_id: ctx.actor.clone(),
             effective_user_id: ctx.effective.clone(),
             account_id: ctx.account.clone(),
-            action: entry.action.to_string(),
-            target_type: Some(entry.target_type.to_string()),
-            target_id: Some(entry.target_id.to_string()),
+            action: action.to_string(),
+            target_type: target.map(|(kind, _)| kind.to_string()),
+            target_id: target.map(|(_, id)| id.to_string()),
             request_id: ctx.request_id.clone(),
-            details: entry.details.to_string(),
+            details: details.to_string(),
         })
         .execute(conn)
         .map(|_| ())
