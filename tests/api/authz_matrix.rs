@@ -308,6 +308,13 @@ const OPERATIONS: &[Row] = &[
         .scope(Scope::Root),
     op("retryNotification",     "POST",   "/v1/notifications/{notification_id}/retry", Perm("notifications.manage"), Nothing, 404)
         .scope(Scope::Root),
+
+    // ── the audit log: the organization's own, so like the billing profile an allowed caller
+    //    asking for a sub-account's gets 404, and a member at G never reaches R's ──────────────
+    op("listAuditEvents",       "GET",    "/v1/accounts/{account_id}/audit-events",        Perm("audit.read"), Node, 200)
+        .unless(&[(Same, 404, "not-found"), (Child, 404, "not-found")]),
+    op("exportAuditEvents",     "GET",    "/v1/accounts/{account_id}/audit-events/export", Perm("audit.read"), Node, 200)
+        .unless(&[(Same, 404, "not-found"), (Child, 404, "not-found")]),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -341,6 +348,7 @@ const HOLDS: &[(&str, [bool; 7])] = &[
     ("caretakers.manage",[ Y,    Y,    N,       N,      N,    N,        N ]),
     ("notifications.send",   [ Y, Y,   N,       N,      N,    N,        N ]),
     ("notifications.manage", [ Y, Y,   N,       N,      N,    N,        N ]),
+    ("audit.read",       [ Y,    Y,    N,       N,      N,    N,        N ]),
 ];
 
 fn holds(role: &str, permission: &str) -> bool {

@@ -6,7 +6,7 @@ use crate::db::models::{AuditEventRow, NewAuditEvent};
 use crate::db::schema::audit_events;
 use crate::db::DbConnection;
 use crate::domain::AuditAction;
-use crate::ids::AuditEventId;
+use crate::ids::{AccountId, AuditEventId, UserId};
 
 /// Who is acting, for whom, where, and in which request: the part of an audit event that
 /// a request fixes once.
@@ -81,6 +81,61 @@ pub fn for_target(conn: &mut DbConnection, target_id: &str) -> RepoResult<Vec<Au
     audit_events::table
         .filter(audit_events::target_id.eq(target_id))
         .order(audit_events::id.asc())
+        .select(AuditEventRow::as_select())
+        .load(conn)
+}
+
+/// What a read of an organization's audit log is narrowed to; every part is optional.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// The real actor.
+    pub actor: Option<UserId>,
+    /// The user the change was made as.
+    pub effective_user: Option<UserId>,
+    pub action: Option<AuditAction>,
+    pub target_id: Option<String>,
+    /// Events at or after this time.
+    pub since: Option<NaiveDateTime>,
+    /// Events before this time.
+    pub until: Option<NaiveDateTime>,
+}
+
+/// Up to `limit` events of one organization that pass `filter`, newest first (by id, which
+/// is time-ordered), after (below) the id `before` when given: one keyset page.
+pub fn page_for_account(
+    conn: &mut DbConnection,
+    account: &AccountId,
+    filter: &AuditFilter,
+    before: Option<&str>,
+    limit: i64,
+) -> RepoResult<Vec<AuditEventRow>> {
+    let mut query = audit_events::table
+        .filter(audit_events::account_id.eq(account.as_str()))
+        .into_boxed();
+    if let Some(actor) = &filter.actor {
+        query = query.filter(audit_events::actor_user_id.eq(actor.as_str()));
+    }
+    if let Some(effective) = &filter.effective_user {
+        query = query.filter(audit_events::effective_user_id.eq(effective.as_str()));
+    }
+    if let Some(action) = filter.action {
+        query = query.filter(audit_events::action.eq(action.as_str()));
+    }
+    if let Some(target) = &filter.target_id {
+        query = query.filter(audit_events::target_id.eq(target));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(audit_events::occurred_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_events::occurred_at.lt(until));
+    }
+    if let Some(before) = before {
+        query = query.filter(audit_events::id.lt(before));
+    }
+    query
+        .order(audit_events::id.desc())
+        .limit(limit)
         .select(AuditEventRow::as_select())
         .load(conn)
 }
