@@ -13,7 +13,7 @@ use crate::domain::{self, Email, NewPassword, Username};
 use crate::error::{field_error, ApiError, Problem};
 use crate::request_id::RequestId;
 use crate::service;
-use crate::service::sessions::{self, ConfirmReset, LogIn, LoginIdentifier, NamedAccount, SignUp};
+use crate::service::sessions::{self, ConfirmReset, FailedLogin, LogIn, LoginIdentifier, NamedAccount, SignUp};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -219,9 +219,24 @@ pub async fn log_in(
     let candidate = service::read(&state, move |tx| sessions::find_login(tx, &identifier)).await?;
     // Outside any transaction: hashing runs on its own threads.
     let password_ok = state.passwords.verify(password, candidate.stored_hash()).await?;
-    let user = candidate.verified(password_ok)?;
+    let user = match candidate.verified(password_ok) {
+        Ok(user) => user,
+        Err(failed) => return Err(refuse_login(&state, failed, request_id.0).await),
+    };
     let issued = service::write(&state, move |tx| sessions::log_in(tx, user, account, &request_id.0)).await?;
     Ok(web::Json(issued.into()))
+}
+
+/// Audits a failed login and gives its one answer. The answer stays the same even if the
+/// audit write fails (logged): a failed login changes nothing, and a different answer would
+/// tell the caller more than "wrong identifier or password".
+async fn refuse_login(state: &web::Data<AppState>, failed: FailedLogin, request_id: String) -> ApiError {
+    let answer = failed.answer();
+    let recorded = service::write(state, move |tx| sessions::record_failed_login(tx, failed, &request_id)).await;
+    if let Err(e) = recorded {
+        log::error!("could not audit a failed login: {e:?}");
+    }
+    answer
 }
 
 /// Exchange a refresh token for new tokens.

@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per resource, all registered in [`routes`].
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod caretakers;
 pub mod extract;
@@ -79,7 +80,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(impersonations::list_my_impersonations)
         .service(notifications::post_user_notification)
         .service(notifications::list_notifications)
-        .service(notifications::retry_notification);
+        .service(notifications::retry_notification)
+        .service(audit::list_audit_events)
+        .service(audit::export_audit_events);
 }
 
 /// `/openapi.json`: the document, byte for byte as committed in `openapi/openapi.json`.

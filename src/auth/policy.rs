@@ -139,9 +139,20 @@ pub fn holds_owner(roles: &[RoleRow]) -> bool {
 /// The caller may read or replace `account`'s billing profile: `account.billing` over it (R1,
 /// R2), and only an organization (a root) has one: any other node answers 404.
 pub fn require_billing<'p>(principal: &'p Principal, account: &AccountRow) -> Result<&'p TenantContext, ApiError> {
-    let tenant = require_on(principal, Permission::AccountBilling, account)?;
+    require_on_organization(principal, Permission::AccountBilling, account, "billing profile")
+}
+
+/// `permission` over `account` (R1, R2) for something only an organization (a root) has:
+/// asked of any other node, `what` answers 404.
+fn require_on_organization<'p>(
+    principal: &'p Principal,
+    permission: Permission,
+    account: &AccountRow,
+    what: &str,
+) -> Result<&'p TenantContext, ApiError> {
+    let tenant = require_on(principal, permission, account)?;
     if account.parent_id.is_some() {
-        return Err(ApiError::not_found("billing profile (only organizations have one)"));
+        return Err(ApiError::not_found(&format!("{what} (only organizations have one)")));
     }
     Ok(tenant)
 }
@@ -394,11 +405,7 @@ pub fn require_impersonation_log<'p>(
     principal: &'p Principal,
     account: &AccountRow,
 ) -> Result<&'p TenantContext, ApiError> {
-    let tenant = require_on(principal, Permission::AuditRead, account)?;
-    if account.parent_id.is_some() {
-        return Err(ApiError::not_found("impersonation list (only organizations have one)"));
-    }
-    Ok(tenant)
+    require_on_organization(principal, Permission::AuditRead, account, "impersonation list")
 }
 
 /// A running impersonation stays usable only while its actor may still impersonate and
@@ -432,4 +439,14 @@ pub fn impersonation_allows(
         ProblemKind::ImpersonationReadOnly,
         "This impersonation is read-only: it can look, not change anything. End it and start one in full mode to make changes.",
     ))
+}
+
+// ---- the audit log ----
+
+/// The caller may read `account`'s audit log (list or export): `audit.read` over it (R1: an
+/// account of another organization answers 404; R2: a membership below the root does not
+/// reach it, 403). Events belong to the organization, so only a root has a log: a
+/// sub-account answers 404, like the billing profile.
+pub fn require_audit_log<'p>(principal: &'p Principal, account: &AccountRow) -> Result<&'p TenantContext, ApiError> {
+    require_on_organization(principal, Permission::AuditRead, account, "audit log")
 }

@@ -83,6 +83,8 @@ text_vocabulary!(
         AccountUpdated => "account.updated",
         AuthAccountSwitched => "auth.account_switched",
         AuthLogin => "auth.login",
+        /// A wrong password for a known user (one event per organization they belong to).
+        AuthLoginFailed => "auth.login_failed",
         AuthLogout => "auth.logout",
         AuthPasswordReset => "auth.password_reset",
         AuthPasswordResetRequested => "auth.password_reset_requested",

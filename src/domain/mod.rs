@@ -3,6 +3,7 @@
 
 pub mod enums;
 pub mod inputs;
+pub mod page;
 pub mod permissions;
 
 pub use enums::*;

@@ -11,13 +11,13 @@
 use chrono::Duration;
 use serde_json::json;
 
-use crate::api::pagination::PageRequest;
 use crate::auth::extract::Principal;
 use crate::auth::policy::{self, ImpersonationTarget};
 use crate::db::models::{ImpersonationRow, NewImpersonation, SessionRow, UserRow};
 use crate::db::repo::audit::{self, AuditContext, AuditEntry};
 use crate::db::repo::impersonations::{self, ListFilter};
 use crate::db::repo::{accounts, caretakers, sessions};
+use crate::domain::page::PageRequest;
 use crate::domain::{AuditAction, Delegation, ImpersonationMode, MembershipStatus, RevokeReason, UserStatus};
 use crate::error::{ApiError, ProblemKind};
 use crate::identity;

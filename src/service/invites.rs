@@ -11,7 +11,6 @@ use chrono::NaiveDateTime;
 use serde_json::json;
 use validator::ValidationError;
 
-use crate::api::pagination::PageRequest;
 use crate::auth::extract::{Principal, TenantContext};
 use crate::auth::{policy, secrets};
 use crate::db::models::{AccountRow, InviteRow, MembershipRow, NewInvite, RoleRow, UserRow};
@@ -20,6 +19,7 @@ use crate::db::repo::invites::{self, InviteFilter};
 use crate::db::repo::notifications::{self, Outgoing};
 use crate::db::repo::{accounts, memberships, users};
 use crate::db::DbConnection;
+use crate::domain::page::PageRequest;
 use crate::domain::permissions::{BuiltinRole, Permission};
 use crate::domain::{AccountStatus, AuditAction, Email, InviteStatus, NewPassword, NotificationKind, Username};
 use crate::error::{field_error, ApiError, FieldError, ProblemKind};

@@ -5,7 +5,6 @@
 
 use serde_json::json;
 
-use crate::api::pagination::PageRequest;
 use crate::auth::extract::Principal;
 use crate::auth::policy;
 use crate::db::models::{NotificationRow, UserRow};
@@ -13,6 +12,7 @@ use crate::db::repo::audit::{self, AuditEntry};
 use crate::db::repo::notifications::{self, Outgoing};
 use crate::db::repo::{caretakers, users};
 use crate::db::DbConnection;
+use crate::domain::page::PageRequest;
 use crate::domain::permissions::Permission;
 use crate::domain::{AuditAction, NotificationKind, NotificationStatus};
 use crate::error::{ApiError, ProblemKind};

@@ -248,14 +248,71 @@ impl LoginCandidate {
             .and_then(|u| u.password_hash.clone())
     }
 
-    /// The user, if the password matched; otherwise the one answer for a wrong identifier
-    /// and a wrong password alike.
-    pub fn verified(self, password_ok: bool) -> Result<VerifiedUser, ApiError> {
+    /// The user, if the password matched; otherwise the failed attempt, to be audited with
+    /// [`record_failed_login`] and answered with [`FailedLogin::answer`].
+    pub fn verified(self, password_ok: bool) -> Result<VerifiedUser, FailedLogin> {
         match self.0 {
             Some(user) if password_ok => Ok(VerifiedUser(user)),
-            _ => Err(ApiError::invalid_credentials()),
+            other => Err(FailedLogin(other.map(Box::new))),
         }
     }
+}
+
+/// A login refused: the user it named, if any (their password was wrong, or they cannot log
+/// in with one at all).
+pub struct FailedLogin(Option<Box<UserRow>>);
+
+impl FailedLogin {
+    /// The one answer for a wrong identifier and a wrong password alike: it must not tell
+    /// whether the account exists.
+    pub fn answer(&self) -> ApiError {
+        ApiError::invalid_credentials()
+    }
+}
+
+/// Audits a failed login (nothing else changes). A known user gets one `auth.login_failed`
+/// event in each organization they are an active member of (else one outside any), with no
+/// actor: nobody was authenticated. An unknown identifier gets one event that names nothing
+/// (no account, no target, no address): the work done, one small write, is the same either
+/// way, so its timing does not tell who exists either.
+pub fn record_failed_login(tx: &mut Tx<'_>, failed: FailedLogin, request_id: &str) -> Result<(), ApiError> {
+    let ctx = |account: Option<String>| AuditContext {
+        account,
+        request_id: Some(request_id.to_string()),
+        ..AuditContext::default()
+    };
+    let Some(user) = failed.0 else {
+        let details = json!({ "reason": "unknown_user" });
+        audit::record_untargeted(tx.conn, &ctx(None), AuditAction::AuthLoginFailed, details, tx.now)?;
+        return Ok(());
+    };
+    let reason = match (user.status, &user.password_hash) {
+        (UserStatus::Active, Some(_)) => "wrong_password",
+        (UserStatus::Active, None) => "no_password",
+        _ => "user_not_active",
+    };
+    let mut roots: Vec<String> = memberships::usable_for_user(tx.conn, &user.id)?
+        .into_iter()
+        .map(|(_, root)| root.id.to_string())
+        .collect();
+    roots.sort();
+    roots.dedup();
+    let accounts: Vec<Option<String>> = if roots.is_empty() {
+        vec![None]
+    } else {
+        roots.into_iter().map(Some).collect()
+    };
+    for account in accounts {
+        let target = ("user", user.id.as_str());
+        audit(
+            tx,
+            &ctx(account),
+            AuditAction::AuthLoginFailed,
+            target,
+            json!({ "reason": reason }),
+        )?;
+    }
+    Ok(())
 }
 
 /// Reads the user a login names (first half of a login; no transaction needed).

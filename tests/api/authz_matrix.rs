@@ -319,6 +319,13 @@ const OPERATIONS: &[Row] = &[
         .scope(Scope::Root),
     op("retryNotification",     "POST",   "/v1/notifications/{notification_id}/retry", Perm("notifications.manage"), Nothing, 404)
         .scope(Scope::Root),
+
+    // ── the audit log: the organization's own, so like the billing profile an allowed caller
+    //    asking for a sub-account's gets 404, and a member at G never reaches R's ──────────────
+    op("listAuditEvents",       "GET",    "/v1/accounts/{account_id}/audit-events",        Perm("audit.read"), Node, 200)
+        .unless(&[(Same, 404, "not-found"), (Child, 404, "not-found")]),
+    op("exportAuditEvents",     "GET",    "/v1/accounts/{account_id}/audit-events/export", Perm("audit.read"), Node, 200)
+        .unless(&[(Same, 404, "not-found"), (Child, 404, "not-found")]),
 ];
 
 // ---------------------------------------------------------------------------------------------

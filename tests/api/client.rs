@@ -9,6 +9,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::contract::SendChecked;
 use crate::helpers::TestApp;
 
 /// An action on one invitation (`POST /v1/invites/{id}/{action}`).
@@ -286,4 +287,31 @@ impl TestApp {
 pub fn link_token(url: &str) -> String {
     let after = url.split("token=").nth(1).expect("token in link");
     after.split_whitespace().next().expect("token").to_string()
+}
+
+impl TestApp {
+    /// `GET /v1/accounts/{id}/audit-events?{query}` (`query` already encoded, may be empty).
+    pub async fn audit_events(&self, token: &str, account: &str, query: &str) -> (StatusCode, Value) {
+        self.get(&format!("/v1/accounts/{account}/audit-events?{query}"), Some(token))
+            .await
+    }
+
+    /// `GET /v1/accounts/{id}/audit-events/export?{query}`: the status, the media type and the
+    /// body as text (JSON Lines on success, a problem otherwise).
+    pub async fn export_audit_events(&self, token: &str, account: &str, query: &str) -> (StatusCode, String, String) {
+        let res = self
+            .client
+            .get(self.url(&format!("/v1/accounts/{account}/audit-events/export?{query}")))
+            .bearer_auth(token)
+            .send_checked()
+            .await
+            .expect("request sent");
+        let media_type = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (res.status(), media_type, res.text().await.expect("body read"))
+    }
 }

@@ -10,7 +10,8 @@
 //! - its content type must be one the document lists for that status, and a status
 //!   documented without content must come without a body;
 //! - a JSON body must validate (draft 2020-12, formats included) against the schema, with
-//!   every object closed: a field the document does not name is a mismatch too;
+//!   every object closed: a field the document does not name is a mismatch too; a JSON Lines
+//!   body (`application/jsonl`) must be lines of JSON that each validate against it;
 //! - every header the document marks required must be present.
 //!
 //! A documented path called with an undocumented method must answer a 405 problem. Paths
@@ -341,20 +342,47 @@ document it, or list it there with a reason"
     let Some(schema) = documented.content.get(&ct) else {
         seen.fail(format!("{} documents {code} as {:?}, not {ct}", op.id, listed()));
     };
-    if !is_json(&ct) {
+    let values: Vec<(String, Value)> = if is_json(&ct) {
+        let value = serde_json::from_slice(body).unwrap_or_else(|e| seen.fail(format!("the body is not JSON: {e}")));
+        vec![(String::new(), value)]
+    } else if ct == JSON_LINES {
+        json_lines(&seen)
+    } else {
         return;
-    }
-    let value: Value = serde_json::from_slice(body).unwrap_or_else(|e| seen.fail(format!("the body is not JSON: {e}")));
-    if let Some(validator) = schema {
+    };
+    let Some(validator) = schema else { return };
+    for (at, value) in values {
         let errors = errors_of(validator, &value);
         if !errors.is_empty() {
             seen.fail(format!(
-                "the body does not match the schema of {} {code} {ct}:\n    {}",
+                "the body{at} does not match the schema of {} {code} {ct}:\n    {}",
                 op.id,
                 errors.join("\n    ")
             ));
         }
     }
+}
+
+/// JSON Lines (`application/jsonl`): the schema documented for the content type is the
+/// schema of every line.
+const JSON_LINES: &str = "application/jsonl";
+
+/// Each line of a JSON Lines body, parsed, with where it is (" (line n)"). Every line ends
+/// with a line feed, the last one included; no line is empty.
+fn json_lines(seen: &Seen<'_>) -> Vec<(String, Value)> {
+    let text = std::str::from_utf8(seen.body).unwrap_or_else(|e| seen.fail(format!("JSON Lines must be UTF-8: {e}")));
+    if !text.is_empty() && !text.ends_with('\n') {
+        seen.fail("the last line of a JSON Lines body must end with a line feed".into());
+    }
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let at = format!(" (line {})", i + 1);
+            let value =
+                serde_json::from_str(line).unwrap_or_else(|e| seen.fail(format!("line {} is not JSON: {e}", i + 1)));
+            (at, value)
+        })
+        .collect()
 }
 
 /// A response read whole and checked against the document; reads like reqwest's.
@@ -495,4 +523,29 @@ fn the_check_catches_what_the_document_does_not_say() {
         json!({})
     ));
     assert!(fails(Method::GET, "/v1/not-documented", 404, "text/plain", json!("x")));
+    // JSON Lines: every line must fit the documented item schema.
+    let export = |body: String| {
+        let headers = json_headers("application/jsonl");
+        catch_unwind(move || {
+            check(
+                &Method::GET,
+                "/v1/accounts/acc_x/audit-events/export",
+                StatusCode::OK,
+                &headers,
+                body.as_bytes(),
+            )
+        })
+        .is_err()
+    };
+    let event = json!({
+        "id": "aud_01jd3k6x0n6qg8z7v2f4t9b1c5", "occurred_at": "2026-11-25T10:00:00Z",
+        "action": "auth.login", "actor_user_id": null, "effective_user_id": null,
+        "account_id": "acc_01jd3k6x0n6qg8z7v2f4t9b1c5", "target_type": null, "target_id": null,
+        "request_id": null, "details": {},
+    });
+    assert!(!export(String::new()));
+    assert!(!export(format!("{event}\n{event}\n")));
+    assert!(export(format!("{event}\n{{\"id\": 1}}\n")));
+    assert!(export(format!("{event}\nnot json\n")));
+    assert!(export(format!("{event}")));
 }

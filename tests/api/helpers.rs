@@ -239,15 +239,11 @@ impl TestApp {
 
     /// Audit events about one target, oldest first.
     pub async fn audit_actions(&self, target_id: &str) -> Vec<String> {
-        self.audit_events(target_id)
-            .await
-            .into_iter()
-            .map(|e| e.action)
-            .collect()
+        self.audit_rows(target_id).await.into_iter().map(|e| e.action).collect()
     }
 
     /// The audit rows about one target, oldest first.
-    pub async fn audit_events(&self, target_id: &str) -> Vec<AuditEventRow> {
+    pub async fn audit_rows(&self, target_id: &str) -> Vec<AuditEventRow> {
         let db = self.state.db.clone();
         let target = target_id.to_string();
         tokio::task::spawn_blocking(move || {

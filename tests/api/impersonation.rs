@@ -87,7 +87,7 @@ async fn an_owner_impersonates_an_admin_read_only_and_every_request_is_recorded(
 
         // Every request under the token is audited with both ids, the refusals too.
         let requests: Vec<_> = app
-            .audit_events(&imp)
+            .audit_rows(&imp)
             .await
             .into_iter()
             .filter(|e| e.action == "impersonation.request")
@@ -109,6 +109,16 @@ async fn an_owner_impersonates_an_admin_read_only_and_every_request_is_recorded(
             "{}",
             requests[2].details
         );
+
+        // The organization's audit log shows them too, with both people.
+        let query = format!("action=impersonation.request&effective_user={admin_id}");
+        let (status, log) = app.audit_events(&t.org.owner_token, &t.org.root, &query).await;
+        assert_eq!(status, StatusCode::OK, "{log}");
+        let items = log["items"].as_array().unwrap();
+        assert_eq!(items.len(), 4, "{log}");
+        assert!(items.iter().all(|e| e["actor_user_id"] == t.org.owner_id.as_str()
+            && e["effective_user_id"] == admin_id.as_str()
+            && e["target_id"] == imp.as_str()));
 
         // The admin sees who impersonated them.
         let (status, mine) = app.get("/v1/me/impersonations", Some(admin_token)).await;
@@ -269,7 +279,7 @@ async fn full_mode_changes_things_but_never_what_an_acting_as_session_may_not() 
             .update_user(&token, &t.standard.0, json!({ "phone": "+1 555 0142" }))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let events = app.audit_events(&t.standard.0).await;
+        let events = app.audit_rows(&t.standard.0).await;
         let update = events
             .iter()
             .find(|e| e.action == "user.updated")

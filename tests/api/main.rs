@@ -5,6 +5,7 @@ mod client;
 mod contract;
 mod helpers;
 
+mod audit;
 mod auth;
 mod authz_matrix;
 mod caretakers;

@@ -6,7 +6,7 @@ use crate::db::models::{AuditEventRow, NewAuditEvent};
 use crate::db::schema::audit_events;
 use crate::db::DbConnection;
 use crate::domain::AuditAction;
-use crate::ids::AuditEventId;
+use crate::ids::{AccountId, AuditEventId, UserId};
 
 /// Who is acting, for whom, where, and in which request: the part of an audit event that
 /// a request fixes once.
@@ -36,6 +36,29 @@ pub fn record(
     entry: AuditEntry<'_>,
     now: NaiveDateTime,
 ) -> RepoResult<()> {
+    let target = Some((entry.target_type, entry.target_id));
+    insert(conn, ctx, entry.action, target, entry.details, now)
+}
+
+/// Appends an event about no particular target (e.g. a login that named no known user).
+pub fn record_untargeted(
+    conn: &mut DbConnection,
+    ctx: &AuditContext,
+    action: AuditAction,
+    details: serde_json::Value,
+    now: NaiveDateTime,
+) -> RepoResult<()> {
+    insert(conn, ctx, action, None, details, now)
+}
+
+fn insert(
+    conn: &mut DbConnection,
+    ctx: &AuditContext,
+    action: AuditAction,
+    target: Option<(&str, &str)>,
+    details: serde_json::Value,
+    now: NaiveDateTime,
+) -> RepoResult<()> {
     diesel::insert_into(audit_events::table)
         .values(NewAuditEvent {
             id: AuditEventId::generate(),
@@ -43,11 +66,11 @@ pub fn record(
             actor_user_id: ctx.actor.clone(),
             effective_user_id: ctx.effective.clone(),
             account_id: ctx.account.clone(),
-            action: entry.action.to_string(),
-            target_type: Some(entry.target_type.to_string()),
-            target_id: Some(entry.target_id.to_string()),
+            action: action.to_string(),
+            target_type: target.map(|(kind, _)| kind.to_string()),
+            target_id: target.map(|(_, id)| id.to_string()),
             request_id: ctx.request_id.clone(),
-            details: entry.details.to_string(),
+            details: details.to_string(),
         })
         .execute(conn)
         .map(|_| ())
@@ -58,6 +81,61 @@ pub fn for_target(conn: &mut DbConnection, target_id: &str) -> RepoResult<Vec<Au
     audit_events::table
         .filter(audit_events::target_id.eq(target_id))
         .order(audit_events::id.asc())
+        .select(AuditEventRow::as_select())
+        .load(conn)
+}
+
+/// What a read of an organization's audit log is narrowed to; every part is optional.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// The real actor.
+    pub actor: Option<UserId>,
+    /// The user the change was made as.
+    pub effective_user: Option<UserId>,
+    pub action: Option<AuditAction>,
+    pub target_id: Option<String>,
+    /// Events at or after this time.
+    pub since: Option<NaiveDateTime>,
+    /// Events before this time.
+    pub until: Option<NaiveDateTime>,
+}
+
+/// Up to `limit` events of one organization that pass `filter`, newest first (by id, which
+/// is time-ordered), after (below) the id `before` when given: one keyset page.
+pub fn page_for_account(
+    conn: &mut DbConnection,
+    account: &AccountId,
+    filter: &AuditFilter,
+    before: Option<&str>,
+    limit: i64,
+) -> RepoResult<Vec<AuditEventRow>> {
+    let mut query = audit_events::table
+        .filter(audit_events::account_id.eq(account.as_str()))
+        .into_boxed();
+    if let Some(actor) = &filter.actor {
+        query = query.filter(audit_events::actor_user_id.eq(actor.as_str()));
+    }
+    if let Some(effective) = &filter.effective_user {
+        query = query.filter(audit_events::effective_user_id.eq(effective.as_str()));
+    }
+    if let Some(action) = filter.action {
+        query = query.filter(audit_events::action.eq(action.as_str()));
+    }
+    if let Some(target) = &filter.target_id {
+        query = query.filter(audit_events::target_id.eq(target));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(audit_events::occurred_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_events::occurred_at.lt(until));
+    }
+    if let Some(before) = before {
+        query = query.filter(audit_events::id.lt(before));
+    }
+    query
+        .order(audit_events::id.desc())
+        .limit(limit)
         .select(AuditEventRow::as_select())
         .load(conn)
 }
