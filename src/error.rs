@@ -40,6 +40,8 @@ pub enum ProblemKind {
     OwnNode,
     AlreadyOwner,
     MemberNotActive,
+    MemberAlreadyActive,
+    UserNotArchived,
     CaretakerSelf,
     ManagedUserPrivileged,
     CaretakerUnavailable,
@@ -90,6 +92,8 @@ impl ProblemKind {
         Self::OwnNode,
         Self::AlreadyOwner,
         Self::MemberNotActive,
+        Self::MemberAlreadyActive,
+        Self::UserNotArchived,
         Self::CaretakerSelf,
         Self::ManagedUserPrivileged,
         Self::CaretakerUnavailable,
@@ -140,6 +144,8 @@ impl ProblemKind {
             Self::OwnNode => "own-node",
             Self::AlreadyOwner => "already-owner",
             Self::MemberNotActive => "member-not-active",
+            Self::MemberAlreadyActive => "member-already-active",
+            Self::UserNotArchived => "user-not-archived",
             Self::CaretakerSelf => "caretaker-self",
             Self::ManagedUserPrivileged => "managed-user-privileged",
             Self::CaretakerUnavailable => "caretaker-unavailable",
@@ -195,6 +201,8 @@ impl ProblemKind {
             Self::OwnNode => "Not possible on the caller's own node",
             Self::AlreadyOwner => "Already the owner",
             Self::MemberNotActive => "The member is not active",
+            Self::MemberAlreadyActive => "The member is already active",
+            Self::UserNotArchived => "The user is not archived",
             Self::CaretakerSelf => "A user cannot be their own caretaker",
             Self::ManagedUserPrivileged => "Owners and admins cannot have a caretaker",
             Self::CaretakerUnavailable => "The caretaker cannot take this on",
@@ -251,6 +259,8 @@ impl ProblemKind {
             | Self::OwnNode
             | Self::AlreadyOwner
             | Self::MemberNotActive
+            | Self::MemberAlreadyActive
+            | Self::UserNotArchived
             | Self::CaretakerSelf
             | Self::ManagedUserPrivileged
             | Self::CaretakerUnavailable

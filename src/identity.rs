@@ -10,7 +10,7 @@ use crate::db::repo::audit::{self, AuditContext, AuditEntry};
 use crate::db::repo::{accounts, memberships, roles, sessions, users};
 use crate::db::{is_unique_violation, DbConnection};
 use crate::domain::permissions::BuiltinRole;
-use crate::domain::AuditAction;
+use crate::domain::{AuditAction, SeatEndReason};
 use crate::domain::{Delegation, Email, UserStatus, Username};
 use crate::error::{ApiError, ProblemKind};
 use crate::ids::{AccountId, RefreshTokenId, SessionId, UserId};
@@ -66,11 +66,12 @@ pub fn create_organization(
         },
         now,
     )?;
-    memberships::insert(
+    let membership = memberships::insert(
         conn,
         memberships::new_active(&user_id, &account, now),
         std::slice::from_ref(&owner_role.id),
     )?;
+    crate::service::seats::sync(conn, &membership, SeatEndReason::RolesChanged, now)?;
 
     let ctx = AuditContext {
         actor: Some(user_id.to_string()),

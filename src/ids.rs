@@ -114,6 +114,9 @@ typed_id!(
     /// An impersonation: who logged in as whom, why, in which mode, until when (R9).
     ImpersonationId, "imp");
 typed_id!(
+    /// One billable period of a membership in the seat ledger (R10).
+    SeatId, "sea");
+typed_id!(
     /// An access token's unique id (`jti`).
     TokenId, "jti");
 

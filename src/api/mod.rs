@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod impersonations;
 pub mod invites;
+pub mod lifecycle;
 pub mod me;
 pub mod notifications;
 pub mod pagination;
@@ -52,6 +53,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(users::set_user_roles)
         .service(users::move_user)
         .service(users::transfer_ownership)
+        .service(lifecycle::deactivate_user)
+        .service(lifecycle::reactivate_user)
+        .service(lifecycle::delete_user)
+        .service(lifecycle::restore_user)
+        .service(lifecycle::get_seats)
         .service(roles::list_permissions)
         .service(roles::list_roles)
         .service(roles::create_role)

@@ -65,6 +65,8 @@ fn every_field(results: &[Option<&ApiError>]) -> Result<(), ApiError> {
 pub struct ListUsersQuery {
     /// `active` or `deactivated` (the membership's status).
     pub status: Option<MembershipStatus>,
+    /// `true`: only archived users (R11); otherwise archived users are left out.
+    pub archived: Option<bool>,
     /// Only users who hold this role (`rol_…`).
     pub role: Option<String>,
     /// Only users whose membership sits at or below this node (`acc_…`).
@@ -90,6 +92,7 @@ impl ListUsersQuery {
         }
         let query = MemberQuery {
             status: self.status,
+            archived: self.archived.unwrap_or(false),
             role: self.role,
             node: self.node,
             text,

@@ -8,7 +8,7 @@ use crate::db::schema::*;
 use crate::domain::permissions::BuiltinRole;
 use crate::domain::{
     AccountKind, AccountStatus, Delegation, ImpersonationMode, ImpersonationState, InviteStatus, MembershipStatus,
-    NotificationStatus, UserStatus,
+    NotificationStatus, SeatEndReason, UserStatus,
 };
 use crate::ids::*;
 
@@ -522,4 +522,40 @@ pub struct NewImpersonation {
     pub reason: String,
     pub started_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = seat_ledger)]
+pub struct SeatRow {
+    #[diesel(deserialize_as = String)]
+    pub id: SeatId,
+    #[diesel(deserialize_as = String)]
+    pub root_account_id: AccountId,
+    #[diesel(deserialize_as = String)]
+    pub membership_id: MembershipId,
+    #[diesel(deserialize_as = String)]
+    pub user_id: UserId,
+    pub started_at: NaiveDateTime,
+    pub ended_at: Option<NaiveDateTime>,
+    pub end_reason: Option<String>,
+}
+
+impl SeatRow {
+    pub fn end_reason(&self) -> Option<SeatEndReason> {
+        self.end_reason.as_deref().and_then(SeatEndReason::parse)
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = seat_ledger)]
+pub struct NewSeat {
+    #[diesel(serialize_as = String)]
+    pub id: SeatId,
+    #[diesel(serialize_as = String)]
+    pub root_account_id: AccountId,
+    #[diesel(serialize_as = String)]
+    pub membership_id: MembershipId,
+    #[diesel(serialize_as = String)]
+    pub user_id: UserId,
+    pub started_at: NaiveDateTime,
 }

@@ -223,6 +223,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    seat_ledger (id) {
+        id -> Text,
+        root_account_id -> Text,
+        membership_id -> Text,
+        user_id -> Text,
+        started_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+        end_reason -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(invite_roles -> invites (invite_id));
 diesel::joinable!(invite_roles -> roles (role_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -236,6 +248,7 @@ diesel::joinable!(password_reset_tokens -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     caretaker_assignments,
     impersonations,
+    seat_ledger,
     accounts,
     users,
     roles,

@@ -113,6 +113,11 @@ text_vocabulary!(
         ImpersonationEnded => "impersonation.ended",
         /// A request made under an impersonation token, reads included (R9).
         ImpersonationRequest => "impersonation.request",
+        MembershipDeactivated => "membership.deactivated",
+        MembershipReactivated => "membership.reactivated",
+        MembershipRemoved => "membership.removed",
+        UserArchived => "user.archived",
+        UserRestored => "user.restored",
     }
 );
 
@@ -126,6 +131,8 @@ text_vocabulary!(
         CaretakerRemoved => "caretaker_removed",
         /// Posted by the account's own services for a user (e.g. "text message received").
         Message => "message",
+        /// An archived user is back, with a link to set a password.
+        AccountRestored => "account_restored",
     }
 );
 
@@ -160,6 +167,20 @@ text_enum!(
 );
 
 text_enum!(
+    /// Why a billable period of the seat ledger ended (R10).
+    SeatEndReason {
+        /// The membership was deactivated.
+        Deactivated => "deactivated",
+        /// The user was archived.
+        Archived => "archived",
+        /// The membership was removed from the organization.
+        Removed => "removed",
+        /// The member's roles no longer include a billable one (only `guest`).
+        RolesChanged => "roles_changed",
+    }
+);
+
+text_enum!(
     /// What an impersonation session may do (R9).
     ImpersonationMode {
         /// Every state-changing request is refused (the default).
@@ -190,6 +211,9 @@ text_enum!(
         CaretakerRemoved => "caretaker_removed",
         DelegationSwitched => "delegation_switched",
         DelegationEnded => "delegation_ended",
+        MembershipDeactivated => "membership_deactivated",
+        MembershipRemoved => "membership_removed",
+        UserArchived => "user_archived",
     }
 );
 
@@ -245,6 +269,7 @@ mod tests {
             NotificationStatus,
             ImpersonationMode,
             ImpersonationState,
+            SeatEndReason,
             RevokeReason,
             InviteStatus
         );

@@ -198,6 +198,31 @@ pub fn remove(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<(
     )
 }
 
+/// Ends every live assignment a user takes part in, managed or caretaker, in an
+/// organization (they were archived or left it, R11); both people are told.
+pub fn end_involving(tx: &mut Tx<'_>, caller: &Principal, root: &AccountId, user: &UserId) -> Result<usize, ApiError> {
+    let rows = caretakers::live_involving(tx.conn, root, user)?;
+    for row in &rows {
+        let caretaker = end(tx, caller, row)?;
+        let managed =
+            users::find(tx.conn, &row.managed_user_id)?.ok_or_else(|| ApiError::internal("managed user missing"))?;
+        notify_managed(tx, root, &managed, &caretaker, false)?;
+        let assignment = Assignment {
+            row: row.clone(),
+            managed,
+            caretaker,
+        };
+        record(
+            tx,
+            caller,
+            AuditAction::CaretakerRemoved,
+            &assignment,
+            json!({ "because": "a member left" }),
+        )?;
+    }
+    Ok(rows.len())
+}
+
 fn start(
     tx: &mut Tx<'_>,
     caller: &Principal,

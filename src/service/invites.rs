@@ -642,6 +642,7 @@ fn join(tx: &mut Tx<'_>, invite: &InviteRow, user: &UserId) -> Result<Joined, Ap
     let roles = invites::roles_of(tx.conn, &invite.id)?;
     let role_ids: Vec<RoleId> = roles.iter().map(|r| r.id.clone()).collect();
     let id = memberships::insert(tx.conn, memberships::new_active(user, &node, tx.now), &role_ids)?;
+    crate::service::seats::sync(tx.conn, &id, crate::domain::SeatEndReason::RolesChanged, tx.now)?;
     let membership = memberships::find_for_user_in(tx.conn, user, &invite.root_account_id)?
         .filter(|m| m.id == id)
         .ok_or_else(|| ApiError::internal("new membership vanished"))?;

@@ -15,11 +15,11 @@ use crate::db::repo::audit::{self, AuditEntry};
 use crate::db::repo::memberships::{self, MemberFilter};
 use crate::db::repo::{accounts, roles, users};
 use crate::domain::permissions::{BuiltinRole, Permission, PermissionSet};
-use crate::domain::{AuditAction, Email, MembershipStatus, NewPassword, UserStatus, Username};
+use crate::domain::{AuditAction, Email, MembershipStatus, NewPassword, SeatEndReason, UserStatus, Username};
 use crate::error::{ApiError, ProblemKind};
 use crate::identity;
 use crate::ids::{AccountId, MembershipId, RoleId, UserId};
-use crate::service::{self, accounts as accounts_svc, roles as roles_svc, Tx};
+use crate::service::{self, accounts as accounts_svc, roles as roles_svc, seats, Tx};
 use crate::state::AppState;
 
 /// A member of the root account, with where they sit and what they hold.
@@ -41,6 +41,8 @@ pub struct ListedMember {
 #[derive(Debug, Default)]
 pub struct MemberQuery {
     pub status: Option<MembershipStatus>,
+    /// Archived users only; otherwise they are left out (R11).
+    pub archived: bool,
     pub role: Option<String>,
     pub node: Option<String>,
     /// Trimmed, non-empty, at most 100 characters.
@@ -136,7 +138,11 @@ pub fn list(tx: &mut Tx<'_>, caller: &Principal, query: MemberQuery) -> Result<V
     let mut filter = MemberFilter {
         within_paths: vec![tenant.node.path.clone()],
         status: query.status,
-        user_status: None,
+        user_status: Some(if query.archived {
+            UserStatus::Archived
+        } else {
+            UserStatus::Active
+        }),
         role: None,
         text: query.text,
         external_id: query.external_id,
@@ -265,7 +271,8 @@ fn insert(tx: &mut Tx<'_>, caller: &Principal, cmd: NewMember, hash: &str) -> Re
     let mut membership = memberships::new_active(&user_id, &node, tx.now);
     membership.external_id = cmd.external_id;
     let role_ids: Vec<RoleId> = granted.iter().map(|(r, _)| r.id.clone()).collect();
-    memberships::insert(tx.conn, membership, &role_ids)?;
+    let membership = memberships::insert(tx.conn, membership, &role_ids)?;
+    seats::sync(tx.conn, &membership, SeatEndReason::RolesChanged, tx.now)?;
     let details = json!({ "account_id": node.id, "roles": role_ids });
     record(tx, &caller, AuditAction::UserCreated, &user_id, details)?;
     load(tx, &root, &user_id)
@@ -321,7 +328,7 @@ fn preference_changes(p: Preferences) -> Option<users::UserChanges> {
 }
 
 /// Writes the audit event of a change to the user `target`, in the change's transaction (R13).
-fn record(
+pub fn record(
     tx: &mut Tx<'_>,
     caller: &Principal,
     action: AuditAction,
@@ -389,6 +396,7 @@ pub fn set_roles(tx: &mut Tx<'_>, caller: &Principal, id: &UserId, role_ids: &[S
     }
     let ids: Vec<RoleId> = new_roles.iter().map(|r| r.id.clone()).collect();
     memberships::set_roles(tx.conn, &member.membership.id, &ids, tx.now)?;
+    seats::sync(tx.conn, &member.membership.id, SeatEndReason::RolesChanged, tx.now)?;
     let details = json!({
         "from": member.roles.iter().map(|r| r.id.to_string()).collect::<Vec<_>>(),
         "to": ids,
@@ -441,6 +449,7 @@ pub fn transfer_ownership(tx: &mut Tx<'_>, caller: &Principal, raw_user: &str) -
     let admin = builtin_role(tx, &root, BuiltinRole::Admin)?;
     memberships::set_roles(tx.conn, &target.membership.id, &[owner], tx.now)?;
     memberships::set_roles(tx.conn, &tenant.membership.id, &[admin], tx.now)?;
+    seats::sync(tx.conn, &target.membership.id, SeatEndReason::RolesChanged, tx.now)?;
     // The new owner reaches the whole organization.
     memberships::move_to(tx.conn, &target.membership.id, &root, tx.now)?;
     let entry = AuditEntry {

@@ -40,6 +40,16 @@ pub fn password_reset(first_name: &str, link: &str, minutes: u64) -> (String, St
     )
 }
 
+/// To a restored user: their account is back, and a link sets a password (R11).
+pub fn account_restored(first_name: &str, organization: &str, link: &str, minutes: u64) -> (String, String) {
+    (
+        "Your account is back".into(),
+        format!(
+            "Hello {first_name},\n\nYour account at {organization} has been restored, with the roles you had. Choose a new password within {minutes} minutes:\n{link}"
+        ),
+    )
+}
+
 /// The notice that a user's password changed (subject, body), so that an unexpected change
 /// is noticed.
 pub fn password_changed(first_name: &str) -> (String, String) {

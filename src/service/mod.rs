@@ -17,10 +17,12 @@ pub mod audit;
 pub mod caretakers;
 pub mod impersonations;
 pub mod invites;
+pub mod lifecycle;
 pub mod members;
 pub mod messages;
 pub mod notifications;
 pub mod roles;
+pub mod seats;
 pub mod sessions;
 
 use actix_web::web;

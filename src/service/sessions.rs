@@ -479,20 +479,7 @@ pub fn request_password_reset(tx: &mut Tx<'_>, email: &Email, request_id: &str) 
     else {
         return Ok(());
     };
-    // Only the newest link works.
-    password_resets::spend_all_for_user(tx.conn, &user.id, None, tx.now)?;
-    let token = secrets::new_token();
-    let id = PasswordResetId::generate();
-    let expires_at = tx.now + to_chrono(tx.config.password_reset_ttl);
-    let reset = NewPasswordReset {
-        id: id.clone(),
-        user_id: user.id.clone(),
-        token_hash: secrets::hash_token(&token),
-        created_at: tx.now,
-        expires_at,
-    };
-    password_resets::insert(tx.conn, reset)?;
-    let link = format!("{}/reset-password?token={token}", tx.config.public_url);
+    let (id, link, expires_at) = new_reset_link(tx, &user.id)?;
     let minutes = tx.config.password_reset_ttl.as_secs() / 60;
     let text = messages::password_reset(&user.first_name, &link, minutes);
     let payload = json!({ "link": link, "expires_at": expires_at.and_utc() });
@@ -507,6 +494,25 @@ pub fn request_password_reset(tx: &mut Tx<'_>, email: &Email, request_id: &str) 
         ("user", user.id.as_str()),
         details,
     )
+}
+
+/// A single-use link that sets the user's password, valid for the configured time; every
+/// older link of theirs stops working. Returns its id, the link and its expiry.
+pub fn new_reset_link(tx: &mut Tx<'_>, user: &UserId) -> Result<(PasswordResetId, String, NaiveDateTime), ApiError> {
+    password_resets::spend_all_for_user(tx.conn, user, None, tx.now)?;
+    let token = secrets::new_token();
+    let id = PasswordResetId::generate();
+    let expires_at = tx.now + to_chrono(tx.config.password_reset_ttl);
+    let reset = NewPasswordReset {
+        id: id.clone(),
+        user_id: user.clone(),
+        token_hash: secrets::hash_token(&token),
+        created_at: tx.now,
+        expires_at,
+    };
+    password_resets::insert(tx.conn, reset)?;
+    let link = format!("{}/reset-password?token={token}", tx.config.public_url);
+    Ok((id, link, expires_at))
 }
 
 /// Setting a new password with a reset link's token.

@@ -260,6 +260,16 @@ const OPERATIONS: &[Row] = &[
         .scope(Scope::Root)
         .demotes_caller(),
 
+    // The life cycle (R10, R11): a fresh member is active, so reactivating it or restoring it
+    // meets a rule of its own for every caller who may.
+    op("deactivateUser",        "POST",   "/v1/users/{user_id}/deactivate",       Perm("users.manage"),      FreshMember,  200),
+    op("reactivateUser",        "POST",   "/v1/users/{user_id}/reactivate",       Perm("users.manage"),      FreshMember,  409),
+    op("deleteUser",            "DELETE", "/v1/users/{user_id}",                  Perm("users.manage"),      FreshMember,  200),
+    op("restoreUser",           "POST",   "/v1/users/{user_id}/restore",          Perm("users.manage"),      FreshMember,  409),
+    // Only organizations (roots) have seats: an allowed caller naming a sub-account gets 404.
+    op("getSeats",              "GET",    "/v1/accounts/{account_id}/seats",      Perm("account.billing"),   Node,         200)
+        .unless(&[(Same, 404, "not-found"), (Child, 404, "not-found")]),
+
     // ── roles: defined for the whole organization, so managing them needs reach over the root ─
     op("listRoles",             "GET",    "/v1/roles",                            AnyMember,                 Nothing,      200),
     op("getRole",               "GET",    "/v1/roles/{role_id}",                  AnyMember,                 Role,         200),

@@ -14,6 +14,7 @@ mod delivery;
 mod errors;
 mod impersonation;
 mod invites;
+mod lifecycle;
 mod members;
 mod notifications;
 mod openapi;

@@ -83,3 +83,21 @@ pub fn end(conn: &mut DbConnection, id: &CaretakerAssignmentId, by: &UserId, now
     .execute(conn)?;
     Ok(n == 1)
 }
+
+/// The live assignments a user takes part in, managed or caretaker, in an organization.
+pub fn live_involving(
+    conn: &mut DbConnection,
+    root: &AccountId,
+    user: &UserId,
+) -> RepoResult<Vec<CaretakerAssignmentRow>> {
+    caretaker_assignments::table
+        .filter(caretaker_assignments::root_account_id.eq(root.as_str()))
+        .filter(
+            caretaker_assignments::managed_user_id
+                .eq(user.as_str())
+                .or(caretaker_assignments::caretaker_user_id.eq(user.as_str())),
+        )
+        .filter(caretaker_assignments::removed_at.is_null())
+        .select(CaretakerAssignmentRow::as_select())
+        .load(conn)
+}

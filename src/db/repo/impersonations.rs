@@ -109,3 +109,29 @@ pub fn people(conn: &mut DbConnection, rows: &[ImpersonationRow]) -> RepoResult<
         .select(UserRow::as_select())
         .load(conn)
 }
+
+/// Marks ended every running impersonation the user takes part in (as actor or target) in
+/// an organization; their sessions are revoked by the caller.
+pub fn end_involving(
+    conn: &mut DbConnection,
+    user: &UserId,
+    root: &AccountId,
+    by: &UserId,
+    now: NaiveDateTime,
+) -> RepoResult<usize> {
+    diesel::update(
+        impersonations::table
+            .filter(impersonations::root_account_id.eq(root.as_str()))
+            .filter(
+                impersonations::actor_user_id
+                    .eq(user.as_str())
+                    .or(impersonations::target_user_id.eq(user.as_str())),
+            )
+            .filter(impersonations::ended_at.is_null()),
+    )
+    .set((
+        impersonations::ended_at.eq(Some(now)),
+        impersonations::ended_by.eq(Some(by.as_str())),
+    ))
+    .execute(conn)
+}

@@ -263,3 +263,40 @@ pub fn page(
     }
     query.order(users::id.asc()).limit(filter.limit).load(conn)
 }
+
+/// Deactivates or reactivates a membership (R10); its roles and data stay.
+pub fn set_status(
+    conn: &mut DbConnection,
+    id: &MembershipId,
+    status: MembershipStatus,
+    now: NaiveDateTime,
+) -> RepoResult<()> {
+    diesel::update(memberships::table.find(id.as_str()))
+        .set((memberships::status.eq(status.as_str()), memberships::updated_at.eq(now)))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Removes a membership and its roles (the user stays, a member elsewhere).
+pub fn delete(conn: &mut DbConnection, id: &MembershipId) -> RepoResult<()> {
+    diesel::delete(membership_roles::table.filter(membership_roles::membership_id.eq(id.as_str()))).execute(conn)?;
+    diesel::delete(memberships::table.find(id.as_str()))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// How many organizations the user is a member of, whatever the memberships' state.
+pub fn count_for_user(conn: &mut DbConnection, user: &UserId) -> RepoResult<i64> {
+    memberships::table
+        .filter(memberships::user_id.eq(user.as_str()))
+        .count()
+        .get_result(conn)
+}
+
+pub fn find(conn: &mut DbConnection, id: &MembershipId) -> RepoResult<Option<MembershipRow>> {
+    memberships::table
+        .find(id.as_str())
+        .select(MembershipRow::as_select())
+        .get_result(conn)
+        .optional()
+}

@@ -15,6 +15,7 @@ pub mod memberships;
 pub mod notifications;
 pub mod password_resets;
 pub mod roles;
+pub mod seats;
 pub mod sessions;
 pub mod users;
 

@@ -123,3 +123,31 @@ pub fn rescope(conn: &mut DbConnection, id: &SessionId, account: &crate::ids::Ac
         .execute(conn)
         .map(|_| ())
 }
+
+/// Ends every live session the user takes part in, as its user or as its real actor; with
+/// `root`, only the sessions scoped to that organization.
+pub fn revoke_involving(
+    conn: &mut DbConnection,
+    user: &UserId,
+    root: Option<&crate::ids::AccountId>,
+    reason: RevokeReason,
+    now: NaiveDateTime,
+) -> RepoResult<usize> {
+    let mut query = diesel::update(sessions::table)
+        .filter(
+            sessions::user_id
+                .eq(user.as_str())
+                .or(sessions::actor_user_id.eq(user.as_str())),
+        )
+        .filter(sessions::revoked_at.is_null())
+        .into_boxed();
+    if let Some(root) = root {
+        query = query.filter(sessions::account_id.eq(root.as_str()));
+    }
+    query
+        .set((
+            sessions::revoked_at.eq(Some(now)),
+            sessions::revoked_reason.eq(Some(reason.as_str())),
+        ))
+        .execute(conn)
+}

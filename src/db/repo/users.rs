@@ -5,6 +5,7 @@ use super::RepoResult;
 use crate::db::models::{NewUser, UserRow};
 use crate::db::schema::users;
 use crate::db::DbConnection;
+use crate::domain::UserStatus;
 use crate::ids::UserId;
 
 pub fn insert(conn: &mut DbConnection, user: NewUser<'_>) -> RepoResult<()> {
@@ -80,6 +81,34 @@ pub struct UserChanges {
 pub fn update_profile(conn: &mut DbConnection, id: &UserId, changes: UserChanges) -> RepoResult<()> {
     diesel::update(users::table.find(id.as_str()))
         .set(changes)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Archives a user (R11): they cannot log in, and their password hash is destroyed.
+pub fn archive(conn: &mut DbConnection, id: &UserId, now: NaiveDateTime) -> RepoResult<()> {
+    diesel::update(users::table.find(id.as_str()))
+        .set((
+            users::status.eq(UserStatus::Archived.as_str()),
+            users::password_hash.eq(None::<String>),
+            users::archived_at.eq(Some(now)),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Makes an archived user active again with no usable password (R11): they set one with
+/// the link the restore hands out.
+pub fn restore(conn: &mut DbConnection, id: &UserId, now: NaiveDateTime) -> RepoResult<()> {
+    diesel::update(users::table.find(id.as_str()))
+        .set((
+            users::status.eq(UserStatus::Active.as_str()),
+            users::password_hash.eq(None::<String>),
+            users::must_change_password.eq(false),
+            users::archived_at.eq(None::<NaiveDateTime>),
+            users::updated_at.eq(now),
+        ))
         .execute(conn)
         .map(|_| ())
 }
