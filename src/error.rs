@@ -40,6 +40,8 @@ pub enum ProblemKind {
     OwnNode,
     AlreadyOwner,
     MemberNotActive,
+    IdempotencyKeyReused,
+    IdempotencyInProgress,
     MemberAlreadyActive,
     UserNotArchived,
     CaretakerSelf,
@@ -92,6 +94,8 @@ impl ProblemKind {
         Self::OwnNode,
         Self::AlreadyOwner,
         Self::MemberNotActive,
+        Self::IdempotencyKeyReused,
+        Self::IdempotencyInProgress,
         Self::MemberAlreadyActive,
         Self::UserNotArchived,
         Self::CaretakerSelf,
@@ -144,6 +148,8 @@ impl ProblemKind {
             Self::OwnNode => "own-node",
             Self::AlreadyOwner => "already-owner",
             Self::MemberNotActive => "member-not-active",
+            Self::IdempotencyKeyReused => "idempotency-key-reused",
+            Self::IdempotencyInProgress => "idempotency-in-progress",
             Self::MemberAlreadyActive => "member-already-active",
             Self::UserNotArchived => "user-not-archived",
             Self::CaretakerSelf => "caretaker-self",
@@ -201,6 +207,8 @@ impl ProblemKind {
             Self::OwnNode => "Not possible on the caller's own node",
             Self::AlreadyOwner => "Already the owner",
             Self::MemberNotActive => "The member is not active",
+            Self::IdempotencyKeyReused => "The idempotency key was used for another request",
+            Self::IdempotencyInProgress => "A request with this idempotency key is still being served",
             Self::MemberAlreadyActive => "The member is already active",
             Self::UserNotArchived => "The user is not archived",
             Self::CaretakerSelf => "A user cannot be their own caretaker",
@@ -230,7 +238,7 @@ impl ProblemKind {
 
     pub fn status(self) -> StatusCode {
         match self {
-            Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ValidationFailed | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MalformedBody => StatusCode::BAD_REQUEST,
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::PasswordChangeRequired
@@ -259,6 +267,7 @@ impl ProblemKind {
             | Self::OwnNode
             | Self::AlreadyOwner
             | Self::MemberNotActive
+            | Self::IdempotencyInProgress
             | Self::MemberAlreadyActive
             | Self::UserNotArchived
             | Self::CaretakerSelf

@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod notify;
@@ -136,6 +137,7 @@ impl Application {
                         .config(utoipa_swagger_ui::Config::new(["/openapi.json"]).validator_url("none")),
                 )
                 .default_service(web::to(api::fallback))
+                .wrap(from_fn(idempotency::middleware))
                 .wrap(from_fn(request_audit::middleware))
                 .wrap(from_fn(request_id::middleware))
         })

@@ -4,9 +4,9 @@
 
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
@@ -98,6 +98,7 @@ impl Modify for Conventions {
             .into_iter()
             .flatten()
             {
+                add_idempotency_key(op);
                 add_shared_problems(op);
                 // Public operations say so, rather than leaving it to a default.
                 op.security.get_or_insert_with(Vec::new);
@@ -140,6 +141,41 @@ problem documents; quote it to support.",
     required.insert("required".to_string(), serde_json::Value::Bool(true));
     header.extensions = Some(required);
     RefOr::T(header)
+}
+
+/// An authenticated POST that creates something takes an `Idempotency-Key`
+/// (`idempotency::middleware`): a retry with the same key and body gets the first response.
+fn add_idempotency_key(op: &mut Operation) {
+    let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let creates = ["201", "202"].iter().any(|s| op.responses.responses.contains_key(*s));
+    if !(authenticated && creates) {
+        return;
+    }
+    let parameter = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes a retry safe: the same key with the same request within 24 hours returns the first \
+response (with `Idempotent-Replayed: true`) without doing it again. 1 to 255 visible ASCII characters, \
+e.g. a UUID; kept per caller.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255))
+                .pattern(Some("^[\\x21-\\x7E]+$")),
+        ))
+        .build();
+    op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(parameter));
+    let responses = &mut op.responses.responses;
+    responses.entry("409".to_string()).or_insert_with(|| {
+        problem("`idempotency-in-progress`: a request with this Idempotency-Key is still being served")
+    });
+    responses.entry("422".to_string()).or_insert_with(|| {
+        problem("Invalid fields, or `idempotency-key-reused`: the key was used for a different request")
+    });
 }
 
 /// Every operation can fail in these ways; each is documented on each operation so that

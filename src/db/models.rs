@@ -559,3 +559,18 @@ pub struct NewSeat {
     pub user_id: UserId,
     pub started_at: NaiveDateTime,
 }
+
+/// A kept response to an idempotent POST; `status` is `None` while the first request runs.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = idempotency_keys)]
+pub struct IdempotencyRow {
+    pub scope: String,
+    pub idem_key: String,
+    pub fingerprint: String,
+    pub status: Option<i32>,
+    pub content_type: Option<String>,
+    pub location: Option<String>,
+    pub body: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}

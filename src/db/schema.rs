@@ -235,6 +235,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    idempotency_keys (scope, idem_key) {
+        scope -> Text,
+        idem_key -> Text,
+        fingerprint -> Text,
+        status -> Nullable<Integer>,
+        content_type -> Nullable<Text>,
+        location -> Nullable<Text>,
+        body -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(invite_roles -> invites (invite_id));
 diesel::joinable!(invite_roles -> roles (role_id));
 diesel::joinable!(memberships -> users (user_id));

@@ -12,6 +12,7 @@ mod caretakers;
 mod cli;
 mod delivery;
 mod errors;
+mod idempotency;
 mod impersonation;
 mod invites;
 mod lifecycle;
