@@ -99,6 +99,7 @@ impl Modify for Conventions {
             .flatten()
             {
                 add_idempotency_key(op);
+                add_versions(op);
                 add_shared_problems(op);
                 // Public operations say so, rather than leaving it to a default.
                 op.security.get_or_insert_with(Vec::new);
@@ -176,6 +177,58 @@ e.g. a UUID; kept per caller.",
     responses.entry("422".to_string()).or_insert_with(|| {
         problem("Invalid fields, or `idempotency-key-reused`: the key was used for a different request")
     });
+}
+
+/// The operations whose resource has a version (`service::versions`): their 200 responses
+/// carry it as `ETag`, and those that change it honour `If-Match`.
+const VERSIONED: &[&str] = &[
+    "getUser",
+    "updateUser",
+    "setUserRoles",
+    "moveUser",
+    "getAccount",
+    "updateAccount",
+    "moveAccount",
+];
+const HONOUR_IF_MATCH: &[&str] = &[
+    "updateUser",
+    "setUserRoles",
+    "moveUser",
+    "deleteUser",
+    "updateAccount",
+    "moveAccount",
+];
+
+fn add_versions(op: &mut Operation) {
+    let id = op.operation_id.clone().unwrap_or_default();
+    if VERSIONED.contains(&id.as_str()) {
+        if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
+            let header = HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .description(Some(
+                    "The resource's version (a strong entity tag): send it back as `If-Match` to change \
+the resource only if nobody changed it since.",
+                ))
+                .build();
+            ok.headers.insert("ETag".to_string(), RefOr::T(header));
+        }
+    }
+    if HONOUR_IF_MATCH.contains(&id.as_str()) {
+        let parameter = ParameterBuilder::new()
+            .name("If-Match")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "The `ETag` read before the change (or `*`): when the resource has changed since, \
+nothing is written and the answer is 412 `precondition-failed`.",
+            ))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1))))
+            .build();
+        op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(parameter));
+        op.responses.responses.entry("412".to_string()).or_insert_with(|| {
+            problem("`precondition-failed`: the resource changed since the `ETag` sent as `If-Match`")
+        });
+    }
 }
 
 /// Every operation can fail in these ways; each is documented on each operation so that

@@ -6,14 +6,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::ValidationError;
 
-use crate::api::extract::Body;
-use crate::api::views::{utc, AccountSummary, AccountView, RoleRef};
+use crate::api::extract::{Body, IfMatch};
+use crate::api::views::{utc, versioned, AccountSummary, AccountView, RoleRef};
 use crate::auth::extract::Principal;
 use crate::db::models::{AccountRow, BillingProfileRow};
 use crate::domain::{self, AccountKind, Email};
 use crate::error::{field_error, ApiError, FieldError, Problem};
 use crate::ids::AccountId;
-use crate::service::{self, accounts};
+use crate::service::{self, accounts, versions};
 use crate::state::AppState;
 
 /// One of the caller's memberships.
@@ -74,10 +74,10 @@ pub async fn get_account(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<AccountId>,
-) -> Result<web::Json<AccountView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let account = service::read(&state, move |tx| accounts::get(tx, &principal, &id)).await?;
-    Ok(web::Json(AccountView::from(&account)))
+    Ok(versioned(versions::of_account(&account), &AccountView::from(&account)))
 }
 
 /// A node and everything below it, for a front end's navigation.
@@ -274,12 +274,13 @@ pub async fn update_account(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<AccountId>,
+    if_match: IfMatch,
     body: Body<UpdateAccount>,
-) -> Result<web::Json<AccountView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let cmd = body.into_inner().command()?;
     let id = path.into_inner();
-    let updated = service::write(&state, move |tx| accounts::update(tx, &principal, &id, cmd)).await?;
-    Ok(web::Json(AccountView::from(&updated)))
+    let updated = service::write_if(&state, if_match.0, move |tx| accounts::update(tx, &principal, &id, cmd)).await?;
+    Ok(versioned(versions::of_account(&updated), &AccountView::from(&updated)))
 }
 
 /// Close a sub-account and everything below it.
@@ -492,10 +493,14 @@ pub async fn move_account(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<AccountId>,
+    if_match: IfMatch,
     body: Body<MoveAccount>,
-) -> Result<web::Json<AccountView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let cmd = body.into_inner().command()?;
     let id = path.into_inner();
-    let moved = service::write(&state, move |tx| accounts::move_node(tx, &principal, &id, cmd)).await?;
-    Ok(web::Json(AccountView::from(&moved)))
+    let moved = service::write_if(&state, if_match.0, move |tx| {
+        accounts::move_node(tx, &principal, &id, cmd)
+    })
+    .await?;
+    Ok(versioned(versions::of_account(&moved), &AccountView::from(&moved)))
 }

@@ -234,6 +234,25 @@ impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
     }
 }
 
+/// The request's `If-Match` header (RFC 9110 §13.1.1), for writes that honour it.
+pub struct IfMatch(pub Option<String>);
+
+impl FromRequest for IfMatch {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let value = match req.headers().get(actix_web::http::header::IF_MATCH) {
+            None => Ok(None),
+            Some(v) => v
+                .to_str()
+                .map(|s| Some(s.to_string()))
+                .map_err(|_| ApiError::field("If-Match", "format", "must be an entity tag from an ETag header, or *")),
+        };
+        std::future::ready(value.map(IfMatch))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

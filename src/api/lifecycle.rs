@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::extract::Query;
+use crate::api::extract::{IfMatch, Query};
 use crate::api::pagination::PageRequest;
 use crate::api::views::{utc, MemberView};
 use crate::auth::extract::Principal;
@@ -118,9 +118,10 @@ pub async fn delete_user(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<UserId>,
+    if_match: IfMatch,
 ) -> Result<web::Json<RemovedUser>, ApiError> {
     let id = path.into_inner();
-    let removal = service::write(&state, move |tx| lifecycle::remove(tx, &principal, &id)).await?;
+    let removal = service::write_if(&state, if_match.0, move |tx| lifecycle::remove(tx, &principal, &id)).await?;
     Ok(web::Json(match removal {
         Removal::Archived(m) => RemovedUser {
             outcome: RemovalOutcome::Archived,

@@ -8,15 +8,15 @@ use std::borrow::Cow;
 use utoipa::{IntoParams, ToSchema};
 use validator::ValidationError;
 
-use crate::api::extract::{Body, Query};
+use crate::api::extract::{Body, IfMatch, Query};
 use crate::api::pagination::PageRequest;
-use crate::api::views::MemberView;
+use crate::api::views::{versioned, MemberView};
 use crate::auth::extract::Principal;
 use crate::domain::{self, Email, MembershipStatus, NewPassword, Username};
 use crate::error::{field_error, ApiError, FieldError, Problem};
 use crate::ids::UserId;
-use crate::service;
 use crate::service::members::{self, Member, MemberQuery, NewMember, Preferences, ProfileChanges};
+use crate::service::{self, versions};
 use crate::state::AppState;
 
 fn view(member: &Member) -> MemberView {
@@ -159,10 +159,10 @@ pub async fn get_user(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<UserId>,
-) -> Result<web::Json<MemberView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let member = service::read(&state, move |tx| members::get(tx, &principal, &id)).await?;
-    Ok(web::Json(view(&member)))
+    Ok(versioned(versions::of_member(&member), &view(&member)))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -369,12 +369,13 @@ pub async fn update_user(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<UserId>,
+    if_match: IfMatch,
     body: Body<UpdateUser>,
-) -> Result<web::Json<MemberView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let cmd = ProfileChanges::try_from(body.into_inner())?;
     let id = path.into_inner();
-    let member = service::write(&state, move |tx| members::update(tx, &principal, &id, cmd)).await?;
-    Ok(web::Json(view(&member)))
+    let member = service::write_if(&state, if_match.0, move |tx| members::update(tx, &principal, &id, cmd)).await?;
+    Ok(versioned(versions::of_member(&member), &view(&member)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -407,12 +408,16 @@ pub async fn set_user_roles(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<UserId>,
+    if_match: IfMatch,
     body: Body<SetRoles>,
-) -> Result<web::Json<MemberView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let role_ids = body.into_inner().role_ids;
     let id = path.into_inner();
-    let member = service::write(&state, move |tx| members::set_roles(tx, &principal, &id, &role_ids)).await?;
-    Ok(web::Json(view(&member)))
+    let member = service::write_if(&state, if_match.0, move |tx| {
+        members::set_roles(tx, &principal, &id, &role_ids)
+    })
+    .await?;
+    Ok(versioned(versions::of_member(&member), &view(&member)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -442,12 +447,16 @@ pub async fn move_user(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<UserId>,
+    if_match: IfMatch,
     body: Body<MoveMembership>,
-) -> Result<web::Json<MemberView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let node = sized(&body.into_inner().account_id, 1, 64).map_err(field_error("account_id"))?;
     let id = path.into_inner();
-    let member = service::write(&state, move |tx| members::move_to(tx, &principal, &id, &node)).await?;
-    Ok(web::Json(view(&member)))
+    let member = service::write_if(&state, if_match.0, move |tx| {
+        members::move_to(tx, &principal, &id, &node)
+    })
+    .await?;
+    Ok(versioned(versions::of_member(&member), &view(&member)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

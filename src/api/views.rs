@@ -272,3 +272,10 @@ impl From<&UserRow> for PersonRef {
         }
     }
 }
+
+/// A 200 JSON response carrying the resource's version as `ETag`, for `If-Match`.
+pub fn versioned<T: Serialize>(etag: String, body: &T) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .insert_header((actix_web::http::header::ETAG, etag))
+        .json(body)
+}

@@ -133,6 +133,7 @@ pub fn update(tx: &mut Tx<'_>, caller: &Principal, id: &AccountId, cmd: ProfileU
     let caller = tx.lock_tenant(caller)?;
     let account = load(tx.conn, id)?;
     policy::require_on(&caller, Permission::AccountUpdate, &account)?;
+    tx.check_version(&crate::service::versions::of_account(&account))?;
     let changes = AccountChanges {
         name: cmd.name,
         address: cmd.address,
@@ -173,6 +174,7 @@ pub fn move_node(tx: &mut Tx<'_>, caller: &Principal, id: &AccountId, cmd: MoveT
     let caller = tx.lock_tenant(caller)?;
     let account = load(tx.conn, id)?;
     let tenant = policy::require_on(&caller, Permission::AccountUpdate, &account)?;
+    tx.check_version(&crate::service::versions::of_account(&account))?;
     let parent = find(tx.conn, &cmd.parent_id)?;
     policy::require_on(&caller, Permission::AccountUpdate, &parent)?;
     ensure_rearrangeable(&account, tenant, Rearrange::Move)?;

@@ -98,6 +98,7 @@ pub enum Removal {
 /// Archives the user when this organization is their only one, else removes them from it.
 pub fn remove(tx: &mut Tx<'_>, caller: &Principal, user: &UserId) -> Result<Removal, ApiError> {
     let (caller, member, root) = begin(tx, caller, user)?;
+    tx.check_version(&crate::service::versions::of_member(&member))?;
     if member.user.status != UserStatus::Active {
         return Err(not_active(&member));
     }

@@ -19,7 +19,7 @@ use crate::domain::{AuditAction, Email, MembershipStatus, NewPassword, SeatEndRe
 use crate::error::{ApiError, ProblemKind};
 use crate::identity;
 use crate::ids::{AccountId, MembershipId, RoleId, UserId};
-use crate::service::{self, accounts as accounts_svc, roles as roles_svc, seats, Tx};
+use crate::service::{self, accounts as accounts_svc, roles as roles_svc, seats, versions, Tx};
 use crate::state::AppState;
 
 /// A member of the root account, with where they sit and what they hold.
@@ -352,6 +352,7 @@ pub fn update(tx: &mut Tx<'_>, caller: &Principal, id: &UserId, cmd: ProfileChan
     let member = load(tx, &root, id)?;
     let sets_external_id = cmd.external_id.is_some();
     policy::require_edit_member(&caller, &member.user.id, &member.node, &member.roles, sets_external_id)?;
+    tx.check_version(&versions::of_member(&member))?;
     if let Some(name) = &cmd.username {
         let taken = users::find_by_username(tx.conn, name.normalized())?.is_some_and(|u| u.id != member.user.id);
         if taken {
@@ -389,6 +390,7 @@ pub fn set_roles(tx: &mut Tx<'_>, caller: &Principal, id: &UserId, role_ids: &[S
     let root = policy::tenant(&caller)?.root.clone();
     let member = load(tx, &root, id)?;
     policy::require_member(&caller, Permission::UsersManage, &member.node, &member.roles)?;
+    tx.check_version(&versions::of_member(&member))?;
     let granted = grantable_roles(tx, &caller, role_ids)?;
     let new_roles: Vec<RoleRow> = granted.into_iter().map(|(r, _)| r).collect();
     if policy::holds_owner(&member.roles) && !policy::holds_owner(&new_roles) {
@@ -417,6 +419,7 @@ pub fn move_to(tx: &mut Tx<'_>, caller: &Principal, id: &UserId, raw_node: &str)
     let root = policy::tenant(&caller)?.root.clone();
     let member = load(tx, &root, id)?;
     policy::require_member(&caller, Permission::UsersManage, &member.node, &member.roles)?;
+    tx.check_version(&versions::of_member(&member))?;
     let target = accounts_svc::find(tx.conn, raw_node)?;
     policy::require_on(&caller, Permission::UsersManage, &target)?;
     crate::service::accounts::ensure_open(&target)?;

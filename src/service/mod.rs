@@ -24,6 +24,7 @@ pub mod notifications;
 pub mod roles;
 pub mod seats;
 pub mod sessions;
+pub mod versions;
 
 use actix_web::web;
 use chrono::NaiveDateTime;
@@ -32,7 +33,7 @@ use crate::auth::extract::Principal;
 use crate::auth::tokens::Tokens;
 use crate::config::Config;
 use crate::db::DbConnection;
-use crate::error::ApiError;
+use crate::error::{ApiError, ProblemKind};
 use crate::state::AppState;
 
 /// One service call's connection and surroundings.
@@ -42,9 +43,26 @@ pub struct Tx<'a> {
     pub now: NaiveDateTime,
     pub config: &'a Config,
     pub tokens: &'a Tokens,
+    /// The request's `If-Match`, for a write that honours it ([`write_if`]).
+    precondition: Option<String>,
+    precondition_checked: bool,
 }
 
 impl Tx<'_> {
+    /// Compares the request's `If-Match` with the resource's version as it is now, under the
+    /// organization's lock, so that two editors can never lose each other's change: a stale
+    /// version is a 412 and nothing is written. Without `If-Match` anything goes.
+    pub fn check_version(&mut self, current: &str) -> Result<(), ApiError> {
+        self.precondition_checked = true;
+        match &self.precondition {
+            Some(wanted) if !versions::matches(wanted, current) => Err(ApiError::new(
+                ProblemKind::PreconditionFailed,
+                format!("The resource changed since you read it (it is now {current}); read it again and reapply your change."),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes the caller's organization lock and returns the caller as they are now (R15):
     /// their membership, node, roles and permissions re-read under the lock.
     pub fn lock_tenant(&mut self, caller: &Principal) -> Result<Principal, ApiError> {
@@ -62,6 +80,27 @@ where
     state.db.read(move |conn| in_tx(&st, conn, f)).await
 }
 
+/// Like [`write`], for a write that honours `If-Match`: `f` must call
+/// [`Tx::check_version`] with the resource's version as it is under the lock.
+pub async fn write_if<T, F>(state: &web::Data<AppState>, if_match: Option<String>, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let st = state.clone();
+    state
+        .db
+        .write(move |conn| {
+            let mut tx = new_tx(&st, conn, if_match.clone());
+            let out = f(&mut tx)?;
+            if if_match.is_some() && !tx.precondition_checked {
+                return Err(ApiError::internal("a write that honours If-Match did not check it"));
+            }
+            Ok(out)
+        })
+        .await
+}
+
 /// Runs `f` on the blocking pool inside one write transaction.
 pub async fn write<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
 where
@@ -77,10 +116,16 @@ fn in_tx<T>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut Tx<'_>) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    f(&mut Tx {
+    f(&mut new_tx(state, conn, None))
+}
+
+fn new_tx<'a>(state: &'a AppState, conn: &'a mut DbConnection, precondition: Option<String>) -> Tx<'a> {
+    Tx {
         conn,
         now: state.clock.now(),
         config: &state.config,
         tokens: &state.tokens,
-    })
+        precondition,
+        precondition_checked: false,
+    }
 }

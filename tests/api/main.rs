@@ -25,3 +25,4 @@ mod tenancy;
 mod tokens;
 mod tree_races;
 mod trust;
+mod versions;

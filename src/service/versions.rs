@@ -1,0 +1,50 @@
+//! Versions of mutable resources, sent as `ETag` and checked against `If-Match` (RFC 9110).
+//! A version is a digest of what the resource's representation is made of, so any change
+//! to it, by any route, gives a new version; it says nothing about the content itself.
+
+use sha2::{Digest, Sha256};
+
+use crate::db::models::AccountRow;
+use crate::service::members::Member;
+
+fn tag(parts: &str) -> String {
+    let digest = Sha256::digest(parts.as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// A member: their profile, their membership and its roles.
+pub fn of_member(m: &Member) -> String {
+    let mut roles: Vec<&str> = m.roles.iter().map(|r| r.id.as_str()).collect();
+    roles.sort_unstable();
+    tag(&format!(
+        "member|{}|{}|{}|{:?}|{roles:?}",
+        m.user.id, m.user.status, m.user.updated_at, m.membership
+    ))
+}
+
+/// An account node.
+pub fn of_account(a: &AccountRow) -> String {
+    tag(&format!("account|{a:?}"))
+}
+
+/// Whether an `If-Match` value names `current`: `*`, or a list of entity tags one of which
+/// is it (weak tags never match: the comparison is strong, RFC 9110 §13.1.1).
+pub fn matches(if_match: &str, current: &str) -> bool {
+    if_match.trim() == "*" || if_match.split(',').map(str::trim).any(|t| t == current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn if_match_takes_a_star_or_a_list_and_compares_strongly() {
+        assert!(matches("*", "\"a\""));
+        assert!(matches("\"a\"", "\"a\""));
+        assert!(matches("\"b\", \"a\"", "\"a\""));
+        assert!(!matches("W/\"a\"", "\"a\""));
+        assert!(!matches("\"b\"", "\"a\""));
+        assert!(!matches("a", "\"a\""));
+    }
+}
