@@ -189,6 +189,8 @@ const VERSIONED: &[&str] = &[
     "getAccount",
     "updateAccount",
     "moveAccount",
+    "getRole",
+    "updateRole",
 ];
 const HONOUR_IF_MATCH: &[&str] = &[
     "updateUser",
@@ -197,6 +199,8 @@ const HONOUR_IF_MATCH: &[&str] = &[
     "deleteUser",
     "updateAccount",
     "moveAccount",
+    "updateRole",
+    "deleteRole",
 ];
 
 fn add_versions(op: &mut Operation) {

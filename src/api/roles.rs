@@ -5,15 +5,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::{ValidationError, ValidationErrors};
 
-use crate::api::extract::Body;
-use crate::api::views::utc;
+use crate::api::extract::{Body, IfMatch};
+use crate::api::views::{utc, versioned};
 use crate::auth::extract::Principal;
 use crate::domain;
 use crate::domain::permissions::{Permission, PermissionSet};
 use crate::error::{ApiError, FieldError, Problem};
 use crate::ids::RoleId;
-use crate::service;
 use crate::service::roles::{self, NewRole, RoleChanges, RoleDetails};
+use crate::service::{self, versions};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -155,10 +155,13 @@ pub async fn get_role(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<RoleId>,
-) -> Result<web::Json<RoleView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let role = service::read(&state, move |tx| roles::get(tx, &principal, &id)).await?;
-    Ok(web::Json(role.into()))
+    Ok(versioned(
+        versions::of_role(&role.role, &role.permissions),
+        &RoleView::from(role),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -257,12 +260,16 @@ pub async fn update_role(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<RoleId>,
+    if_match: IfMatch,
     body: Body<UpdateRole>,
-) -> Result<web::Json<RoleView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let cmd = body.into_inner().command()?;
     let id = path.into_inner();
-    let role = service::write(&state, move |tx| roles::update(tx, &principal, &id, cmd)).await?;
-    Ok(web::Json(role.into()))
+    let role = service::write_if(&state, if_match.0, move |tx| roles::update(tx, &principal, &id, cmd)).await?;
+    Ok(versioned(
+        versions::of_role(&role.role, &role.permissions),
+        &RoleView::from(role),
+    ))
 }
 
 /// Delete a custom role. Refused while any membership holds it.
@@ -283,8 +290,9 @@ pub async fn delete_role(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<RoleId>,
+    if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    service::write(&state, move |tx| roles::delete(tx, &principal, &id)).await?;
+    service::write_if(&state, if_match.0, move |tx| roles::delete(tx, &principal, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

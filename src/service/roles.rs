@@ -221,6 +221,8 @@ fn custom_role_to_manage(
     let root = policy::tenant(&caller)?.root.clone();
     let role = find(tx.conn, &root, id)?;
     policy::require_role_management(&caller)?;
+    let permissions = permissions_of(tx.conn, std::slice::from_ref(&role))?;
+    tx.check_version(&crate::service::versions::of_role(&role, &permissions))?;
     if role.builtin.is_some() {
         return Err(ApiError::new(ProblemKind::BuiltinRole, refusal));
     }

@@ -28,6 +28,11 @@ pub fn of_account(a: &AccountRow) -> String {
     tag(&format!("account|{a:?}"))
 }
 
+/// A role: its name, description and permissions.
+pub fn of_role(r: &crate::db::models::RoleRow, permissions: &crate::domain::permissions::PermissionSet) -> String {
+    tag(&format!("role|{r:?}|{permissions:?}"))
+}
+
 /// Whether an `If-Match` value names `current`: `*`, or a list of entity tags one of which
 /// is it (weak tags never match: the comparison is strong, RFC 9110 §13.1.1).
 pub fn matches(if_match: &str, current: &str) -> bool {

@@ -216,3 +216,46 @@ async fn concurrent_edits_from_one_version_let_exactly_one_through() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_role_changes_and_goes_only_from_the_version_read() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (status, role) = app.create_role(&org.owner_token, "Support", &["users.read"]).await;
+        assert_eq!(status, StatusCode::CREATED, "{role}");
+        let path = format!("/v1/roles/{}", role["id"].as_str().unwrap());
+        let seen = read(&app, &path, &org.owner_token).await.etag.expect("an ETag");
+
+        let changed = send(
+            &app,
+            Method::PATCH,
+            &path,
+            &org.owner_token,
+            Some(&seen),
+            Some(json!({ "permissions": ["users.read", "users.invite"] })),
+        )
+        .await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+        assert_ne!(
+            changed.etag.as_deref(),
+            Some(seen.as_str()),
+            "new permissions, new version"
+        );
+        let stale = send(
+            &app,
+            Method::PATCH,
+            &path,
+            &org.owner_token,
+            Some(&seen),
+            Some(json!({ "description": "late" })),
+        )
+        .await;
+        assert_problem(stale.status, &stale.body, 412, "precondition-failed");
+        let stale = send(&app, Method::DELETE, &path, &org.owner_token, Some(&seen), None).await;
+        assert_problem(stale.status, &stale.body, 412, "precondition-failed");
+        let current = changed.etag.unwrap();
+        let gone = send(&app, Method::DELETE, &path, &org.owner_token, Some(&current), None).await;
+        assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    })
+    .await;
+}
