@@ -191,6 +191,10 @@ const VERSIONED: &[&str] = &[
     "moveAccount",
     "getRole",
     "updateRole",
+    "getBillingProfile",
+    "updateBillingProfile",
+    "getCaretaker",
+    "replaceCaretaker",
 ];
 const HONOUR_IF_MATCH: &[&str] = &[
     "updateUser",
@@ -201,6 +205,9 @@ const HONOUR_IF_MATCH: &[&str] = &[
     "moveAccount",
     "updateRole",
     "deleteRole",
+    "updateBillingProfile",
+    "replaceCaretaker",
+    "removeCaretaker",
 ];
 
 fn add_versions(op: &mut Operation) {

@@ -361,10 +361,13 @@ pub async fn get_billing_profile(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<AccountId>,
-) -> Result<web::Json<BillingProfileView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let profile = service::read(&state, move |tx| accounts::billing(tx, &principal, &id)).await?;
-    Ok(web::Json(BillingProfileView::from(&profile)))
+    Ok(versioned(
+        versions::of_billing(&profile),
+        &BillingProfileView::from(&profile),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -445,12 +448,19 @@ pub async fn update_billing_profile(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<AccountId>,
+    if_match: IfMatch,
     body: Body<UpdateBillingProfile>,
-) -> Result<web::Json<BillingProfileView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let cmd = body.into_inner().command()?;
     let id = path.into_inner();
-    let saved = service::write(&state, move |tx| accounts::update_billing(tx, &principal, &id, cmd)).await?;
-    Ok(web::Json(BillingProfileView::from(&saved)))
+    let saved = service::write_if(&state, if_match.0, move |tx| {
+        accounts::update_billing(tx, &principal, &id, cmd)
+    })
+    .await?;
+    Ok(versioned(
+        versions::of_billing(&saved),
+        &BillingProfileView::from(&saved),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::extract::Body;
-use crate::api::views::{utc, PersonRef, TokenResponse};
+use crate::api::extract::{Body, IfMatch};
+use crate::api::views::{utc, versioned, PersonRef, TokenResponse};
 use crate::auth::extract::Principal;
 use crate::db::models::{CaretakerAssignmentRow, UserRow};
 use crate::error::{ApiError, Problem};
 use crate::ids::UserId;
-use crate::service::{self, caretakers};
+use crate::service::{self, caretakers, versions};
 use crate::state::AppState;
 
 /// Who manages whose account, since when, assigned by whom.
@@ -84,10 +84,11 @@ pub async fn get_caretaker(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<UserId>,
-) -> Result<web::Json<CaretakerAssignmentView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let managed = path.into_inner();
     let found = service::read(&state, move |tx| caretakers::get(tx, &principal, &managed)).await?;
-    Ok(web::Json(found.into()))
+    let etag = versions::of_caretaker(&found.row);
+    Ok(versioned(etag, &CaretakerAssignmentView::from(found)))
 }
 
 /// Assign a caretaker to a user.
@@ -144,14 +145,16 @@ pub async fn replace_caretaker(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<UserId>,
+    if_match: IfMatch,
     body: Body<SetCaretaker>,
-) -> Result<web::Json<CaretakerAssignmentView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let (managed, caretaker) = (path.into_inner(), body.into_inner().caretaker_id);
-    let made = service::write(&state, move |tx| {
+    let made = service::write_if(&state, if_match.0, move |tx| {
         caretakers::replace(tx, &principal, &managed, &caretaker)
     })
     .await?;
-    Ok(web::Json(made.into()))
+    let etag = versions::of_caretaker(&made.row);
+    Ok(versioned(etag, &CaretakerAssignmentView::from(made)))
 }
 
 /// Remove a user's caretaker.
@@ -175,9 +178,13 @@ pub async fn remove_caretaker(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<UserId>,
+    if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
     let managed = path.into_inner();
-    service::write(&state, move |tx| caretakers::remove(tx, &principal, &managed)).await?;
+    service::write_if(&state, if_match.0, move |tx| {
+        caretakers::remove(tx, &principal, &managed)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -247,6 +247,7 @@ pub fn update_billing(
 ) -> Result<BillingProfileRow, ApiError> {
     let caller = tx.lock_tenant(caller)?;
     let current = billing(tx, &caller, id)?;
+    tx.check_version(&crate::service::versions::of_billing(&current))?;
     let next = BillingProfileRow {
         account_id: current.account_id,
         billing_email: cmd.billing_email,

@@ -154,6 +154,7 @@ pub fn replace(
             format!("{} has no caretaker to replace.", full_name(&person.user)),
         )
     })?;
+    tx.check_version(&crate::service::versions::of_caretaker(&previous))?;
     let helper = members::load(tx, &root, caretaker)?;
     if previous.caretaker_user_id == helper.user.id {
         return Err(ApiError::new(
@@ -183,6 +184,7 @@ pub fn remove(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<(
             format!("{} has no caretaker.", full_name(&person.user)),
         )
     })?;
+    tx.check_version(&crate::service::versions::of_caretaker(&row))?;
     let caretaker = end(tx, &caller, &row)?;
     notify_managed(tx, &root, &person.user, &caretaker, false)?;
     record(

@@ -33,6 +33,16 @@ pub fn of_role(r: &crate::db::models::RoleRow, permissions: &crate::domain::perm
     tag(&format!("role|{r:?}|{permissions:?}"))
 }
 
+/// An organization's billing profile.
+pub fn of_billing(b: &crate::db::models::BillingProfileRow) -> String {
+    tag(&format!("billing|{b:?}"))
+}
+
+/// A caretaker assignment (replacing the caretaker makes a new one).
+pub fn of_caretaker(a: &crate::db::models::CaretakerAssignmentRow) -> String {
+    tag(&format!("caretaker|{a:?}"))
+}
+
 /// Whether an `If-Match` value names `current`: `*`, or a list of entity tags one of which
 /// is it (weak tags never match: the comparison is strong, RFC 9110 §13.1.1).
 pub fn matches(if_match: &str, current: &str) -> bool {

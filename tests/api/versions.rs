@@ -259,3 +259,52 @@ async fn a_role_changes_and_goes_only_from_the_version_read() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_billing_profile_is_replaced_only_from_the_version_read() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let path = format!("/v1/accounts/{}/billing", org.root);
+        let seen = read(&app, &path, &org.owner_token).await.etag.expect("an ETag");
+        let profile = |price: i64| json!({ "billing_email": "billing@example.com", "plan": "team", "seat_price_cents": price, "currency": "EUR" });
+        let first = send(&app, Method::PUT, &path, &org.owner_token, Some(&seen), Some(profile(1500))).await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+        let stale = send(&app, Method::PUT, &path, &org.owner_token, Some(&seen), Some(profile(900))).await;
+        assert_problem(stale.status, &stale.body, 412, "precondition-failed");
+        assert_eq!(read(&app, &path, &org.owner_token).await.body["seat_price_cents"], 1500);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_caretaker_is_replaced_or_removed_only_from_the_version_read() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let owner = &org.owner_token;
+        let (away, _) = app.member(owner, "away@example.com", &["standard"], &org.root).await;
+        let (one, _) = app.member(owner, "one@example.com", &["standard"], &org.root).await;
+        let (two, _) = app.member(owner, "two@example.com", &["standard"], &org.root).await;
+        let (status, body) = app.assign_caretaker(owner, &away, &one).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let path = format!("/v1/users/{away}/caretaker");
+        let seen = read(&app, &path, owner).await.etag.expect("an ETag");
+
+        let replaced = send(
+            &app,
+            Method::PUT,
+            &path,
+            owner,
+            Some(&seen),
+            Some(json!({ "caretaker_id": two })),
+        )
+        .await;
+        assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+        let stale = send(&app, Method::DELETE, &path, owner, Some(&seen), None).await;
+        assert_problem(stale.status, &stale.body, 412, "precondition-failed");
+        assert_eq!(read(&app, &path, owner).await.body["caretaker"]["id"], two.as_str());
+        let current = replaced.etag.unwrap();
+        let removed = send(&app, Method::DELETE, &path, owner, Some(&current), None).await;
+        assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    })
+    .await;
+}
