@@ -55,7 +55,7 @@ impl ImpersonationView {
             target: person(listed.target.as_ref())?,
             mode: row.mode,
             reason: row.reason.clone(),
-            state: row.state(now.naive_utc()),
+            state: row.state(now.naive_utc(), listed.session_revoked_at.is_some()),
             started_at: utc(row.started_at),
             expires_at: utc(row.expires_at),
             ended_at: row.ended_at.map(utc),

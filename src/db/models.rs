@@ -494,10 +494,11 @@ pub struct ImpersonationRow {
 }
 
 impl ImpersonationRow {
-    /// Running, ended by someone, or past its expiry, as of `now`.
-    pub fn state(&self, now: NaiveDateTime) -> ImpersonationState {
+    /// Running, ended (by someone, or with its session), or past its expiry, as of `now`.
+    pub fn state(&self, now: NaiveDateTime, session_revoked: bool) -> ImpersonationState {
         match self.ended_at {
             Some(_) => ImpersonationState::Ended,
+            None if session_revoked => ImpersonationState::Ended,
             None if self.expires_at <= now => ImpersonationState::Expired,
             None => ImpersonationState::Active,
         }

@@ -47,6 +47,8 @@ pub struct Started {
 /// An impersonation with the two people it names.
 pub struct Listed {
     pub row: ImpersonationRow,
+    /// When its session was revoked by other means (a password change, an archive).
+    pub session_revoked_at: Option<chrono::NaiveDateTime>,
     pub actor: Option<UserRow>,
     pub target: Option<UserRow>,
 }
@@ -102,6 +104,7 @@ fn issue(
     let signed = tx.tokens.issue_for_session_lifetime(session, tx.now)?;
     Ok(Started {
         impersonation: Listed {
+            session_revoked_at: None,
             row,
             actor: Some(actor.clone()),
             target: Some(target),
@@ -140,7 +143,8 @@ pub fn end_own(tx: &mut Tx<'_>, caller: &Principal) -> Result<(), ApiError> {
 }
 
 fn finish(tx: &mut Tx<'_>, caller: &Principal, row: ImpersonationRow) -> Result<Listed, ApiError> {
-    if row.expires_at <= tx.now || !impersonations::end(tx.conn, &row.id, &caller.actor_id, tx.now)? {
+    let revoked = !impersonations::revoked_sessions(tx.conn, std::slice::from_ref(&row))?.is_empty();
+    if revoked || row.expires_at <= tx.now || !impersonations::end(tx.conn, &row.id, &caller.actor_id, tx.now)? {
         return Err(ApiError::new(
             ProblemKind::ImpersonationEnded,
             "This impersonation has already ended.",
@@ -213,10 +217,15 @@ fn list(tx: &mut Tx<'_>, filter: &ListFilter, page: &PageRequest) -> Result<(Vec
 
 fn with_people(tx: &mut Tx<'_>, rows: Vec<ImpersonationRow>) -> Result<Vec<Listed>, ApiError> {
     let people = impersonations::people(tx.conn, &rows)?;
+    let revoked = impersonations::revoked_sessions(tx.conn, &rows)?;
     let find = |id: &UserId| people.iter().find(|u| u.id == *id).cloned();
     Ok(rows
         .into_iter()
         .map(|row| Listed {
+            session_revoked_at: revoked
+                .iter()
+                .find(|(sid, _)| sid == row.session_id.as_str())
+                .map(|(_, at)| *at),
             actor: find(&row.actor_user_id),
             target: find(&row.target_user_id),
             row,

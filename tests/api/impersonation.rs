@@ -453,3 +453,34 @@ async fn owners_end_others_impersonations_and_only_auditors_list_them() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_impersonation_whose_session_ends_by_other_means_shows_as_ended() {
+    on_each_backend(|app| async move {
+        let t = team(&app).await;
+        let (_, started) = app.impersonate(&t.org.owner_token, &t.admin.0, json!({})).await;
+        let imp = id(&started);
+        // The admin changes their password: every session of theirs ends, this one too.
+        let (status, body) = app
+            .post(
+                "/v1/me/password",
+                json!({ "current_password": MEMBER_PASSWORD, "new_password": "a fresh passphrase 7" }),
+                Some(&t.admin.1),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        let (status, _) = app.get("/v1/me", Some(&token(&started))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (_, got) = app.impersonation(&t.org.owner_token, &imp).await;
+        assert_eq!(got["state"], "ended", "{got}");
+        let (_, running) = app.impersonations(&t.org.owner_token, &t.org.root, "active=true").await;
+        assert_eq!(running["items"], json!([]));
+        let (_, past) = app
+            .impersonations(&t.org.owner_token, &t.org.root, "active=false")
+            .await;
+        assert_eq!(past["items"][0]["id"], imp.as_str());
+        let (status, body) = app.end_impersonation(&t.org.owner_token, &imp).await;
+        assert_problem(status, &body, 409, "impersonation-ended");
+    })
+    .await;
+}

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::RepoResult;
 use crate::db::models::{ImpersonationRow, NewImpersonation, UserRow};
-use crate::db::schema::{impersonations, users};
+use crate::db::schema::{impersonations, sessions, users};
 use crate::db::DbConnection;
 use crate::ids::{AccountId, ImpersonationId, SessionId, UserId};
 
@@ -78,15 +78,21 @@ pub fn list(conn: &mut DbConnection, filter: &ListFilter) -> RepoResult<Vec<Impe
         query = query.filter(impersonations::target_user_id.eq(target.to_string()));
     }
     if let (Some(active), Some(now)) = (filter.active, filter.now) {
+        // A session revoked by other means (a password change, an archive) ends it too.
+        let revoked = sessions::table
+            .filter(sessions::revoked_at.is_not_null())
+            .select(sessions::id);
         query = if active {
             query
                 .filter(impersonations::ended_at.is_null())
                 .filter(impersonations::expires_at.gt(now))
+                .filter(impersonations::session_id.ne_all(revoked))
         } else {
             query.filter(
                 impersonations::ended_at
                     .is_not_null()
-                    .or(impersonations::expires_at.le(now)),
+                    .or(impersonations::expires_at.le(now))
+                    .or(impersonations::session_id.eq_any(revoked)),
             )
         };
     }
@@ -134,4 +140,18 @@ pub fn end_involving(
         impersonations::ended_by.eq(Some(by.as_str())),
     ))
     .execute(conn)
+}
+
+/// When the sessions of these impersonations were revoked, for those that were.
+pub fn revoked_sessions(
+    conn: &mut DbConnection,
+    rows: &[ImpersonationRow],
+) -> RepoResult<Vec<(String, NaiveDateTime)>> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.session_id.as_str()).collect();
+    let found: Vec<(String, Option<NaiveDateTime>)> = sessions::table
+        .filter(sessions::id.eq_any(ids))
+        .filter(sessions::revoked_at.is_not_null())
+        .select((sessions::id, sessions::revoked_at))
+        .load(conn)?;
+    Ok(found.into_iter().filter_map(|(id, at)| at.map(|at| (id, at))).collect())
 }
