@@ -114,6 +114,9 @@ typed_id!(
     /// An impersonation: who logged in as whom, why, in which mode, until when (R9).
     ImpersonationId, "imp");
 typed_id!(
+    /// A contact: a person in an account node who cannot log in (R12).
+    ContactId, "con");
+typed_id!(
     /// An access token's unique id (`jti`).
     TokenId, "jti");
 

@@ -113,6 +113,13 @@ text_vocabulary!(
         ImpersonationEnded => "impersonation.ended",
         /// A request made under an impersonation token, reads included (R9).
         ImpersonationRequest => "impersonation.request",
+        ContactCreated => "contact.created",
+        ContactUpdated => "contact.updated",
+        ContactDeleted => "contact.deleted",
+        /// A bulk reassign (R12): one event with the count, the two users and the contacts.
+        ContactReassigned => "contact.reassigned",
+        /// A notice to the contacts of a subtree subscribed to one kind of notice.
+        ContactNoticeSent => "contact_notice.sent",
     }
 );
 
@@ -126,6 +133,30 @@ text_vocabulary!(
         CaretakerRemoved => "caretaker_removed",
         /// Posted by the account's own services for a user (e.g. "text message received").
         Message => "message",
+        /// A notice to a contact, by subscription (the row records the contact).
+        ContactNotice => "contact_notice",
+    }
+);
+
+text_enum!(
+    /// The notices a contact may subscribe to.
+    ContactSubscription {
+        Invoices => "invoices",
+        ProductUpdates => "product_updates",
+        ServiceNotices => "service_notices",
+    }
+);
+
+text_enum!(
+    /// Where the user a contact is assigned to stands in the contact's organization, so a
+    /// front end can flag contacts whose user is gone (R10, R11).
+    AssigneeState {
+        /// An active user with an active membership.
+        Active => "active",
+        /// The membership is deactivated (or the user is no longer a member).
+        Deactivated => "deactivated",
+        /// The user is archived (the API's delete of a user).
+        Archived => "archived",
     }
 );
 
@@ -246,7 +277,9 @@ mod tests {
             ImpersonationMode,
             ImpersonationState,
             RevokeReason,
-            InviteStatus
+            InviteStatus,
+            ContactSubscription,
+            AssigneeState
         );
     }
 }
