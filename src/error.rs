@@ -60,6 +60,7 @@ pub enum ProblemKind {
     ImpersonationReadOnly,
     ImpersonationFullModeRefused,
     ImpersonationEnded,
+    AssigneeUnavailable,
     SignupClosed,
     InvalidToken,
     PayloadTooLarge,
@@ -115,6 +116,7 @@ impl ProblemKind {
         Self::ImpersonationReadOnly,
         Self::ImpersonationFullModeRefused,
         Self::ImpersonationEnded,
+        Self::AssigneeUnavailable,
         Self::SignupClosed,
         Self::InvalidToken,
         Self::PayloadTooLarge,
@@ -170,6 +172,7 @@ impl ProblemKind {
             Self::ImpersonationReadOnly => "impersonation-read-only",
             Self::ImpersonationFullModeRefused => "impersonation-full-mode-refused",
             Self::ImpersonationEnded => "impersonation-ended",
+            Self::AssigneeUnavailable => "assignee-unavailable",
             Self::SignupClosed => "signup-closed",
             Self::InvalidToken => "invalid-token",
             Self::PayloadTooLarge => "payload-too-large",
@@ -230,6 +233,7 @@ impl ProblemKind {
             Self::ImpersonationReadOnly => "The impersonation is read-only",
             Self::ImpersonationFullModeRefused => "Full mode is not allowed for this impersonation",
             Self::ImpersonationEnded => "The impersonation has already ended",
+            Self::AssigneeUnavailable => "The user cannot be given these contacts",
             Self::SignupClosed => "Sign-up is closed",
             Self::InvalidToken => "The token is not valid",
             Self::PayloadTooLarge => "The request body is too large",
@@ -283,7 +287,8 @@ impl ProblemKind {
             | Self::NotificationNotDead
             | Self::ImpersonationSelf
             | Self::ImpersonationTargetManaged
-            | Self::ImpersonationEnded => StatusCode::CONFLICT,
+            | Self::ImpersonationEnded
+            | Self::AssigneeUnavailable => StatusCode::CONFLICT,
             Self::InvalidToken => StatusCode::BAD_REQUEST,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -117,6 +117,9 @@ typed_id!(
     /// One billable period of a membership in the seat ledger (R10).
     SeatId, "sea");
 typed_id!(
+    /// A contact: a person in an account node who cannot log in (R12).
+    ContactId, "con");
+typed_id!(
     /// An access token's unique id (`jti`).
     TokenId, "jti");
 

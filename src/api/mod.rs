@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod caretakers;
+pub mod contacts;
 pub mod extract;
 pub mod health;
 pub mod impersonations;
@@ -88,7 +89,14 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(notifications::list_notifications)
         .service(notifications::retry_notification)
         .service(audit::list_audit_events)
-        .service(audit::export_audit_events);
+        .service(audit::export_audit_events)
+        .service(contacts::create_contact)
+        .service(contacts::list_contacts)
+        .service(contacts::reassign_contacts)
+        .service(contacts::get_contact)
+        .service(contacts::update_contact)
+        .service(contacts::delete_contact)
+        .service(contacts::send_contact_notice);
 }
 
 /// `/openapi.json`: the document, byte for byte as committed in `openapi/openapi.json`.

@@ -450,3 +450,145 @@ pub fn impersonation_allows(
 pub fn require_audit_log<'p>(principal: &'p Principal, account: &AccountRow) -> Result<&'p TenantContext, ApiError> {
     require_on_organization(principal, Permission::AuditRead, account, "audit log")
 }
+
+// ---- contacts ----
+
+use crate::db::models::ContactRow;
+
+/// How much of the organization's contacts a caller sees (R2, R12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactScope {
+    /// `contacts.read_all`: every contact at or below the caller's node.
+    All,
+    /// `contacts.read_assigned` alone: only the contacts assigned to the caller, within reach.
+    AssignedOnly,
+}
+
+/// The caller's view of contacts; a caller with neither read permission sees none (403:
+/// decided before any lookup, so it tells nothing about ids).
+pub fn contact_scope(principal: &Principal) -> Result<(&TenantContext, ContactScope), ApiError> {
+    let tenant = tenant(principal)?;
+    if tenant.permissions.contains(&Permission::ContactsReadAll) {
+        Ok((tenant, ContactScope::All))
+    } else if tenant.permissions.contains(&Permission::ContactsReadAssigned) {
+        Ok((tenant, ContactScope::AssignedOnly))
+    } else {
+        Err(ApiError::forbidden(
+            "This needs the permission contacts.read_all or contacts.read_assigned.",
+        ))
+    }
+}
+
+/// The caller can see `contact`, which lives at `node`. A contact of another organization
+/// (R1), outside the caller's subtree (R2), or, for a `contacts.read_assigned`-only caller,
+/// not assigned to them (R12) answers 404, as if it did not exist.
+pub fn require_contact_visible<'p>(
+    principal: &'p Principal,
+    contact: &ContactRow,
+    node: &AccountRow,
+) -> Result<(&'p TenantContext, ContactScope), ApiError> {
+    if principal
+        .tenant
+        .as_ref()
+        .is_some_and(|t| t.root != contact.root_account_id)
+    {
+        return Err(ApiError::not_found("contact"));
+    }
+    let (tenant, scope) = contact_scope(principal)?;
+    let within = node.path.starts_with(&tenant.node.path);
+    let mine = contact.assigned_user_id.as_deref() == Some(principal.user.id.as_str());
+    if contact.root_account_id != tenant.root || !within || (scope == ContactScope::AssignedOnly && !mine) {
+        return Err(ApiError::not_found("contact"));
+    }
+    Ok((tenant, scope))
+}
+
+/// The caller may change `contact`: they see it, and hold `contacts.write` (for a
+/// `contacts.read_assigned`-only caller, seeing it means it is assigned to them).
+pub fn require_contact_write<'p>(
+    principal: &'p Principal,
+    contact: &ContactRow,
+    node: &AccountRow,
+) -> Result<(&'p TenantContext, ContactScope), ApiError> {
+    let seen = require_contact_visible(principal, contact, node)?;
+    require(principal, Permission::ContactsWrite)?;
+    Ok(seen)
+}
+
+/// The caller may delete `contact`: they see it, and hold `contacts.delete` (standard users
+/// do not).
+pub fn require_contact_delete(principal: &Principal, contact: &ContactRow, node: &AccountRow) -> Result<(), ApiError> {
+    require_contact_visible(principal, contact, node)?;
+    require(principal, Permission::ContactsDelete).map(|_| ())
+}
+
+/// The caller may create a contact at `node`: `contacts.write` over it (R1, R2).
+pub fn require_contact_create<'p>(
+    principal: &'p Principal,
+    node: &AccountRow,
+) -> Result<(&'p TenantContext, ContactScope), ApiError> {
+    require_on(principal, Permission::ContactsWrite, node)?;
+    contact_scope(principal)
+}
+
+/// Who a caller may assign a contact to: anyone (subject to [`contact_assignee`]) with
+/// `contacts.read_all`; only themself with `contacts.read_assigned` alone, so that they never
+/// give away (or leave unassigned) a contact they could then no longer see.
+pub fn may_assign_contact(
+    principal: &Principal,
+    scope: ContactScope,
+    to: Option<&crate::ids::UserId>,
+) -> Result<(), ApiError> {
+    if scope == ContactScope::AssignedOnly && to != Some(&principal.user.id) {
+        return Err(ApiError::forbidden(
+            "With contacts.read_assigned alone you can only assign contacts to yourself.",
+        ));
+    }
+    Ok(())
+}
+
+/// What the service found out about a user a contact would be assigned to.
+pub struct ContactAssignee<'a> {
+    /// An active user with an active membership in the organization.
+    pub active: bool,
+    /// The node their membership sits at.
+    pub node: &'a AccountRow,
+    pub permissions: &'a PermissionSet,
+}
+
+/// A contact at `contact_node` goes only to someone who can see it: an active member whose
+/// node reaches it (R2) and who may read contacts (all of them, or those assigned to them).
+pub fn contact_assignee(who: &ContactAssignee<'_>, contact_node: &AccountRow) -> Result<(), ApiError> {
+    let reads = who.permissions.contains(&Permission::ContactsReadAll)
+        || who.permissions.contains(&Permission::ContactsReadAssigned);
+    let reason = if !who.active {
+        "is not an active member"
+    } else if !contact_node.path.starts_with(&who.node.path) {
+        "cannot reach the account the contact is in"
+    } else if !reads {
+        "holds no permission to read contacts"
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::new(
+        ProblemKind::AssigneeUnavailable,
+        format!("The contact cannot be assigned to this user: the user {reason}."),
+    ))
+}
+
+/// A bulk reassign moves contacts of a whole subtree (`within`), so it needs
+/// `contacts.write` over it and `contacts.read_all` (a `contacts.read_assigned`-only caller
+/// cannot see the contacts of others, let alone move them).
+pub fn require_contact_reassign<'p>(
+    principal: &'p Principal,
+    within: &AccountRow,
+) -> Result<&'p TenantContext, ApiError> {
+    let tenant = require_on(principal, Permission::ContactsWrite, within)?;
+    require(principal, Permission::ContactsReadAll)?;
+    Ok(tenant)
+}
+
+/// Notices to the contacts of `node`'s subtree need `notifications.send` over it (R1, R2).
+pub fn require_contact_notice<'p>(principal: &'p Principal, node: &AccountRow) -> Result<&'p TenantContext, ApiError> {
+    require_on(principal, Permission::NotificationsSend, node)
+}

@@ -7,8 +7,8 @@ use diesel::prelude::*;
 use crate::db::schema::*;
 use crate::domain::permissions::BuiltinRole;
 use crate::domain::{
-    AccountKind, AccountStatus, Delegation, ImpersonationMode, ImpersonationState, InviteStatus, MembershipStatus,
-    NotificationStatus, SeatEndReason, UserStatus,
+    AccountKind, AccountStatus, ContactSubscription, Delegation, ImpersonationMode, ImpersonationState, InviteStatus,
+    MembershipStatus, NotificationStatus, SeatEndReason, UserStatus,
 };
 use crate::ids::*;
 
@@ -324,6 +324,8 @@ pub struct NotificationRow {
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
+    /// The contact a notice was for (R12), when it went to a contact.
+    pub contact_id: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -344,6 +346,7 @@ pub struct NewNotification {
     pub attempts: i32,
     pub next_attempt_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
+    pub contact_id: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -574,4 +577,90 @@ pub struct IdempotencyRow {
     pub body: Option<String>,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = contacts)]
+pub struct ContactRow {
+    #[diesel(deserialize_as = String)]
+    pub id: ContactId,
+    #[diesel(deserialize_as = String)]
+    pub root_account_id: AccountId,
+    #[diesel(deserialize_as = String)]
+    pub account_id: AccountId,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    #[diesel(deserialize_as = String)]
+    pub subscriptions: Subscriptions,
+    pub assigned_user_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl ContactRow {
+    pub fn assignee(&self) -> Option<UserId> {
+        self.assigned_user_id.clone().map(UserId::from)
+    }
+}
+
+/// A contact's subscriptions, each once, in the order of [`ContactSubscription::ALL`];
+/// stored as their names joined by commas (`''` for none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subscriptions(Vec<ContactSubscription>);
+
+impl Subscriptions {
+    pub fn new(mut list: Vec<ContactSubscription>) -> Self {
+        let rank = |s: &ContactSubscription| ContactSubscription::ALL.iter().position(|x| x == s);
+        list.sort_by_key(rank);
+        list.dedup();
+        Self(list)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn list(&self) -> &[ContactSubscription] {
+        &self.0
+    }
+}
+
+/// Reading the column: a name this version does not know is an error, never dropped.
+impl TryFrom<String> for Subscriptions {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        raw.split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| ContactSubscription::parse(s).ok_or_else(|| format!("unknown subscription {s:?}")))
+            .collect::<Result<_, _>>()
+            .map(Self::new)
+    }
+}
+
+impl From<Subscriptions> for String {
+    fn from(value: Subscriptions) -> String {
+        value.0.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = contacts)]
+pub struct NewContact {
+    #[diesel(serialize_as = String)]
+    pub id: ContactId,
+    #[diesel(serialize_as = String)]
+    pub root_account_id: AccountId,
+    #[diesel(serialize_as = String)]
+    pub account_id: AccountId,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    #[diesel(serialize_as = String)]
+    pub subscriptions: Subscriptions,
+    pub assigned_user_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
 }

@@ -148,6 +148,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         delivered_at -> Nullable<Timestamp>,
+        contact_id -> Nullable<Text>,
     }
 }
 
@@ -249,6 +250,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    contacts (id) {
+        id -> Text,
+        root_account_id -> Text,
+        account_id -> Text,
+        name -> Text,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        company -> Nullable<Text>,
+        subscriptions -> Text,
+        assigned_user_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(invite_roles -> invites (invite_id));
 diesel::joinable!(invite_roles -> roles (role_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -263,6 +280,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     caretaker_assignments,
     impersonations,
     seat_ledger,
+    contacts,
     accounts,
     users,
     roles,

@@ -118,6 +118,13 @@ text_vocabulary!(
         MembershipRemoved => "membership.removed",
         UserArchived => "user.archived",
         UserRestored => "user.restored",
+        ContactCreated => "contact.created",
+        ContactUpdated => "contact.updated",
+        ContactDeleted => "contact.deleted",
+        /// A bulk reassign (R12): one event with the count, the two users and the contacts.
+        ContactReassigned => "contact.reassigned",
+        /// A notice to the contacts of a subtree subscribed to one kind of notice.
+        ContactNoticeSent => "contact_notice.sent",
     }
 );
 
@@ -133,6 +140,30 @@ text_vocabulary!(
         Message => "message",
         /// An archived user is back, with a link to set a password.
         AccountRestored => "account_restored",
+        /// A notice to a contact, by subscription (the row records the contact).
+        ContactNotice => "contact_notice",
+    }
+);
+
+text_enum!(
+    /// The notices a contact may subscribe to.
+    ContactSubscription {
+        Invoices => "invoices",
+        ProductUpdates => "product_updates",
+        ServiceNotices => "service_notices",
+    }
+);
+
+text_enum!(
+    /// Where the user a contact is assigned to stands in the contact's organization, so a
+    /// front end can flag contacts whose user is gone (R10, R11).
+    AssigneeState {
+        /// An active user with an active membership.
+        Active => "active",
+        /// The membership is deactivated (or the user is no longer a member).
+        Deactivated => "deactivated",
+        /// The user is archived (the API's delete of a user).
+        Archived => "archived",
     }
 );
 
@@ -271,7 +302,9 @@ mod tests {
             ImpersonationState,
             SeatEndReason,
             RevokeReason,
-            InviteStatus
+            InviteStatus,
+            ContactSubscription,
+            AssigneeState
         );
     }
 }

@@ -144,6 +144,23 @@ pub fn check_name(raw: &str) -> Result<(), ValidationError> {
     parse_name(raw).map(|_| ())
 }
 
+/// A phone number as people write it: 5 to 32 characters of digits, spaces, `+`, `-`, `.`,
+/// `(` and `)`, holding at least 5 digits (`+1 (555) 010-0100`). Kept as given, trimmed.
+pub fn parse_phone(raw: &str) -> Result<String, ValidationError> {
+    let s = raw.trim();
+    if !(5..=32).contains(&s.chars().count()) {
+        return Err(error("length", "must be 5 to 32 characters long"));
+    }
+    let allowed = s.chars().all(|c| c.is_ascii_digit() || " +-.()".contains(c));
+    if !allowed || s.chars().filter(char::is_ascii_digit).count() < 5 {
+        return Err(error(
+            "phone",
+            "must be a phone number: digits, spaces, '+', '-', '.', '(' and ')', with at least 5 digits",
+        ));
+    }
+    Ok(s.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +200,14 @@ mod tests {
         assert!(NewPassword::parse("          ").is_err());
         assert!(NewPassword::parse("correct horse battery staple").is_ok());
         assert!(NewPassword::parse(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn phones_are_digits_and_punctuation() {
+        assert_eq!(parse_phone(" +1 (555) 010-0100 ").unwrap(), "+1 (555) 010-0100");
+        assert!(parse_phone("12-34").is_err());
+        assert!(parse_phone("call me maybe").is_err());
+        assert!(parse_phone(&"1".repeat(33)).is_err());
     }
 
     #[test]

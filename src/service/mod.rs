@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod caretakers;
+pub mod contacts;
 pub mod impersonations;
 pub mod invites;
 pub mod lifecycle;

@@ -19,6 +19,9 @@
 //! | `Same`, `Child` | G, L          | the row's success status if the role may, else 403          |
 //! | `Tenant`        | (not a node)  | the row's success status if the role may, else 403          |
 //!
+//! Contacts are the exception to the `Parent` line: a contact outside the caller's view answers
+//! 404 as if it did not exist (R12), so rows that target a contact follow `expected_for_contact`.
+//!
 //! Node-scoped rows are checked at `Same`, `Child`, `Parent` and `Foreign`; rows that are not
 //! (roles, the user and invitation lists, ownership) at `Tenant`, plus `Foreign` when they name
 //! a target. A row may name positions where an allowed call meets a rule of its own (`unless`,
@@ -55,9 +58,11 @@ enum Need {
     AnyMember,
     /// This permission (a name from `GET /v1/permissions`), held at or above the target node.
     Perm(&'static str),
+    /// Every one of these permissions, held at or above the target node.
+    All(&'static [&'static str]),
 }
 
-/// What `{account_id}`, `{user_id}`, `{role_id}` and `{invite_id}` in the path, and `$account`
+/// What `{account_id}`, `{user_id}`, `{role_id}`, `{invite_id}` and `{contact_id}` in the path, and `$account`
 /// and `$user` in the body, name at each position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Target {
@@ -83,6 +88,12 @@ enum Target {
     Invite,
     /// Like `Invite`, a fresh one per check, for calls that end it.
     FreshInvite,
+    /// An unassigned contact at the position's node, made by that organization's owner;
+    /// shared. Contacts answer 404 outside the caller's view (R12), so these rows are judged
+    /// by [`expected_for_contact`], not by the node rule.
+    Contact,
+    /// Like `Contact`, a fresh one per check whose caller may succeed, for calls that delete it.
+    FreshContact,
 }
 
 /// Where the target is, seen from the caller (a member at G).
@@ -149,7 +160,7 @@ const fn exempt(op: &'static str, method: &'static str, path: &'static str, why:
 
 const fn op(op: &'static str, method: &'static str, path: &'static str, need: Need, target: Target, ok: u16) -> Row {
     let scope = match target {
-        Node | FreshNode | Member | FreshMember | Invite | FreshInvite => Scope::Node,
+        Node | FreshNode | Member | FreshMember | Invite | FreshInvite | Contact | FreshContact => Scope::Node,
         Nothing | Role | FreshRole => Scope::Tenant,
     };
     Row {
@@ -330,6 +341,23 @@ const OPERATIONS: &[Row] = &[
     op("retryNotification",     "POST",   "/v1/notifications/{notification_id}/retry", Perm("notifications.manage"), Nothing, 404)
         .scope(Scope::Root),
 
+    // ── contacts (R12): a contact outside the caller's view answers 404 (see
+    //    `expected_for_contact`); the list is cut to the caller's view rather than refused ─────
+    // A caller with contacts.read_assigned alone creates contacts assigned to themself.
+    op("createContact",         "POST",   "/v1/accounts/{account_id}/contacts",   Perm("contacts.write"),    Node,         201)
+        .body(r#"{ "name": "Contact $n", "company": "Matrix" }"#),
+    op("listContacts",          "GET",    "/v1/contacts",                         Perm("contacts.read_assigned"), Nothing, 200),
+    op("getContact",            "GET",    "/v1/contacts/{contact_id}",            Perm("contacts.read_assigned"), Contact, 200),
+    op("updateContact",         "PATCH",  "/v1/contacts/{contact_id}",            Perm("contacts.write"),    Contact,      200)
+        .body(r#"{ "company": "Checked $n" }"#),
+    op("deleteContact",         "DELETE", "/v1/contacts/{contact_id}",            Perm("contacts.delete"),   FreshContact, 204),
+    // Moving the contacts of a subtree needs write and read_all over it; nobody's contacts
+    // (a well-formed id that names no one) go to `$helper`, an active viewer at G: 0 moved.
+    op("reassignContacts",      "POST",   "/v1/contacts/reassign",                All(&["contacts.write", "contacts.read_all"]), Node, 200)
+        .body(r#"{ "from_user_id": "usr_00000000000000000000000000", "to_user_id": "$helper", "account_id": "$account" }"#),
+    op("sendContactNotice",     "POST",   "/v1/accounts/{account_id}/contact-notices", Perm("notifications.send"), Node,   202)
+        .body(r#"{ "subscription": "invoices", "subject": "Invoice $n", "body": "Checked by the authorization matrix" }"#),
+
     // ── the audit log: the organization's own, so like the billing profile an allowed caller
     //    asking for a sub-account's gets 404, and a member at G never reaches R's ──────────────
     op("listAuditEvents",       "GET",    "/v1/accounts/{account_id}/audit-events",        Perm("audit.read"), Node, 200)
@@ -371,6 +399,12 @@ const HOLDS: &[(&str, [bool; 7])] = &[
     ("notifications.manage", [ Y, Y,   N,       N,      N,    N,        N ]),
     ("users.impersonate",[ Y,    Y,    N,       N,      N,    N,        N ]),
     ("audit.read",       [ Y,    Y,    N,       N,      N,    N,        N ]),
+    // "all contacts" (standard), "only contacts assigned to them" (limited), "one assigned
+    // record" (guest), "read only" (viewer); standard "cannot delete contacts".
+    ("contacts.read_all",      [ Y, Y, Y,       N,      N,    N,        Y ]),
+    ("contacts.read_assigned", [ Y, Y, Y,       Y,      Y,    N,        Y ]),
+    ("contacts.write",         [ Y, Y, Y,       Y,      N,    N,        N ]),
+    ("contacts.delete",        [ Y, Y, N,       N,      N,    N,        N ]),
 ];
 
 fn holds(role: &str, permission: &str) -> bool {
@@ -389,14 +423,37 @@ fn may(need: Need, role: &str) -> bool {
     match need {
         Exempt(_) | AnyMember => true,
         Perm(p) => holds(role, p),
+        All(list) => list.iter().all(|p| holds(role, p)),
+    }
+}
+
+const FORBIDDEN: (u16, Option<&str>) = (403, Some("forbidden"));
+const NOT_FOUND: (u16, Option<&str>) = (404, Some("not-found"));
+
+/// A contact is seen by `contacts.read_all` at or below the caller's node, and by
+/// `contacts.read_assigned` alone only when assigned to the caller (the matrix's contacts are
+/// unassigned); outside that view it answers 404 as if it did not exist (R12), whatever else
+/// the caller may do. A caller who reads no contacts at all is refused first (403), which
+/// tells nothing about ids; another organization's contact is 404 for everyone (R1).
+fn expected_for_contact(row: &Row, role: &str, position: Position) -> (u16, Option<&'static str>) {
+    let reads_any = holds(role, "contacts.read_all") || holds(role, "contacts.read_assigned");
+    match position {
+        Foreign => NOT_FOUND,
+        _ if !reads_any => FORBIDDEN,
+        Parent => NOT_FOUND,
+        _ if !holds(role, "contacts.read_all") => NOT_FOUND,
+        _ if !may(row.need, role) => FORBIDDEN,
+        _ => (row.ok, None),
     }
 }
 
 /// The status and problem type the spec expects for one check.
 fn expected(row: &Row, role: &str, position: Position) -> (u16, Option<&'static str>) {
-    const FORBIDDEN: (u16, Option<&str>) = (403, Some("forbidden"));
+    if matches!(row.target, Contact | FreshContact) {
+        return expected_for_contact(row, role, position);
+    }
     match position {
-        Foreign => (404, Some("not-found")),
+        Foreign => NOT_FOUND,
         Parent => FORBIDDEN,
         Same | Child | Tenant => {
             if row.scope == Scope::Root || !may(row.need, role) {
@@ -432,6 +489,8 @@ struct Fixture {
     role_b: String,
     /// Shared pending invitations to G, L, R and B's root.
     invites: HashMap<Position, String>,
+    /// Shared unassigned contacts at G, L, R and B's root.
+    contacts: HashMap<Position, String>,
     /// The ids of A's built-in roles, by key.
     a_roles: HashMap<&'static str, String>,
     b_viewer_role: String,
@@ -465,6 +524,7 @@ impl Fixture {
             role_a: String::new(),
             role_b: String::new(),
             invites: HashMap::new(),
+            contacts: HashMap::new(),
             helper: String::new(),
             n: 0,
         };
@@ -474,6 +534,8 @@ impl Fixture {
             fx.members.insert(position, member);
             let invite = fx.new_invite(app, position).await;
             fx.invites.insert(position, invite);
+            let contact = fx.new_contact(app, position).await;
+            fx.contacts.insert(position, contact);
         }
         fx.role_a = fx.new_role(app, Tenant).await;
         fx.role_b = fx.new_role(app, Foreign).await;
@@ -560,12 +622,27 @@ impl Fixture {
         body["id"].as_str().unwrap().to_string()
     }
 
+    /// A new unassigned contact at the position's node, by its organization's owner.
+    async fn new_contact(&mut self, app: &TestApp, position: Position) -> String {
+        let n = self.next();
+        let (status, body) = app
+            .create_contact(
+                self.owner_of(position),
+                self.node(position),
+                json!({ "name": format!("Target contact {n}"), "email": format!("contact.{n}@example.com"), "subscriptions": ["invoices"] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create target contact: {body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
     /// What the row's placeholders name for this check.
     async fn target(&mut self, app: &TestApp, row: &Row, role: &str, position: Position) -> Ids {
         let mut account = self.node(position).to_string();
         let mut user = String::new();
         let mut custom_role = String::new();
         let mut invite = String::new();
+        let mut contact = String::new();
         match row.target {
             Nothing | Node => {}
             FreshNode => {
@@ -593,12 +670,21 @@ impl Fixture {
             FreshRole => custom_role = self.new_role(app, position).await,
             Invite => invite = self.invites[&self.member_position(position)].clone(),
             FreshInvite => invite = self.new_invite(app, self.member_position(position)).await,
+            Contact => contact = self.contacts[&self.member_position(position)].clone(),
+            FreshContact => {
+                contact = if position != Foreign && may(row.need, role) {
+                    self.new_contact(app, self.member_position(position)).await
+                } else {
+                    self.contacts[&self.member_position(position)].clone()
+                }
+            }
         }
         Ids {
             account,
             user,
             role: custom_role,
             invite,
+            contact,
         }
     }
 
@@ -616,6 +702,7 @@ struct Ids {
     user: String,
     role: String,
     invite: String,
+    contact: String,
 }
 
 fn fill(template: &str, ids: &Ids, fx: &Fixture, n: usize) -> String {
@@ -624,6 +711,7 @@ fn fill(template: &str, ids: &Ids, fx: &Fixture, n: usize) -> String {
         .replace("{user_id}", &ids.user)
         .replace("{role_id}", &ids.role)
         .replace("{invite_id}", &ids.invite)
+        .replace("{contact_id}", &ids.contact)
         // No shared notification exists: a well-formed id that names nothing.
         .replace("{notification_id}", "ntf_00000000000000000000000000")
         .replace("$account", &ids.account)
@@ -763,8 +851,13 @@ fn authz_matrix_has_a_row_for_every_operation() {
                 row.op
             ));
         }
-        if let Perm(p) = row.need {
-            if !HOLDS.iter().any(|(held, _)| *held == p) {
+        let needed: &[&str] = match &row.need {
+            Perm(p) => std::slice::from_ref(p),
+            All(list) => list,
+            Exempt(_) | AnyMember => &[],
+        };
+        for p in needed {
+            if !HOLDS.iter().any(|(held, _)| held == p) {
                 problems.push(format!("{}: {p} has no line in HOLDS", row.op));
             }
         }

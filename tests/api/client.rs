@@ -315,3 +315,44 @@ impl TestApp {
         (res.status(), media_type, res.text().await.expect("body read"))
     }
 }
+
+impl TestApp {
+    // Contacts.
+
+    /// `POST /v1/accounts/{account}/contacts`.
+    pub async fn create_contact(&self, token: &str, account: &str, body: Value) -> (StatusCode, Value) {
+        self.post(&format!("/v1/accounts/{account}/contacts"), body, Some(token))
+            .await
+    }
+
+    /// `GET /v1/contacts?{query}` (`query` already encoded, may be empty).
+    pub async fn contacts(&self, token: &str, query: &str) -> (StatusCode, Value) {
+        self.get(&format!("/v1/contacts?{query}"), Some(token)).await
+    }
+
+    /// `GET /v1/contacts/{id}`.
+    pub async fn contact(&self, token: &str, id: &str) -> (StatusCode, Value) {
+        self.get(&format!("/v1/contacts/{id}"), Some(token)).await
+    }
+
+    /// `PATCH /v1/contacts/{id}`.
+    pub async fn update_contact(&self, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
+        self.patch(&format!("/v1/contacts/{id}"), body, Some(token)).await
+    }
+
+    /// `DELETE /v1/contacts/{id}`.
+    pub async fn delete_contact(&self, token: &str, id: &str) -> (StatusCode, Value) {
+        self.delete(&format!("/v1/contacts/{id}"), Some(token)).await
+    }
+
+    /// `POST /v1/contacts/reassign`.
+    pub async fn reassign_contacts(&self, token: &str, body: Value) -> (StatusCode, Value) {
+        self.post("/v1/contacts/reassign", body, Some(token)).await
+    }
+
+    /// `POST /v1/accounts/{account}/contact-notices`.
+    pub async fn send_contact_notice(&self, token: &str, account: &str, body: Value) -> (StatusCode, Value) {
+        self.post(&format!("/v1/accounts/{account}/contact-notices"), body, Some(token))
+            .await
+    }
+}

@@ -10,6 +10,7 @@ mod auth;
 mod authz_matrix;
 mod caretakers;
 mod cli;
+mod contacts;
 mod delivery;
 mod errors;
 mod idempotency;

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod caretakers;
+pub mod contacts;
 pub mod idempotency;
 pub mod impersonations;
 pub mod invites;

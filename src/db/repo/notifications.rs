@@ -6,7 +6,7 @@ use crate::db::models::{NewNotification, NotificationRow, UserRow};
 use crate::db::schema::notifications;
 use crate::db::DbConnection;
 use crate::domain::{NotificationKind, NotificationStatus};
-use crate::ids::NotificationId;
+use crate::ids::{ContactId, NotificationId};
 
 /// A message to write to the outbox.
 pub struct Outgoing {
@@ -45,6 +45,25 @@ impl Outgoing {
 /// Writes a message to the outbox. Call it inside the transaction of its cause, so that
 /// the message exists exactly when the change does.
 pub fn enqueue(conn: &mut DbConnection, msg: Outgoing, now: NaiveDateTime) -> RepoResult<NotificationId> {
+    insert(conn, msg, None, now)
+}
+
+/// Like [`enqueue`], for a message to a contact (R12): the row records the contact.
+pub fn enqueue_to_contact(
+    conn: &mut DbConnection,
+    msg: Outgoing,
+    contact: &ContactId,
+    now: NaiveDateTime,
+) -> RepoResult<NotificationId> {
+    insert(conn, msg, Some(contact.to_string()), now)
+}
+
+fn insert(
+    conn: &mut DbConnection,
+    msg: Outgoing,
+    contact_id: Option<String>,
+    now: NaiveDateTime,
+) -> RepoResult<NotificationId> {
     let id = NotificationId::generate();
     diesel::insert_into(notifications::table)
         .values(NewNotification {
@@ -61,6 +80,7 @@ pub fn enqueue(conn: &mut DbConnection, msg: Outgoing, now: NaiveDateTime) -> Re
             attempts: 0,
             next_attempt_at: now,
             created_at: now,
+            contact_id,
         })
         .execute(conn)?;
     Ok(id)
@@ -150,6 +170,15 @@ pub fn mark_failed(
         ))
         .execute(conn)
         .map(|_| ())
+}
+
+/// Messages recorded for one contact, newest first (used by tests and support tooling).
+pub fn for_contact(conn: &mut DbConnection, contact: &ContactId) -> RepoResult<Vec<NotificationRow>> {
+    notifications::table
+        .filter(notifications::contact_id.eq(contact.as_str()))
+        .order(notifications::id.desc())
+        .select(NotificationRow::as_select())
+        .load(conn)
 }
 
 /// Messages to one address, newest first (used by tests and support tooling).
