@@ -1,7 +1,6 @@
 //! Contacts (R12): visibility per role, validation, the assignee's state, bulk reassign and
 //! notices by subscription, on both backends.
 
-use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -41,33 +40,16 @@ async fn contact(app: &TestApp, token: &str, account: &str, name: &str, extra: V
     id(&created)
 }
 
-/// What the user life cycle (another part of the API) will set through its own operations:
-/// here set **directly in the database**, through the test's own connection, so that the
-/// contacts' assignee state can be checked before those operations exist. `deactivate`
-/// sets the user's membership in `root` to `deactivated`; `archive` sets the user's status to
-/// `archived`. The only place in these tests that writes to the database behind the API.
-async fn set_life_cycle_directly(app: &TestApp, root: &str, user: &str, deactivate: bool, archive: bool) {
-    use steward::db::schema::{memberships, users};
-    let (db, root, user) = (app.state.db.clone(), root.to_string(), user.to_string());
-    tokio::task::spawn_blocking(move || {
-        let mut conn = db.get().expect("connection");
-        if deactivate {
-            let deactivate = diesel::update(
-                memberships::table
-                    .filter(memberships::user_id.eq(&user))
-                    .filter(memberships::root_account_id.eq(&root)),
-            )
-            .set(memberships::status.eq("deactivated"));
-            // Called by its path: the contract check reserves the method-call form for HTTP.
-            RunQueryDsl::execute(deactivate, &mut *conn).expect("deactivate");
-        }
-        if archive {
-            let archive = diesel::update(users::table.find(&user)).set(users::status.eq("archived"));
-            RunQueryDsl::execute(archive, &mut *conn).expect("archive");
-        }
-    })
-    .await
-    .expect("join");
+/// Deactivates the user's membership (`POST /v1/users/{id}/deactivate`) or archives them
+/// (`DELETE /v1/users/{id}`), as an owner would.
+async fn leave(app: &TestApp, owner: &str, user: &str, archive: bool) {
+    let (status, body) = if archive {
+        app.delete(&format!("/v1/users/{user}"), Some(owner)).await
+    } else {
+        app.post(&format!("/v1/users/{user}/deactivate"), json!({}), Some(owner))
+            .await
+    };
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
@@ -326,8 +308,8 @@ async fn every_contact_shows_whether_its_assignee_is_still_active() {
         let c_gone = contact(&app, owner, &org.location, "C", json!({ "assigned_user_id": gone })).await;
         let c_nobody = contact(&app, owner, &org.group, "D", json!({})).await;
 
-        set_life_cycle_directly(&app, &org.root, &away, true, false).await;
-        set_life_cycle_directly(&app, &org.root, &gone, false, true).await;
+        leave(&app, owner, &away, false).await;
+        leave(&app, owner, &gone, true).await;
 
         for (contact, state) in [(&c_active, "active"), (&c_away, "deactivated"), (&c_gone, "archived")] {
             let (status, seen) = app.contact(owner, contact).await;
@@ -457,7 +439,7 @@ async fn reassign_moves_only_the_chosen_contacts_all_at_once() {
             .reassign_contacts(&standard, json!({ "from_user_id": to, "to_user_id": from, "account_id": org.root }))
             .await;
         assert_problem(status, &body, 403, "forbidden");
-        set_life_cycle_directly(&app, &org.root, &bystander, true, false).await;
+        leave(&app, owner, &bystander, false).await;
         let (status, body) = app
             .reassign_contacts(owner, json!({ "from_user_id": to, "to_user_id": bystander }))
             .await;
