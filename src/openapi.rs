@@ -196,6 +196,8 @@ const VERSIONED: &[&str] = &[
     "updateBillingProfile",
     "getCaretaker",
     "replaceCaretaker",
+    "getContact",
+    "updateContact",
 ];
 const HONOUR_IF_MATCH: &[&str] = &[
     "updateUser",
@@ -209,6 +211,8 @@ const HONOUR_IF_MATCH: &[&str] = &[
     "updateBillingProfile",
     "replaceCaretaker",
     "removeCaretaker",
+    "updateContact",
+    "deleteContact",
 ];
 
 fn add_versions(op: &mut Operation) {

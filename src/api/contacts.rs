@@ -8,18 +8,18 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::ValidationError;
 
-use crate::api::extract::{Body, Query};
+use crate::api::extract::{Body, IfMatch, Query};
 use crate::api::pagination::PageRequest;
-use crate::api::views::utc;
+use crate::api::views::{utc, versioned};
 use crate::auth::extract::Principal;
 use crate::db::models::Subscriptions;
 use crate::domain::{self, AssigneeState, ContactSubscription, Email};
 use crate::error::{ApiError, FieldError, Problem};
 use crate::ids::{AccountId, ContactId, UserId};
-use crate::service;
 use crate::service::contacts::{
     self, AssigneeIs, ContactInput, ContactNotice, ContactPatch, ContactQuery, CreateContact, Listed, Reassign,
 };
+use crate::service::{self, versions};
 use crate::state::AppState;
 
 /// The user a contact is assigned to, and where they stand in the contact's organization.
@@ -376,10 +376,10 @@ pub async fn get_contact(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<ContactId>,
-) -> Result<web::Json<ContactView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let listed = service::read(&state, move |tx| contacts::get(tx, &principal, &id)).await?;
-    Ok(web::Json(listed.into()))
+    Ok(versioned(versions::of_contact(&listed.row), &ContactView::from(listed)))
 }
 
 /// Change a contact.
@@ -404,11 +404,15 @@ pub async fn update_contact(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<ContactId>,
+    if_match: IfMatch,
     body: Body<UpdateContactRequest>,
-) -> Result<web::Json<ContactView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let (id, patch) = (path.into_inner(), body.into_inner().command()?);
-    let listed = service::write(&state, move |tx| contacts::update(tx, &principal, &id, patch)).await?;
-    Ok(web::Json(listed.into()))
+    let listed = service::write_if(&state, if_match.0, move |tx| {
+        contacts::update(tx, &principal, &id, patch)
+    })
+    .await?;
+    Ok(versioned(versions::of_contact(&listed.row), &ContactView::from(listed)))
 }
 
 /// Delete a contact.
@@ -430,9 +434,10 @@ pub async fn delete_contact(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<ContactId>,
+    if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    service::write(&state, move |tx| contacts::delete(tx, &principal, &id)).await?;
+    service::write_if(&state, if_match.0, move |tx| contacts::delete(tx, &principal, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -114,6 +114,7 @@ pub fn update(tx: &mut Tx<'_>, caller: &Principal, id: &ContactId, patch: Contac
     let caller = tx.lock_tenant(caller)?;
     let (row, node) = contacts::find(tx.conn, id)?.ok_or_else(|| ApiError::not_found("contact"))?;
     let (_, scope) = policy::require_contact_write(&caller, &row, &node)?;
+    tx.check_version(&crate::service::versions::of_contact(&row))?;
     if let Some(assignee) = &patch.assigned_user_id {
         check_assignee(tx, &caller, scope, &node, assignee.as_ref())?;
     }
@@ -156,6 +157,7 @@ pub fn delete(tx: &mut Tx<'_>, caller: &Principal, id: &ContactId) -> Result<(),
     let caller = tx.lock_tenant(caller)?;
     let (row, node) = contacts::find(tx.conn, id)?.ok_or_else(|| ApiError::not_found("contact"))?;
     policy::require_contact_delete(&caller, &row, &node)?;
+    tx.check_version(&crate::service::versions::of_contact(&row))?;
     contacts::delete(tx.conn, id)?;
     record(
         tx,

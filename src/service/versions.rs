@@ -43,6 +43,11 @@ pub fn of_caretaker(a: &crate::db::models::CaretakerAssignmentRow) -> String {
     tag(&format!("caretaker|{a:?}"))
 }
 
+/// A contact's own fields (its assignee's state is the assignee's, not the contact's).
+pub fn of_contact(c: &crate::db::models::ContactRow) -> String {
+    tag(&format!("contact|{c:?}"))
+}
+
 /// Whether an `If-Match` value names `current`: `*`, or a list of entity tags one of which
 /// is it (weak tags never match: the comparison is strong, RFC 9110 §13.1.1).
 pub fn matches(if_match: &str, current: &str) -> bool {

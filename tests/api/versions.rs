@@ -308,3 +308,47 @@ async fn a_caretaker_is_replaced_or_removed_only_from_the_version_read() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_contact_changes_and_goes_only_from_the_version_read() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (status, made) = app
+            .post(
+                &format!("/v1/accounts/{}/contacts", org.root),
+                json!({ "name": "Grace" }),
+                Some(&org.owner_token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        let path = format!("/v1/contacts/{}", made["id"].as_str().unwrap());
+        let seen = read(&app, &path, &org.owner_token).await.etag.expect("an ETag");
+        let changed = send(
+            &app,
+            Method::PATCH,
+            &path,
+            &org.owner_token,
+            Some(&seen),
+            Some(json!({ "company": "Navy" })),
+        )
+        .await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+        let stale = send(
+            &app,
+            Method::PATCH,
+            &path,
+            &org.owner_token,
+            Some(&seen),
+            Some(json!({ "company": "Army" })),
+        )
+        .await;
+        assert_problem(stale.status, &stale.body, 412, "precondition-failed");
+        let stale = send(&app, Method::DELETE, &path, &org.owner_token, Some(&seen), None).await;
+        assert_problem(stale.status, &stale.body, 412, "precondition-failed");
+        assert_eq!(read(&app, &path, &org.owner_token).await.body["company"], "Navy");
+        let current = changed.etag.unwrap();
+        let gone = send(&app, Method::DELETE, &path, &org.owner_token, Some(&current), None).await;
+        assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    })
+    .await;
+}
