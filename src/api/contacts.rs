@@ -250,6 +250,7 @@ pub struct ListContactsQuery {
     pub assigned_to: Option<String>,
     /// Only contacts whose assignee is `active`, `deactivated` or `archived`, or that are
     /// `unassigned`.
+    #[param(inline)]
     pub assignee_state: Option<AssigneeStateFilter>,
     /// `true`: only contacts assigned to a user who is not active (deactivated or archived):
     /// the contacts that need a new owner. Not combined with `assignee_state`.
