@@ -27,8 +27,10 @@ from steward_client.api.invites import (
     create_invite,
     preview_invitation,
 )
+from steward_client.api.impersonation import end_impersonation, start_impersonation
 from steward_client.api.me import get_me
 from steward_client.api.roles import list_roles
+from steward_client.api.users import deactivate_user, reactivate_user
 from steward_client.models import (
     AcceptedInvitation,
     AcceptInvitation,
@@ -38,17 +40,24 @@ from steward_client.models import (
     AccountView,
     CreateInvite,
     CreateSubAccount,
+    Delegation,
+    ImpersonationMode,
+    ImpersonationStarted,
+    ImpersonationState,
+    ImpersonationView,
     InvitationPreview,
     InvitationToken,
     InviteStatus,
     InviteView,
     LoginRequest,
     MembershipStatus,
+    MemberView,
     MeResponse,
     MyMembership,
     Problem,
     RoleView,
     SignupRequest,
+    StartImpersonationRequest,
     TokenResponse,
     UserStatus,
 )
@@ -285,6 +294,38 @@ def main(base_url: str) -> None:
     check(step, "users.invite" not in me2.permissions, f"a standard user may invite: {me2.permissions!r}")
     print(f"     roles {role_names(step, membership2)} at {membership2.node.id}, "
           f"{len(me2.permissions)} permissions")
+
+    # 11. Support logs in as the new user, read-only, and ends it.
+    step = "startImpersonation"
+    started = expect(step, start_impersonation.sync_detailed(client=owner, body=StartImpersonationRequest(
+        user_id=invitee_id, reason="Checking what Grace sees", confirm=True),
+        idempotency_key=f"impersonate-{RUN}"), 201, ImpersonationStarted)
+    check(step, started.impersonation.mode == ImpersonationMode.READ_ONLY,
+          f"mode is {started.impersonation.mode!r}")
+    support = AuthenticatedClient(base_url=base_url, token=started.access_token,
+                                  raise_on_unexpected_status=True)
+    step = "getMe (impersonation)"
+    seen = expect(step, get_me.sync_detailed(client=support), 200, MeResponse)
+    acting = present(step, seen.acting_as, "acting_as")
+    check(step, seen.user.id == invitee_id, f"user is {seen.user.id!r}")
+    check(step, acting.kind == Delegation.IMPERSONATION and acting.actor.id == signup.user.id,
+          f"acting_as is {acting!r}")
+    check(step, acting.mode == ImpersonationMode.READ_ONLY, f"mode is {acting.mode!r}")
+    step = "deactivateUser (read-only impersonation)"
+    expect_problem(step, deactivate_user.sync_detailed(invitee_id, client=support), 403,
+                   "impersonation-read-only")
+    step = "endImpersonation"
+    ended = expect(step, end_impersonation.sync_detailed(started.impersonation.id, client=owner), 200,
+                   ImpersonationView)
+    check(step, ended.state == ImpersonationState.ENDED, f"state is {ended.state!r}")
+
+    # 12. Deactivate and reactivate the new user's membership.
+    step = "deactivateUser"
+    off = expect(step, deactivate_user.sync_detailed(invitee_id, client=owner), 200, MemberView)
+    check(step, off.membership.status == MembershipStatus.DEACTIVATED, f"status is {off.membership.status!r}")
+    step = "reactivateUser"
+    on = expect(step, reactivate_user.sync_detailed(invitee_id, client=owner), 200, MemberView)
+    check(step, on.membership.status == MembershipStatus.ACTIVE, f"status is {on.membership.status!r}")
 
     print("python flow: all steps passed", flush=True)
 

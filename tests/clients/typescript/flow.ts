@@ -286,6 +286,98 @@ async function main(baseUrl: string): Promise<void> {
     `     roles ${show(builtinRoles(membership2))} at ${membership2.node.id}, ${me2.permissions.length} permissions`,
   );
 
+  // 11. A retried create with an Idempotency-Key creates once.
+  step = "createSubAccount (idempotent retry)";
+  const key = `retry-${RUN}`;
+  const once = await owner.POST("/v1/accounts/{account_id}/children", {
+    params: { path: { account_id: org.id }, header: { "Idempotency-Key": key } },
+    body: { name: "South Region", kind: "group" },
+  });
+  const twice = await owner.POST("/v1/accounts/{account_id}/children", {
+    params: { path: { account_id: org.id }, header: { "Idempotency-Key": key } },
+    body: { name: "South Region", kind: "group" },
+  });
+  const first = expectStatus(step, once, 201);
+  const again = expectStatus(step, twice, 201);
+  check(step, first.id === again.id, `two ids: ${first.id} and ${again.id}`);
+  check(step, twice.response.headers.get("idempotent-replayed") === "true", "not marked as a replay");
+
+  // 12. Concurrent edits: a stale If-Match is refused, the current one goes through.
+  step = "getUser (ETag)";
+  const read = await owner.GET("/v1/users/{user_id}", { params: { path: { user_id: inviteeId } } });
+  expectStatus(step, read, 200);
+  const etag = present(step, read.response.headers.get("etag"), "ETag");
+  step = "updateUser (current If-Match)";
+  const updated = await owner.PATCH("/v1/users/{user_id}", {
+    params: { path: { user_id: inviteeId }, header: { "If-Match": etag } },
+    body: { phone: "+1 555 0100" },
+  });
+  check(step, expectStatus(step, updated, 200).user.phone === "+1 555 0100", "phone not set");
+  step = "updateUser (stale If-Match)";
+  expectProblem(
+    step,
+    await owner.PATCH("/v1/users/{user_id}", {
+      params: { path: { user_id: inviteeId }, header: { "If-Match": etag } },
+      body: { phone: "+1 555 0199" },
+    }),
+    412,
+    "precondition-failed",
+  );
+
+  // 13. Support logs in as the new user, read-only, and ends it.
+  step = "startImpersonation";
+  const started = expectStatus(
+    step,
+    await owner.POST("/v1/impersonations", {
+      body: { user_id: inviteeId, reason: "Checking what Grace sees", confirm: true },
+    }),
+    201,
+  );
+  check(step, started.impersonation.mode === "read_only", `mode is ${show(started.impersonation.mode)}`);
+  check(step, started.impersonation.state === "active", `state is ${show(started.impersonation.state)}`);
+  const support = as(started.access_token);
+  step = "getMe (impersonation)";
+  const seen = expectStatus(step, await support.GET("/v1/me"), 200);
+  const acting = present(step, seen.acting_as, "acting_as");
+  check(step, seen.user.id === inviteeId, `user is ${show(seen.user.id)}`);
+  check(step, acting.kind === "impersonation" && acting.actor.id === ownerId, `acting_as is ${show(acting)}`);
+  check(step, acting.mode === "read_only", `mode is ${show(acting.mode)}`);
+  step = "updateUser (read-only impersonation)";
+  expectProblem(
+    step,
+    await support.PATCH("/v1/users/{user_id}", {
+      params: { path: { user_id: inviteeId } },
+      body: { first_name: "Not Grace" },
+    }),
+    403,
+    "impersonation-read-only",
+  );
+  step = "endImpersonation";
+  const ended = expectStatus(
+    step,
+    await owner.POST("/v1/impersonations/{impersonation_id}/end", {
+      params: { path: { impersonation_id: started.impersonation.id } },
+    }),
+    200,
+  );
+  check(step, ended.state === "ended", `state is ${show(ended.state)}`);
+
+  // 14. Deactivate and reactivate the new user's membership.
+  step = "deactivateUser";
+  const off = expectStatus(
+    step,
+    await owner.POST("/v1/users/{user_id}/deactivate", { params: { path: { user_id: inviteeId } } }),
+    200,
+  );
+  check(step, off.membership.status === "deactivated", `status is ${show(off.membership.status)}`);
+  step = "reactivateUser";
+  const on = expectStatus(
+    step,
+    await owner.POST("/v1/users/{user_id}/reactivate", { params: { path: { user_id: inviteeId } } }),
+    200,
+  );
+  check(step, on.membership.status === "active", `status is ${show(on.membership.status)}`);
+
   console.log("typescript flow: all steps passed");
 }
 
