@@ -69,6 +69,8 @@ pub struct Config {
     pub notify_timeout: Duration,
     /// The longest impersonation a request may ask for, in minutes (R9).
     pub impersonation_max_minutes: u32,
+    /// Webhook endpoints may be loopback, private or link-local addresses (SSRF guard off).
+    pub webhook_allow_private: bool,
 }
 
 /// A setting that could not be used: names the variable and says why.
@@ -153,6 +155,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "how long one delivery attempt may take",
     ),
     (
+        "STEWARD_WEBHOOK_ALLOW_PRIVATE",
+        "false",
+        "let webhook endpoints be loopback, private or link-local addresses (tests, closed networks)",
+    ),
+    (
         "STEWARD_IMPERSONATION_MAX_MINUTES",
         "240",
         "longest impersonation a request may ask for, in minutes (the default is 60, or this if shorter)",
@@ -223,6 +230,12 @@ impl Config {
             }
         };
         let notify_timeout = parse_duration(get("STEWARD_NOTIFY_TIMEOUT", "10s"))?;
+        let (var, raw) = get("STEWARD_WEBHOOK_ALLOW_PRIVATE", "false");
+        let webhook_allow_private = match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(invalid(var, &raw, "expected true or false")),
+        };
         let impersonation_max_minutes = parse_number(get("STEWARD_IMPERSONATION_MAX_MINUTES", "240"), 1, 1440)? as u32;
 
         Ok(Self {
@@ -248,6 +261,7 @@ impl Config {
             notify_secret,
             notify_timeout,
             impersonation_max_minutes,
+            webhook_allow_private,
         })
     }
 }

@@ -120,6 +120,9 @@ typed_id!(
     /// A contact: a person in an account node who cannot log in (R12).
     ContactId, "con");
 typed_id!(
+    /// A webhook endpoint an organization registered.
+    WebhookId, "whk");
+typed_id!(
     /// An access token's unique id (`jti`).
     TokenId, "jti");
 

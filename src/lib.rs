@@ -14,6 +14,7 @@ pub mod error;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
+pub mod net_guard;
 pub mod notify;
 pub mod openapi;
 pub mod request_audit;
@@ -101,11 +102,19 @@ impl Application {
             ),
             _ => Arc::new(notify::LogSink),
         };
+        let webhook_client = reqwest::Client::builder()
+            .timeout(state.config.notify_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("steward/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| StartError::Other(e.to_string()))?;
         notify::Outbox {
             db: state.db.clone(),
             clock: state.clock.clone(),
             sink,
             max_attempts: state.config.outbox_max_attempts,
+            webhook_client,
+            allow_private_webhooks: state.config.webhook_allow_private,
         }
         .spawn(state.config.outbox_poll_interval);
 

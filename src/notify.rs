@@ -21,8 +21,8 @@ use sha2::Sha256;
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
-use crate::db::models::NotificationRow;
-use crate::db::repo::notifications;
+use crate::db::models::{NotificationRow, WebhookEndpointRow};
+use crate::db::repo::{notifications, webhooks};
 use crate::db::{Db, DbError};
 
 const BATCH: i64 = 50;
@@ -107,6 +107,13 @@ impl<'a> Delivery<'a> {
 pub struct SigningSecret(Vec<u8>);
 
 impl SigningSecret {
+    /// A new random secret in its text form (`whsec_` and base64 of 32 bytes), for a webhook
+    /// endpoint; shown once, kept to sign.
+    pub fn generate() -> String {
+        let bytes: [u8; 32] = rand::random();
+        format!("whsec_{}", STANDARD.encode(bytes))
+    }
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         let encoded = raw.trim().strip_prefix("whsec_").ok_or("must start with whsec_")?;
         let bytes = STANDARD
@@ -177,15 +184,7 @@ impl Sink for HttpSink {
         Box::pin(async move {
             let body = serde_json::to_vec(&Delivery::of(m)).map_err(|e| e.to_string())?;
             let timestamp = self.clock.now().and_utc().timestamp();
-            let signature = self.secret.sign(m.id.as_str(), timestamp, &body);
-            let response = self
-                .client
-                .post(&self.url)
-                .header("content-type", "application/json")
-                .header("webhook-id", m.id.as_str())
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signature)
-                .body(body)
+            let response = signed_post(&self.client, &self.url, &self.secret, (m.id.as_str(), timestamp), body)
                 .send()
                 .await
                 .map_err(|e| format!("request failed: {e}"))?;
@@ -197,6 +196,25 @@ impl Sink for HttpSink {
             }
         })
     }
+}
+
+/// A JSON POST with the Standard Webhooks headers: `webhook-id`, `webhook-timestamp`, and
+/// `webhook-signature` over both and the body.
+fn signed_post(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &SigningSecret,
+    (id, timestamp): (&str, i64),
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    let signature = secret.sign(id, timestamp, &body);
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
 }
 
 /// Delay before the next attempt after `attempts + 1` failures: 10 s doubling, at most an hour,
@@ -214,7 +232,14 @@ pub struct Outbox {
     pub clock: SharedClock,
     pub sink: Arc<dyn Sink>,
     pub max_attempts: i32,
+    /// Posts event deliveries to webhook endpoints (each with its own URL and secret).
+    pub webhook_client: reqwest::Client,
+    /// Whether endpoints may be loopback, private or link-local addresses.
+    pub allow_private_webhooks: bool,
 }
+
+/// An attempt's outcome, and the status code the endpoint answered, if it answered.
+type Attempt = (Result<(), String>, Option<i32>);
 
 impl Outbox {
     /// Delivers every due message once; returns how many were handled.
@@ -226,20 +251,78 @@ impl Outbox {
                 notifications::claim_due(conn, now, Duration::seconds(LEASE_SECS), BATCH).map_err(DbError::from)
             })
             .await?;
-        let outcomes = future::join_all(batch.iter().map(|m| self.sink.deliver(m))).await;
+        let endpoint_ids: Vec<String> = batch.iter().filter_map(|m| m.webhook_endpoint_id.clone()).collect();
+        let endpoints = match endpoint_ids.is_empty() {
+            true => Vec::new(),
+            false => {
+                self.db
+                    .read(move |conn| {
+                        let ids: Vec<&str> = endpoint_ids.iter().map(String::as_str).collect();
+                        webhooks::by_ids(conn, &ids).map_err(DbError::from)
+                    })
+                    .await?
+            }
+        };
+        let outcomes = future::join_all(batch.iter().map(|m| self.attempt(m, &endpoints))).await;
         let now = self.clock.now();
         let max_attempts = self.max_attempts;
-        let results: Vec<(NotificationRow, Result<(), String>)> = batch.into_iter().zip(outcomes).collect();
+        let results: Vec<(NotificationRow, Attempt)> = batch.into_iter().zip(outcomes).collect();
         let handled = results.len();
         self.db
             .read(move |conn| {
-                for (message, outcome) in &results {
+                for (message, (outcome, code)) in &results {
                     record(conn, message, outcome, now, max_attempts)?;
+                    if message.webhook_endpoint_id.is_some() {
+                        webhooks::set_response_code(conn, &message.id, *code)?;
+                    }
                 }
                 Ok::<_, DbError>(())
             })
             .await?;
         Ok(handled)
+    }
+
+    /// One delivery attempt: a notification to its sink, an event to its endpoint.
+    async fn attempt(&self, m: &NotificationRow, endpoints: &[WebhookEndpointRow]) -> Attempt {
+        let Some(id) = &m.webhook_endpoint_id else {
+            return (self.sink.deliver(m).await, None);
+        };
+        match endpoints.iter().find(|e| &e.id == id) {
+            None => (Err("the endpoint was deleted".into()), None),
+            Some(e) if !e.enabled => (Err("the endpoint is disabled".into()), None),
+            Some(e) => self.post_event(m, e).await,
+        }
+    }
+
+    /// Posts an event to an endpoint, signed with its own secret the Standard Webhooks way,
+    /// after checking again where its URL leads (SSRF).
+    async fn post_event(&self, m: &NotificationRow, endpoint: &WebhookEndpointRow) -> Attempt {
+        if let Err(why) = crate::net_guard::check_url(&endpoint.url, self.allow_private_webhooks).await {
+            return (Err(format!("the endpoint URL {why}")), None);
+        }
+        let secret = match SigningSecret::parse(&endpoint.secret) {
+            Ok(secret) => secret,
+            Err(why) => return (Err(format!("the endpoint's secret {why}")), None),
+        };
+        let body = m.payload.clone().into_bytes();
+        let timestamp = self.clock.now().and_utc().timestamp();
+        let sent = signed_post(
+            &self.webhook_client,
+            &endpoint.url,
+            &secret,
+            (m.id.as_str(), timestamp),
+            body,
+        )
+        .send()
+        .await;
+        match sent {
+            Err(e) => (Err(format!("request failed: {e}")), None),
+            Ok(res) if res.status().is_success() => (Ok(()), Some(i32::from(res.status().as_u16()))),
+            Ok(res) => (
+                Err(format!("the endpoint answered {}", res.status())),
+                Some(i32::from(res.status().as_u16())),
+            ),
+        }
     }
 
     /// Polls the outbox until the process ends.

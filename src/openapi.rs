@@ -35,6 +35,7 @@ Access tokens are EdDSA JWTs verifiable with `/.well-known/jwks.json`; `sub` is 
         (name = "caretakers", description = "Someone manages a user's account while they are away (R7): assignments, managed users, acting as them"),
         (name = "impersonation", description = "Support \"log in as\" (R9): bounded, read-only unless full mode is allowed, never an escalation, every request audited"),
         (name = "contacts", description = "People in an account who cannot log in (R12): assigned to users, visible per role, reassigned in bulk, sent notices by subscription"),
+        (name = "webhooks", description = "Event webhooks: endpoints, signed deliveries with retries, a delivery log and replay"),
         (name = "audit", description = "The audit log: who did what, as whom, when; read in pages or exported as JSON Lines; append-only"),
         (name = "operations", description = "Health, readiness and public keys"),
     ),

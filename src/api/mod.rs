@@ -16,6 +16,7 @@ pub mod pagination;
 pub mod roles;
 pub mod users;
 pub mod views;
+pub mod webhooks;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Deserializer};
@@ -88,6 +89,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(notifications::post_user_notification)
         .service(notifications::list_notifications)
         .service(notifications::retry_notification)
+        .service(webhooks::create_webhook)
+        .service(webhooks::list_webhooks)
+        .service(webhooks::get_webhook)
+        .service(webhooks::update_webhook)
+        .service(webhooks::delete_webhook)
+        .service(webhooks::list_webhook_deliveries)
+        .service(webhooks::replay_webhook_delivery)
         .service(audit::list_audit_events)
         .service(audit::export_audit_events)
         .service(contacts::create_contact)

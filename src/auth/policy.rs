@@ -592,3 +592,14 @@ pub fn require_contact_reassign<'p>(
 pub fn require_contact_notice<'p>(principal: &'p Principal, node: &AccountRow) -> Result<&'p TenantContext, ApiError> {
     require_on(principal, Permission::NotificationsSend, node)
 }
+
+// ---- webhooks ----
+
+/// Webhook endpoints belong to the organization: managing them needs `webhooks.manage` with
+/// reach over its root (R2), and never from a session acting as someone else, since an
+/// endpoint carries a signing secret (R8).
+pub fn require_webhooks(principal: &Principal) -> Result<&TenantContext, ApiError> {
+    forbid_delegated(principal, "manage webhook endpoints (they carry secrets)")?;
+    let root = &tenant(principal)?.account;
+    require_on(principal, Permission::WebhooksManage, root)
+}

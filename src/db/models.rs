@@ -326,6 +326,10 @@ pub struct NotificationRow {
     pub delivered_at: Option<NaiveDateTime>,
     /// The contact a notice was for (R12), when it went to a contact.
     pub contact_id: Option<String>,
+    /// The webhook endpoint a delivery goes to, when it is an event delivery.
+    pub webhook_endpoint_id: Option<String>,
+    /// The HTTP status the endpoint answered on the last attempt, if it answered.
+    pub last_response_code: Option<i32>,
 }
 
 #[derive(Debug, Insertable)]
@@ -347,6 +351,7 @@ pub struct NewNotification {
     pub next_attempt_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
     pub contact_id: Option<String>,
+    pub webhook_endpoint_id: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -663,4 +668,29 @@ pub struct NewContact {
     pub assigned_user_id: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_endpoints)]
+pub struct WebhookEndpointRow {
+    pub id: String,
+    pub root_account_id: String,
+    pub url: String,
+    /// Comma-separated event types, or `*`.
+    pub event_types: String,
+    pub secret: String,
+    pub enabled: bool,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl WebhookEndpointRow {
+    pub fn events(&self) -> Vec<&str> {
+        self.event_types.split(',').filter(|e| !e.is_empty()).collect()
+    }
+
+    pub fn wants(&self, event: &str) -> bool {
+        self.events().iter().any(|e| *e == "*" || *e == event)
+    }
 }

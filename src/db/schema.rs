@@ -149,6 +149,8 @@ diesel::table! {
         created_at -> Timestamp,
         delivered_at -> Nullable<Timestamp>,
         contact_id -> Nullable<Text>,
+        webhook_endpoint_id -> Nullable<Text>,
+        last_response_code -> Nullable<Integer>,
     }
 }
 
@@ -266,6 +268,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        root_account_id -> Text,
+        url -> Text,
+        event_types -> Text,
+        secret -> Text,
+        enabled -> Bool,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(invite_roles -> invites (invite_id));
 diesel::joinable!(invite_roles -> roles (role_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -281,6 +297,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     impersonations,
     seat_ledger,
     contacts,
+    webhook_endpoints,
     accounts,
     users,
     roles,

@@ -118,6 +118,10 @@ text_vocabulary!(
         MembershipRemoved => "membership.removed",
         UserArchived => "user.archived",
         UserRestored => "user.restored",
+        WebhookCreated => "webhook.created",
+        WebhookUpdated => "webhook.updated",
+        WebhookDeleted => "webhook.deleted",
+        WebhookDeliveryReplayed => "webhook.delivery_replayed",
         ContactCreated => "contact.created",
         ContactUpdated => "contact.updated",
         ContactDeleted => "contact.deleted",
@@ -127,6 +131,53 @@ text_vocabulary!(
         ContactNoticeSent => "contact_notice.sent",
     }
 );
+
+impl AuditAction {
+    /// The webhook event type a change is announced to integrators as, if it is one: the
+    /// action's own name, but for an invitation created, which is `invite.sent`.
+    pub fn webhook_event(self) -> Option<&'static str> {
+        use AuditAction::*;
+        match self {
+            InviteCreated => Some("invite.sent"),
+            UserCreated
+            | UserUpdated
+            | UserArchived
+            | UserRestored
+            | MembershipDeactivated
+            | MembershipReactivated
+            | MembershipRemoved
+            | MembershipRolesChanged
+            | MembershipMoved
+            | InviteAccepted
+            | InviteRevoked
+            | CaretakerAssigned
+            | CaretakerReplaced
+            | CaretakerRemoved
+            | ImpersonationStarted
+            | ImpersonationEnded
+            | ContactCreated
+            | ContactUpdated
+            | ContactDeleted
+            | ContactReassigned
+            | AccountCreated
+            | AccountUpdated
+            | AccountClosed
+            | AccountMoved
+            | AccountOwnershipTransferred
+            | RoleCreated
+            | RoleUpdated
+            | RoleDeleted => Some(self.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Every webhook event type, sorted.
+    pub fn webhook_events() -> Vec<&'static str> {
+        let mut all: Vec<&'static str> = Self::ALL.iter().filter_map(|a| a.webhook_event()).collect();
+        all.sort_unstable();
+        all
+    }
+}
 
 text_vocabulary!(
     /// What a notification in the outbox is about.
@@ -142,6 +193,8 @@ text_vocabulary!(
         AccountRestored => "account_restored",
         /// A notice to a contact, by subscription (the row records the contact).
         ContactNotice => "contact_notice",
+        /// An event delivered to a webhook endpoint (the row records the endpoint).
+        Webhook => "webhook",
     }
 );
 

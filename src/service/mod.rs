@@ -26,6 +26,7 @@ pub mod roles;
 pub mod seats;
 pub mod sessions;
 pub mod versions;
+pub mod webhooks;
 
 use actix_web::web;
 use chrono::NaiveDateTime;

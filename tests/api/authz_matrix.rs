@@ -332,6 +332,25 @@ const OPERATIONS: &[Row] = &[
         .unless(&[(Same, 404, "not-found"), (Child, 404, "not-found")]),
     exempt("listMyImpersonations",  "GET",   "/v1/me/impersonations",             "the caller themself: who impersonated them"),
 
+    // ── webhooks: the organization's, so managing them needs reach over the root ────────────
+    op("createWebhook",         "POST",   "/v1/webhooks",                         Perm("webhooks.manage"),   Nothing,      201)
+        .body(r#"{ "url": "https://93.184.216.34/hook", "events": ["*"] }"#)
+        .scope(Scope::Root),
+    op("listWebhooks",          "GET",    "/v1/webhooks",                         Perm("webhooks.manage"),   Nothing,      200)
+        .scope(Scope::Root),
+    // No shared endpoint exists: a well-formed id that names nothing (404 for whoever may look).
+    op("getWebhook",            "GET",    "/v1/webhooks/{webhook_id}",            Perm("webhooks.manage"),   Nothing,      404)
+        .scope(Scope::Root),
+    op("updateWebhook",         "PATCH",  "/v1/webhooks/{webhook_id}",            Perm("webhooks.manage"),   Nothing,      404)
+        .body(r#"{ "enabled": false }"#)
+        .scope(Scope::Root),
+    op("deleteWebhook",         "DELETE", "/v1/webhooks/{webhook_id}",            Perm("webhooks.manage"),   Nothing,      404)
+        .scope(Scope::Root),
+    op("listWebhookDeliveries", "GET",    "/v1/webhooks/{webhook_id}/deliveries", Perm("webhooks.manage"),   Nothing,      404)
+        .scope(Scope::Root),
+    op("replayWebhookDelivery", "POST",   "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", Perm("webhooks.manage"), Nothing, 404)
+        .scope(Scope::Root),
+
     // ── notifications ───────────────────────────────────────────────────────────────────────
     op("postUserNotification",  "POST",   "/v1/users/{user_id}/notifications",    Perm("notifications.send"), Member,      202)
         .body(r#"{ "subject": "Text message received", "body": "From +1 555 0100: hello" }"#),
@@ -399,6 +418,7 @@ const HOLDS: &[(&str, [bool; 7])] = &[
     ("notifications.manage", [ Y, Y,   N,       N,      N,    N,        N ]),
     ("users.impersonate",[ Y,    Y,    N,       N,      N,    N,        N ]),
     ("audit.read",       [ Y,    Y,    N,       N,      N,    N,        N ]),
+    ("webhooks.manage",  [ Y,    Y,    N,       N,      N,    N,        N ]),
     // "all contacts" (standard), "only contacts assigned to them" (limited), "one assigned
     // record" (guest), "read only" (viewer); standard "cannot delete contacts".
     ("contacts.read_all",      [ Y, Y, Y,       N,      N,    N,        Y ]),
@@ -714,6 +734,8 @@ fn fill(template: &str, ids: &Ids, fx: &Fixture, n: usize) -> String {
         .replace("{contact_id}", &ids.contact)
         // No shared notification exists: a well-formed id that names nothing.
         .replace("{notification_id}", "ntf_00000000000000000000000000")
+        .replace("{delivery_id}", "ntf_00000000000000000000000000")
+        .replace("{webhook_id}", "whk_00000000000000000000000000")
         .replace("$account", &ids.account)
         .replace("$user", &ids.user)
         .replace("$location", &fx.a.location)

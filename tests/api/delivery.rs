@@ -18,21 +18,26 @@ pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// One request the receiver got.
 #[derive(Clone, Debug)]
 pub struct Received {
-    id: String,
-    timestamp: String,
-    signature: String,
-    body: Vec<u8>,
+    pub id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: Vec<u8>,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
 
     /// Checks the signature with the shared secret, independently of Steward's own code.
     fn signed_correctly(&self) -> bool {
+        self.signed_with(SECRET)
+    }
+
+    /// Checks the signature with `secret` (`whsec_…`), independently of Steward's own code.
+    pub fn signed_with(&self, secret: &str) -> bool {
         let key = base64::engine::general_purpose::STANDARD
-            .decode(SECRET.trim_start_matches("whsec_"))
+            .decode(secret.trim_start_matches("whsec_"))
             .unwrap();
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
         mac.update(format!("{}.{}.", self.id, self.timestamp).as_bytes());
@@ -106,12 +111,12 @@ impl Receiver {
         }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub fn received(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 
     /// Waits (up to `secs`) until at least `n` requests arrived.
-    async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
+    pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
         for _ in 0..secs * 20 {
             let got = self.received();
             if got.len() >= n {

@@ -27,3 +27,4 @@ mod tokens;
 mod tree_races;
 mod trust;
 mod versions;
+mod webhooks;

@@ -37,7 +37,25 @@ pub fn record(
     now: NaiveDateTime,
 ) -> RepoResult<()> {
     let target = Some((entry.target_type, entry.target_id));
-    insert(conn, ctx, entry.action, target, entry.details, now)
+    let id = insert(conn, ctx, entry.action, target, entry.details.clone(), now)?;
+    // Integrators hear of the change in the same transaction (event webhooks).
+    if let (Some(account), Some(event)) = (&ctx.account, entry.action.webhook_event()) {
+        let payload = serde_json::json!({
+            "type": event,
+            "timestamp": now.and_utc().to_rfc3339(),
+            "data": {
+                "audit_event_id": id,
+                "account_id": account,
+                "actor_user_id": ctx.actor,
+                "effective_user_id": ctx.effective,
+                "target_type": entry.target_type,
+                "target_id": entry.target_id,
+                "details": entry.details,
+            },
+        });
+        super::webhooks::fan_out(conn, account, event, &payload, now)?;
+    }
+    Ok(())
 }
 
 /// Appends an event about no particular target (e.g. a login that named no known user).
@@ -48,7 +66,7 @@ pub fn record_untargeted(
     details: serde_json::Value,
     now: NaiveDateTime,
 ) -> RepoResult<()> {
-    insert(conn, ctx, action, None, details, now)
+    insert(conn, ctx, action, None, details, now).map(|_| ())
 }
 
 fn insert(
@@ -58,10 +76,11 @@ fn insert(
     target: Option<(&str, &str)>,
     details: serde_json::Value,
     now: NaiveDateTime,
-) -> RepoResult<()> {
+) -> RepoResult<AuditEventId> {
+    let id = AuditEventId::generate();
     diesel::insert_into(audit_events::table)
         .values(NewAuditEvent {
-            id: AuditEventId::generate(),
+            id: id.clone(),
             occurred_at: now,
             actor_user_id: ctx.actor.clone(),
             effective_user_id: ctx.effective.clone(),
@@ -72,8 +91,8 @@ fn insert(
             request_id: ctx.request_id.clone(),
             details: details.to_string(),
         })
-        .execute(conn)
-        .map(|_| ())
+        .execute(conn)?;
+    Ok(id)
 }
 
 /// Events about one target, oldest first.

@@ -20,6 +20,7 @@ pub mod roles;
 pub mod seats;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 
 pub type RepoResult<T> = Result<T, diesel::result::Error>;
 

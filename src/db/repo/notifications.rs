@@ -45,7 +45,7 @@ impl Outgoing {
 /// Writes a message to the outbox. Call it inside the transaction of its cause, so that
 /// the message exists exactly when the change does.
 pub fn enqueue(conn: &mut DbConnection, msg: Outgoing, now: NaiveDateTime) -> RepoResult<NotificationId> {
-    insert(conn, msg, None, now)
+    insert(conn, msg, (None, None), now)
 }
 
 /// Like [`enqueue`], for a message to a contact (R12): the row records the contact.
@@ -55,13 +55,23 @@ pub fn enqueue_to_contact(
     contact: &ContactId,
     now: NaiveDateTime,
 ) -> RepoResult<NotificationId> {
-    insert(conn, msg, Some(contact.to_string()), now)
+    insert(conn, msg, (Some(contact.to_string()), None), now)
+}
+
+/// Like [`enqueue`], for an event delivery to a webhook endpoint.
+pub fn enqueue_to_endpoint(
+    conn: &mut DbConnection,
+    msg: Outgoing,
+    endpoint: &str,
+    now: NaiveDateTime,
+) -> RepoResult<NotificationId> {
+    insert(conn, msg, (None, Some(endpoint.to_string())), now)
 }
 
 fn insert(
     conn: &mut DbConnection,
     msg: Outgoing,
-    contact_id: Option<String>,
+    (contact_id, webhook_endpoint_id): (Option<String>, Option<String>),
     now: NaiveDateTime,
 ) -> RepoResult<NotificationId> {
     let id = NotificationId::generate();
@@ -81,6 +91,7 @@ fn insert(
             next_attempt_at: now,
             created_at: now,
             contact_id,
+            webhook_endpoint_id,
         })
         .execute(conn)?;
     Ok(id)
@@ -198,8 +209,10 @@ pub fn page_for_account(
     after: Option<&str>,
     limit: i64,
 ) -> RepoResult<Vec<NotificationRow>> {
+    // Event deliveries to webhook endpoints have their own log (`/v1/webhooks/{id}/deliveries`).
     let mut query = notifications::table
         .filter(notifications::account_id.eq(account))
+        .filter(notifications::webhook_endpoint_id.is_null())
         .into_boxed();
     if let Some(status) = status {
         query = query.filter(notifications::status.eq(status.as_str()));
