@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
@@ -117,6 +118,11 @@ impl Application {
             allow_private_webhooks: state.config.webhook_allow_private,
         }
         .spawn(state.config.outbox_poll_interval);
+        housekeeping::spawn(
+            state.db.clone(),
+            state.clock.clone(),
+            std::time::Duration::from_secs(600),
+        );
 
         let app_state = state.clone();
         let max_body = state.config.max_body_bytes;

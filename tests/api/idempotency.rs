@@ -130,3 +130,22 @@ async fn a_malformed_key_is_refused() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn housekeeping_forgets_keys_past_their_day() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let body = new_user(&app, &org, "ida@example.com").await;
+        let first = post_with_key(&app, &org.owner_token, "kept", "/v1/users", &body).await;
+        assert_eq!(first.status, StatusCode::CREATED);
+        let clock: steward::clock::SharedClock = app.clock.clone();
+        assert_eq!(
+            steward::housekeeping::run_once(&app.state.db, &clock).await.unwrap(),
+            0,
+            "still kept"
+        );
+        app.clock.advance(chrono::Duration::hours(25));
+        assert_eq!(steward::housekeeping::run_once(&app.state.db, &clock).await.unwrap(), 1);
+    })
+    .await;
+}

@@ -1,0 +1,30 @@
+//! Periodic clean-up of records that only matter for a while: kept responses of
+//! idempotent requests past their 24 hours. Runs on every instance; the deletes are
+//! idempotent, so several instances on one database do no harm.
+
+use crate::clock::SharedClock;
+use crate::db::repo::idempotency;
+use crate::db::{Db, DbError};
+
+/// Deletes what has expired; returns how many records went.
+pub async fn run_once(db: &Db, clock: &SharedClock) -> Result<usize, DbError> {
+    let now = clock.now();
+    db.write(move |conn| idempotency::purge_expired(conn, now).map_err(DbError::from))
+        .await
+}
+
+/// Cleans up every `interval` until the process ends.
+pub fn spawn(db: Db, clock: SharedClock, interval: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match run_once(&db, &clock).await {
+                Ok(0) => {}
+                Ok(n) => log::info!("housekeeping: removed {n} expired idempotency record(s)"),
+                Err(e) => log::warn!("housekeeping failed: {e}"),
+            }
+        }
+    })
+}
