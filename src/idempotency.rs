@@ -32,6 +32,11 @@ pub const REPLAYED: &str = "Idempotent-Replayed";
 /// How long a key and its response are kept.
 const KEEP_FOR_HOURS: i64 = 24;
 
+/// Creates whose response carries a bearer secret (an impersonation's access token, a
+/// webhook endpoint's signing secret): their answers are never kept in the database, so
+/// the header does nothing there (and the document does not offer it).
+pub const NOT_KEPT: &[&str] = &["/v1/impersonations", "/v1/webhooks"];
+
 /// What the key's record says about a request.
 enum Claim {
     /// Nobody has used the key: this request is served, and its response kept.
@@ -47,7 +52,8 @@ pub async fn middleware(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let raw = req.headers().get(HEADER).cloned();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let (Some(raw), Some(state), true) = (raw, state, req.method() == Method::POST) else {
+    let applies = req.method() == Method::POST && !NOT_KEPT.contains(&req.path());
+    let (Some(raw), Some(state), true) = (raw, state, applies) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let Some(key) = sane_key(&raw) else {

@@ -151,7 +151,9 @@ problem documents; quote it to support.",
 fn add_idempotency_key(op: &mut Operation) {
     let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let creates = ["201", "202"].iter().any(|s| op.responses.responses.contains_key(*s));
-    if !(authenticated && creates) {
+    // Their answers carry a bearer secret, which is never kept (`idempotency::NOT_KEPT`).
+    let keeps_secrets = matches!(op.operation_id.as_deref(), Some("startImpersonation" | "createWebhook"));
+    if !(authenticated && creates) || keeps_secrets {
         return;
     }
     let parameter = ParameterBuilder::new()

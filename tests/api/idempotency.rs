@@ -149,3 +149,33 @@ async fn housekeeping_forgets_keys_past_their_day() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn answers_that_carry_a_secret_are_never_kept() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (admin, _) = app
+            .member(&org.owner_token, "admin@example.com", &["admin"], &org.root)
+            .await;
+        let body = json!({ "user_id": admin, "reason": "Ticket 1", "confirm": true });
+        let first = post_with_key(&app, &org.owner_token, "imp", "/v1/impersonations", &body).await;
+        let second = post_with_key(&app, &org.owner_token, "imp", "/v1/impersonations", &body).await;
+        assert_eq!(
+            (first.status, second.status),
+            (StatusCode::CREATED, StatusCode::CREATED)
+        );
+        assert!(!second.replayed, "not a replay");
+        assert_ne!(
+            first.body["access_token"], second.body["access_token"],
+            "two impersonations, two tokens"
+        );
+        let clock: steward::clock::SharedClock = app.clock.clone();
+        app.clock.advance(chrono::Duration::hours(25));
+        assert_eq!(
+            steward::housekeeping::run_once(&app.state.db, &clock).await.unwrap(),
+            0,
+            "nothing was kept"
+        );
+    })
+    .await;
+}

@@ -298,8 +298,7 @@ def main(base_url: str) -> None:
     # 11. Support logs in as the new user, read-only, and ends it.
     step = "startImpersonation"
     started = expect(step, start_impersonation.sync_detailed(client=owner, body=StartImpersonationRequest(
-        user_id=invitee_id, reason="Checking what Grace sees", confirm=True),
-        idempotency_key=f"impersonate-{RUN}"), 201, ImpersonationStarted)
+        user_id=invitee_id, reason="Checking what Grace sees", confirm=True)), 201, ImpersonationStarted)
     check(step, started.impersonation.mode == ImpersonationMode.READ_ONLY,
           f"mode is {started.impersonation.mode!r}")
     support = AuthenticatedClient(base_url=base_url, token=started.access_token,
