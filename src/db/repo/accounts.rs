@@ -62,15 +62,19 @@ pub fn insert_child(
     find(conn, &id)?.ok_or(diesel::result::Error::NotFound)
 }
 
+/// Nodes at or below the node whose materialized path is `path` (R2: a node's path is a
+/// prefix of every path in its subtree). The one place that spells this condition.
+pub fn at_or_below(path: &str) -> diesel::dsl::Escape<diesel::dsl::Like<accounts::path, String>> {
+    accounts::path
+        .like(format!("{}%", super::escape_like(path)))
+        .escape('\\')
+}
+
 /// The node and every node below it, shallowest first.
 pub fn subtree(conn: &mut DbConnection, node: &AccountRow) -> RepoResult<Vec<AccountRow>> {
     accounts::table
         .filter(accounts::root_id.eq(node.root_id.as_str()))
-        .filter(
-            accounts::path
-                .like(format!("{}%", super::escape_like(&node.path)))
-                .escape('\\'),
-        )
+        .filter(at_or_below(&node.path))
         .order((accounts::depth.asc(), accounts::name.asc(), accounts::id.asc()))
         .select(AccountRow::as_select())
         .load(conn)
@@ -98,11 +102,7 @@ pub fn close_subtree(conn: &mut DbConnection, node: &AccountRow, now: NaiveDateT
     diesel::update(
         accounts::table
             .filter(accounts::root_id.eq(node.root_id.as_str()))
-            .filter(
-                accounts::path
-                    .like(format!("{}%", super::escape_like(&node.path)))
-                    .escape('\\'),
-            )
+            .filter(at_or_below(&node.path))
             .filter(accounts::status.eq(AccountStatus::Active.as_str())),
     )
     .set((

@@ -129,11 +129,7 @@ pub fn list(conn: &mut DbConnection, filter: &ContactFilter) -> RepoResult<Vec<(
         .select((ContactRow::as_select(), AccountRow::as_select()))
         .into_boxed::<crate::db::MultiBackend>();
     for path in &filter.within_paths {
-        query = query.filter(
-            accounts::path
-                .like(format!("{}%", super::escape_like(path)))
-                .escape('\\'),
-        );
+        query = query.filter(super::accounts::at_or_below(path));
     }
     if let Some(user) = &filter.assigned_to {
         query = query.filter(contacts::assigned_user_id.eq(user.to_string()));

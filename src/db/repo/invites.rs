@@ -160,11 +160,7 @@ pub fn page(
     let mut query = invites::table
         .inner_join(accounts::table.on(accounts::id.eq(invites::account_id)))
         .filter(invites::root_account_id.eq(root.as_str()))
-        .filter(
-            accounts::path
-                .like(format!("{}%", super::escape_like(&filter.within_path)))
-                .escape('\\'),
-        )
+        .filter(super::accounts::at_or_below(&filter.within_path))
         .select(InviteRow::as_select())
         .into_boxed::<crate::db::MultiBackend>();
     query = match filter.state {

@@ -226,11 +226,7 @@ pub fn page(
         .select((MembershipRow::as_select(), UserRow::as_select()))
         .into_boxed::<crate::db::MultiBackend>();
     for path in &filter.within_paths {
-        query = query.filter(
-            accounts::path
-                .like(format!("{}%", super::escape_like(path)))
-                .escape('\\'),
-        );
+        query = query.filter(super::accounts::at_or_below(path));
     }
     if let Some(status) = filter.status {
         query = query.filter(memberships::status.eq(status.as_str()));
