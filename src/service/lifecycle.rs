@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::auth::extract::Principal;
 use crate::auth::policy;
 use crate::db::repo::notifications::{self, Outgoing};
-use crate::db::repo::{impersonations, memberships, seats, sessions, users};
+use crate::db::repo::{impersonations, memberships, sessions, users};
 use crate::domain::permissions::Permission;
 use crate::domain::{AuditAction, MembershipStatus, NotificationKind, RevokeReason, SeatEndReason, UserStatus};
 use crate::error::{ApiError, ProblemKind};
@@ -106,8 +106,8 @@ pub fn remove(tx: &mut Tx<'_>, caller: &Principal, user: &UserId) -> Result<Remo
     caretakers::end_involving(tx, &caller, &root, user)?;
     if memberships::count_for_user(tx.conn, user)? > 1 {
         leave_sessions(tx, &caller, &root, user, RevokeReason::MembershipRemoved)?;
-        seats_close(tx, &member, SeatEndReason::Removed)?;
         memberships::delete(tx.conn, &member.membership.id)?;
+        seat_ledger::sync(tx.conn, &member.membership.id, SeatEndReason::Removed, tx.now)?;
         let details = json!({ "membership": member.membership.id, "account_id": member.node.id });
         record(tx, &caller, AuditAction::MembershipRemoved, user, details)?;
         return Ok(Removal::MembershipRemoved(member));
@@ -119,13 +119,6 @@ pub fn remove(tx: &mut Tx<'_>, caller: &Principal, user: &UserId) -> Result<Remo
     seat_ledger::sync(tx.conn, &member.membership.id, SeatEndReason::Archived, tx.now)?;
     record(tx, &caller, AuditAction::UserArchived, user, json!({}))?;
     Ok(Removal::Archived(members::load(tx, &root, user)?))
-}
-
-fn seats_close(tx: &mut Tx<'_>, member: &Member, reason: SeatEndReason) -> Result<(), ApiError> {
-    if let Some(open) = seats::open_for(tx.conn, &member.membership.id)? {
-        seats::close(tx.conn, &open.id, reason, tx.now)?;
-    }
-    Ok(())
 }
 
 /// Ends the user's sessions in the organization, as themself or as the real actor, and the
