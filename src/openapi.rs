@@ -89,7 +89,8 @@ impl Modify for Conventions {
                     .build(),
             ),
         );
-        for item in doc.paths.paths.values_mut() {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let keeps_answers = !crate::idempotency::NOT_KEPT.contains(&path.as_str());
             for op in [
                 &mut item.get,
                 &mut item.post,
@@ -100,7 +101,9 @@ impl Modify for Conventions {
             .into_iter()
             .flatten()
             {
-                add_idempotency_key(op);
+                if keeps_answers {
+                    add_idempotency_key(op);
+                }
                 add_versions(op);
                 add_shared_problems(op);
                 // Public operations say so, rather than leaving it to a default.
@@ -148,12 +151,11 @@ problem documents; quote it to support.",
 
 /// An authenticated POST that creates something takes an `Idempotency-Key`
 /// (`idempotency::middleware`): a retry with the same key and body gets the first response.
+/// Not called for the paths whose answers are never kept (`idempotency::NOT_KEPT`).
 fn add_idempotency_key(op: &mut Operation) {
     let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let creates = ["201", "202"].iter().any(|s| op.responses.responses.contains_key(*s));
-    // Their answers carry a bearer secret, which is never kept (`idempotency::NOT_KEPT`).
-    let keeps_secrets = matches!(op.operation_id.as_deref(), Some("startImpersonation" | "createWebhook"));
-    if !(authenticated && creates) || keeps_secrets {
+    if !(authenticated && creates) {
         return;
     }
     let parameter = ParameterBuilder::new()
