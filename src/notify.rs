@@ -252,16 +252,15 @@ impl Outbox {
             })
             .await?;
         let endpoint_ids: Vec<String> = batch.iter().filter_map(|m| m.webhook_endpoint_id.clone()).collect();
-        let endpoints = match endpoint_ids.is_empty() {
-            true => Vec::new(),
-            false => {
-                self.db
-                    .read(move |conn| {
-                        let ids: Vec<&str> = endpoint_ids.iter().map(String::as_str).collect();
-                        webhooks::by_ids(conn, &ids).map_err(DbError::from)
-                    })
-                    .await?
-            }
+        let endpoints = if endpoint_ids.is_empty() {
+            Vec::new()
+        } else {
+            self.db
+                .read(move |conn| {
+                    let ids: Vec<&str> = endpoint_ids.iter().map(String::as_str).collect();
+                    webhooks::by_ids(conn, &ids).map_err(DbError::from)
+                })
+                .await?
         };
         let outcomes = future::join_all(batch.iter().map(|m| self.attempt(m, &endpoints))).await;
         let now = self.clock.now();

@@ -106,7 +106,7 @@ pub fn create(tx: &mut Tx<'_>, caller: &Principal, cmd: CreateContact) -> Result
 pub fn get(tx: &mut Tx<'_>, caller: &Principal, id: &ContactId) -> Result<Listed, ApiError> {
     let (row, node) = contacts::find(tx.conn, id)?.ok_or_else(|| ApiError::not_found("contact"))?;
     policy::require_contact_visible(caller, &row, &node)?;
-    with_assignees(tx, &row.root_account_id.clone(), vec![row]).map(|mut v| v.remove(0))
+    with_assignee(tx, row)
 }
 
 /// Changes a contact (`contacts.write`, on a contact the caller can see).
@@ -391,7 +391,15 @@ fn assignee_state(user: &UserRow, membership: Option<&MembershipRow>) -> Assigne
 
 fn load(tx: &mut Tx<'_>, id: &ContactId) -> Result<Listed, ApiError> {
     let (row, _) = contacts::find(tx.conn, id)?.ok_or_else(|| ApiError::internal("contact vanished"))?;
-    with_assignees(tx, &row.root_account_id.clone(), vec![row]).map(|mut v| v.remove(0))
+    with_assignee(tx, row)
+}
+
+fn with_assignee(tx: &mut Tx<'_>, row: ContactRow) -> Result<Listed, ApiError> {
+    let root = row.root_account_id.clone();
+    with_assignees(tx, &root, vec![row])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("a contact lost its view"))
 }
 
 fn with_assignees(tx: &mut Tx<'_>, root: &AccountId, rows: Vec<ContactRow>) -> Result<Vec<Listed>, ApiError> {

@@ -155,14 +155,14 @@ fn finish(tx: &mut Tx<'_>, caller: &Principal, row: ImpersonationRow) -> Result<
     let mut ctx = caller.audit();
     ctx.account = Some(row.root_account_id.to_string());
     record(tx, &ctx, AuditAction::ImpersonationEnded, &row)?;
-    with_people(tx, vec![row]).map(|mut v| v.remove(0))
+    with_person(tx, row)
 }
 
 /// One impersonation, for its actor, its target, or a reader of the audit trail.
 pub fn get(tx: &mut Tx<'_>, caller: &Principal, id: &ImpersonationId) -> Result<Listed, ApiError> {
     let row = impersonations::find(tx.conn, id)?.ok_or_else(|| ApiError::not_found("impersonation"))?;
     policy::may_read_impersonation(caller, &row)?;
-    with_people(tx, vec![row]).map(|mut v| v.remove(0))
+    with_person(tx, row)
 }
 
 /// Narrows an organization's list of impersonations.
@@ -213,6 +213,13 @@ fn list(tx: &mut Tx<'_>, filter: &ListFilter, page: &PageRequest) -> Result<(Vec
     let mut rows = impersonations::list(tx.conn, filter)?;
     let next = page.finish(&mut rows, |r| r.id.as_str());
     Ok((with_people(tx, rows)?, next))
+}
+
+fn with_person(tx: &mut Tx<'_>, row: ImpersonationRow) -> Result<Listed, ApiError> {
+    with_people(tx, vec![row])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("an impersonation lost its people"))
 }
 
 fn with_people(tx: &mut Tx<'_>, rows: Vec<ImpersonationRow>) -> Result<Vec<Listed>, ApiError> {

@@ -11,7 +11,7 @@
 //! billable again: `credit = seat_price × unused_days ÷ days_in_cycle`, rounded half up to
 //! the cent.
 
-use chrono::{Months, NaiveDate, NaiveDateTime};
+use chrono::{Datelike, Months, NaiveDate, NaiveDateTime};
 
 use crate::auth::extract::Principal;
 use crate::auth::policy;
@@ -105,8 +105,6 @@ impl Cycle {
         )
     }
 }
-
-use chrono::Datelike;
 
 /// A seat closed early in the current cycle, and what it is credited.
 pub struct Credit {
