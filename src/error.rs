@@ -54,6 +54,8 @@ pub enum ProblemKind {
     NotificationNotDead,
     AccountManaged,
     ActingAsForbidden,
+    ApiKeyForbidden,
+    UnsupportedGrantType,
     ImpersonationEscalation,
     ImpersonationSelf,
     ImpersonationTargetManaged,
@@ -110,6 +112,8 @@ impl ProblemKind {
         Self::NotificationNotDead,
         Self::AccountManaged,
         Self::ActingAsForbidden,
+        Self::ApiKeyForbidden,
+        Self::UnsupportedGrantType,
         Self::ImpersonationEscalation,
         Self::ImpersonationSelf,
         Self::ImpersonationTargetManaged,
@@ -166,6 +170,8 @@ impl ProblemKind {
             Self::NotificationNotDead => "notification-not-dead",
             Self::AccountManaged => "account-managed",
             Self::ActingAsForbidden => "acting-as-forbidden",
+            Self::ApiKeyForbidden => "api-key-forbidden",
+            Self::UnsupportedGrantType => "unsupported-grant-type",
             Self::ImpersonationEscalation => "impersonation-escalation",
             Self::ImpersonationSelf => "impersonation-self",
             Self::ImpersonationTargetManaged => "impersonation-target-managed",
@@ -227,6 +233,8 @@ impl ProblemKind {
             Self::NotificationNotDead => "Only a dead notification is retried",
             Self::AccountManaged => "The account is managed by a caretaker",
             Self::ActingAsForbidden => "Not allowed while acting as another user",
+            Self::ApiKeyForbidden => "Not allowed with an API key",
+            Self::UnsupportedGrantType => "Unsupported grant type",
             Self::ImpersonationEscalation => "The user holds permissions the impersonator lacks",
             Self::ImpersonationSelf => "Nobody impersonates themself",
             Self::ImpersonationTargetManaged => "The user's account is managed by a caretaker",
@@ -254,6 +262,7 @@ impl ProblemKind {
             | Self::SignupClosed
             | Self::AccountManaged
             | Self::ActingAsForbidden
+            | Self::ApiKeyForbidden
             | Self::ImpersonationEscalation
             | Self::ImpersonationReadOnly
             | Self::ImpersonationFullModeRefused => StatusCode::FORBIDDEN,
@@ -289,7 +298,7 @@ impl ProblemKind {
             | Self::ImpersonationTargetManaged
             | Self::ImpersonationEnded
             | Self::AssigneeUnavailable => StatusCode::CONFLICT,
-            Self::InvalidToken => StatusCode::BAD_REQUEST,
+            Self::InvalidToken | Self::UnsupportedGrantType => StatusCode::BAD_REQUEST,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -342,6 +351,11 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(nullable = false)]
     pub errors: Vec<FieldError>,
+    /// On the OAuth 2.0 token endpoint only: the error code of RFC 6749 §5.2
+    /// (`invalid_client`, `invalid_request`, `unsupported_grant_type`), for OAuth clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub error: Option<String>,
 }
 
 /// Everything a request can fail with.
@@ -351,6 +365,7 @@ pub struct ApiError {
     errors: Vec<FieldError>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
     allow: Option<String>,
+    oauth_error: Option<&'static str>,
 }
 
 impl ApiError {
@@ -361,7 +376,14 @@ impl ApiError {
             errors: Vec::new(),
             source: None,
             allow: None,
+            oauth_error: None,
         }
+    }
+
+    /// The same problem, naming the OAuth 2.0 error code a token endpoint client expects.
+    pub fn with_oauth_error(mut self, code: &'static str) -> Self {
+        self.oauth_error = Some(code);
+        self
     }
 
     pub fn kind(&self) -> ProblemKind {
@@ -461,6 +483,7 @@ impl ApiError {
             detail: self.detail.clone(),
             request_id: request_id::current(),
             errors: self.errors.clone(),
+            error: self.oauth_error.map(str::to_string),
         }
     }
 }

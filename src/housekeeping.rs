@@ -1,15 +1,24 @@
-//! Periodic clean-up of records that only matter for a while: kept responses of
-//! idempotent requests past their 24 hours. Runs on every instance; the deletes are
-//! idempotent, so several instances on one database do no harm.
+//! Periodic work that no request triggers: clean-up of records that only matter for a while
+//! (kept responses of idempotent requests past their 24 hours), and announcing invitations
+//! that ran out (`invite.expired`). Runs on every instance; deletes are idempotent and each
+//! expiry is claimed by one instance, so several instances on one database do no harm.
 
 use crate::clock::SharedClock;
 use crate::db::repo::idempotency;
 use crate::db::{Db, DbError};
+use crate::error::ApiError;
 
 /// Deletes what has expired; returns how many records went.
 pub async fn run_once(db: &Db, clock: &SharedClock) -> Result<usize, DbError> {
     let now = clock.now();
     db.write(move |conn| idempotency::purge_expired(conn, now).map_err(DbError::from))
+        .await
+}
+
+/// Announces the invitations that expired since the last sweep; returns how many.
+pub async fn announce_expired_invites(db: &Db, clock: &SharedClock) -> Result<usize, ApiError> {
+    let now = clock.now();
+    db.write(move |conn| crate::service::invites::announce_expired(conn, now))
         .await
 }
 
@@ -24,6 +33,11 @@ pub fn spawn(db: Db, clock: SharedClock, interval: std::time::Duration) -> tokio
                 Ok(0) => {}
                 Ok(n) => log::info!("housekeeping: removed {n} expired idempotency record(s)"),
                 Err(e) => log::warn!("housekeeping failed: {e}"),
+            }
+            match announce_expired_invites(&db, &clock).await {
+                Ok(0) => {}
+                Ok(n) => log::info!("housekeeping: announced {n} expired invitation(s)"),
+                Err(e) => log::warn!("announcing expired invitations failed: {e}"),
             }
         }
     })

@@ -74,6 +74,7 @@ pub fn create_organization(
     crate::service::seats::sync(conn, &membership, SeatEndReason::RolesChanged, now)?;
 
     let ctx = AuditContext {
+        actor_api_key: None,
         actor: Some(user_id.to_string()),
         effective: Some(user_id.to_string()),
         account: Some(account.id.to_string()),

@@ -123,6 +123,9 @@ typed_id!(
     /// A webhook endpoint an organization registered.
     WebhookId, "whk");
 typed_id!(
+    /// An API key: a machine credential of an organization.
+    ApiKeyId, "key");
+typed_id!(
     /// An access token's unique id (`jti`).
     TokenId, "jti");
 

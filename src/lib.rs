@@ -118,10 +118,11 @@ impl Application {
             allow_private_webhooks: state.config.webhook_allow_private,
         }
         .spawn(state.config.outbox_poll_interval);
+        // Every minute: an expired invitation is announced at most a minute late.
         housekeeping::spawn(
             state.db.clone(),
             state.clock.clone(),
-            std::time::Duration::from_secs(600),
+            std::time::Duration::from_secs(60),
         );
 
         let app_state = state.clone();

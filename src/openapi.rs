@@ -36,6 +36,7 @@ Access tokens are EdDSA JWTs verifiable with `/.well-known/jwks.json`; `sub` is 
         (name = "impersonation", description = "Support \"log in as\" (R9): bounded, read-only unless full mode is allowed, never an escalation, every request audited"),
         (name = "contacts", description = "People in an account who cannot log in (R12): assigned to users, visible per role, reassigned in bulk, sent notices by subscription"),
         (name = "webhooks", description = "Event webhooks: endpoints, signed deliveries with retries, a delivery log and replay"),
+        (name = "api-keys", description = "Machine credentials of an organization: create, list, rotate, revoke; used as a bearer token or exchanged for an access token (OAuth 2.0 client credentials)"),
         (name = "audit", description = "The audit log: who did what, as whom, when; read in pages or exported as JSON Lines; append-only"),
         (name = "operations", description = "Health, readiness and public keys"),
     ),
@@ -86,6 +87,10 @@ impl Modify for Conventions {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(
+                        "A person's access token (a JWT from login, refresh or an exchange), an access token \
+exchanged for an API key at `POST /v1/oauth/token`, or an API key's secret itself (`stk_…`).",
+                    ))
                     .build(),
             ),
         );
@@ -264,7 +269,11 @@ fn add_shared_problems(op: &mut Operation) {
     if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
         add(
             401,
-            "Missing, invalid or expired access token, or the session has ended",
+            "Missing, invalid or expired access token or API key, or the session has ended",
+        );
+        add(
+            403,
+            "Not allowed: a missing permission, `password-change-required`, `acting-as-forbidden`, or `api-key-forbidden` (what only a person's own session may do)",
         );
     }
     if op.request_body.is_some() {

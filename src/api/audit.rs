@@ -16,7 +16,7 @@ use crate::auth::extract::Principal;
 use crate::db::models::AuditEventRow;
 use crate::domain::AuditAction;
 use crate::error::{ApiError, FieldError, Problem};
-use crate::ids::{AccountId, AuditEventId, UserId};
+use crate::ids::{AccountId, ApiKeyId, AuditEventId, UserId};
 use crate::service;
 use crate::service::audit::{self, AuditFilter};
 use crate::state::AppState;
@@ -39,9 +39,13 @@ pub struct AuditEventView {
     pub action: String,
     /// The **real actor**: the person who made the request. When someone acts as another
     /// user (a caretaker or an impersonator, R8) this is them, not the user they act as.
-    /// Null when nobody was authenticated (a failed login).
+    /// Null when nobody was authenticated (a failed login), or when an API key acted.
     #[schema(required = true)]
     pub actor_user_id: Option<String>,
+    /// The API key (`key_…`) that made the change, when a key did: a key acts as itself,
+    /// so then both user ids are null.
+    #[schema(required = true)]
+    pub actor_api_key_id: Option<String>,
     /// The **effective user**: the user the change was made as (the token's `sub`). Equal to
     /// `actor_user_id` unless someone acted as another user. Null when nobody was
     /// authenticated (a failed login).
@@ -70,6 +74,7 @@ impl From<&AuditEventRow> for AuditEventView {
             occurred_at: utc(e.occurred_at),
             action: e.action.clone(),
             actor_user_id: e.actor_user_id.clone(),
+            actor_api_key_id: e.actor_api_key_id.clone(),
             effective_user_id: e.effective_user_id.clone(),
             // Listed per organization: the filter matched this very column.
             account_id: e.account_id.clone().unwrap_or_default(),
@@ -93,6 +98,9 @@ macro_rules! audit_query {
             /// Only events whose real actor is this user (`usr_…`).
             #[param(pattern = "^usr_[0-9A-Za-z]{26}$")]
             pub actor: Option<String>,
+            /// Only events made by this API key (`key_…`).
+            #[param(pattern = "^key_[0-9A-Za-z]{26}$")]
+            pub actor_api_key: Option<String>,
             /// Only events done as this user (`usr_…`), whoever really acted.
             #[param(pattern = "^usr_[0-9A-Za-z]{26}$")]
             pub effective_user: Option<String>,
@@ -116,6 +124,7 @@ macro_rules! audit_query {
                 let filter = AuditFilter {
                     actor: check.field("actor", &self.actor, UserId::parse, "invalid", user),
                     effective_user: check.field("effective_user", &self.effective_user, UserId::parse, "invalid", user),
+                    actor_api_key: check.field("actor_api_key", &self.actor_api_key, ApiKeyId::parse, "invalid", "must be an API key id (key_…)"),
                     action: check.field("action", &self.action, AuditAction::parse, "unknown_action", "is not an audit action"),
                     target_id: self.target.clone(),
                     since: check.field("since", &self.since, rfc3339, "date_time", "must be an RFC 3339 date-time"),

@@ -8,7 +8,7 @@ use validator::Validate;
 
 use crate::api::extract::Body;
 use crate::api::views::{utc, AccountSummary, PersonRef, RoleRef, UserView};
-use crate::auth::extract::Principal;
+use crate::auth::extract::{Principal, SessionCaller, TenantContext};
 use crate::db::models::UserRow;
 use crate::domain::{Delegation, ImpersonationMode, NewPassword};
 use crate::error::{ApiError, Problem};
@@ -76,19 +76,20 @@ pub struct MeResponse {
 )]
 #[get("/v1/me")]
 pub async fn get_me(state: web::Data<AppState>, principal: Principal) -> Result<web::Json<MeResponse>, ApiError> {
+    let person = crate::auth::policy::require_person(&principal, "read /v1/me, which describes a person")?;
     // Only a delegated session needs a look-up: the real actor, for the banner (R8).
-    let actor = match principal.delegation {
+    let actor = match person.delegation {
         None => None,
         Some(_) => {
-            let actor = principal.actor_id.clone();
+            let actor = person.actor_id.clone();
             Some(service::read(&state, move |tx| sessions::real_actor(tx, &actor)).await?)
         }
     };
-    Ok(web::Json(MeResponse::new(&principal, actor)))
+    Ok(web::Json(MeResponse::new(person, principal.tenant.as_ref(), actor)))
 }
 
 impl MeResponse {
-    fn new(principal: &Principal, actor: Option<UserRow>) -> Self {
+    fn new(principal: &SessionCaller, tenant: Option<&TenantContext>, actor: Option<UserRow>) -> Self {
         let acting_as = principal.delegation.zip(actor).map(|(kind, actor)| ActingAs {
             kind,
             actor: PersonRef::from(&actor),
@@ -97,15 +98,16 @@ impl MeResponse {
             mode: principal.impersonation.as_ref().map(|i| i.mode),
             impersonation_id: principal.impersonation.as_ref().map(|i| i.id.to_string()),
         });
-        let tenant = principal.tenant.as_ref();
         Self {
             user: UserView::from(&principal.user),
             account: tenant.map(|t| AccountSummary::from(&t.account)),
-            membership: tenant.map(|t| MyMembership {
-                id: t.membership.id.to_string(),
-                node: AccountSummary::from(&t.node),
-                roles: t.roles.iter().map(RoleRef::from).collect(),
-            }),
+            membership: tenant
+                .and_then(|t| t.membership.as_ref().map(|m| (t, m)))
+                .map(|(t, m)| MyMembership {
+                    id: m.id.to_string(),
+                    node: AccountSummary::from(&t.node),
+                    roles: t.roles.iter().map(RoleRef::from).collect(),
+                }),
             permissions: tenant
                 .map(|t| t.permissions.iter().map(|p| p.as_str().to_string()).collect())
                 .unwrap_or_default(),

@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per resource, all registered in [`routes`].
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod caretakers;
@@ -96,6 +97,12 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(webhooks::delete_webhook)
         .service(webhooks::list_webhook_deliveries)
         .service(webhooks::replay_webhook_delivery)
+        .service(api_keys::create_api_key)
+        .service(api_keys::list_api_keys)
+        .service(api_keys::get_api_key)
+        .service(api_keys::rotate_api_key)
+        .service(api_keys::revoke_api_key)
+        .service(api_keys::exchange_client_credentials)
         .service(audit::list_audit_events)
         .service(audit::export_audit_events)
         .service(contacts::create_contact)

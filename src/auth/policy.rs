@@ -1,7 +1,7 @@
 //! Every allow/deny decision, in one place. Handlers ask; they never compare role names or
 //! permissions themselves.
 
-use crate::auth::extract::{Principal, TenantContext};
+use crate::auth::extract::{Principal, SessionCaller, TenantContext};
 use crate::db::models::{AccountRow, RoleRow};
 use crate::domain::permissions::{BuiltinRole, Permission, PermissionSet};
 use crate::domain::Delegation;
@@ -10,7 +10,10 @@ use crate::error::{ApiError, ProblemKind};
 /// The caller's tenant, for any call that works inside an account. Refused when the token
 /// has not picked an account yet, or when the user must first change their password.
 pub fn tenant(principal: &Principal) -> Result<&TenantContext, ApiError> {
-    if principal.user.must_change_password && !principal.is_delegated() {
+    let must_change = principal
+        .session_caller()
+        .is_some_and(|c| c.user.must_change_password && c.delegation.is_none());
+    if must_change {
         return Err(ApiError::new(
             ProblemKind::PasswordChangeRequired,
             "Change your password (POST /v1/me/password) before using the account.",
@@ -56,6 +59,18 @@ pub fn require_on<'p>(
         )));
     }
     Ok(tenant)
+}
+
+/// What only a person's own session may do, never an API key: anything about the person
+/// themself (their password, sessions, accounts), starting a delegation (caretaking,
+/// impersonation), and managing API keys.
+pub fn require_person<'p>(principal: &'p Principal, what: &str) -> Result<&'p SessionCaller, ApiError> {
+    principal.session_caller().ok_or_else(|| {
+        ApiError::new(
+            ProblemKind::ApiKeyForbidden,
+            format!("An API key cannot {what}; this needs a person's session."),
+        )
+    })
 }
 
 /// Things an acting-as token may never do (R8): start another delegation, change the
@@ -166,7 +181,7 @@ pub fn require_read_member<'p>(
     user: &crate::ids::UserId,
     node: &AccountRow,
 ) -> Result<&'p TenantContext, ApiError> {
-    if *user == principal.user.id {
+    if principal.user_id() == Some(user) {
         return tenant(principal);
     }
     require_on(principal, Permission::UsersRead, node)
@@ -183,7 +198,7 @@ pub fn require_edit_member<'p>(
     member_roles: &[RoleRow],
     sets_external_id: bool,
 ) -> Result<&'p TenantContext, ApiError> {
-    if *user == principal.user.id && !sets_external_id {
+    if principal.user_id() == Some(user) && !sets_external_id {
         return tenant(principal);
     }
     require_member(principal, Permission::UsersManage, node, member_roles)
@@ -198,6 +213,10 @@ pub fn may_list_within(tenant: &TenantContext, node: &AccountRow) -> bool {
 /// Ownership is over the whole organization: handing it on needs `account.transfer` with
 /// reach over the root (R2), never a membership further down.
 pub fn require_transfer_ownership(principal: &Principal) -> Result<&TenantContext, ApiError> {
+    require_person(
+        principal,
+        "transfer ownership (it is handed from one person to another)",
+    )?;
     let tenant = tenant(principal)?;
     require_on(principal, Permission::AccountTransfer, &tenant.account)
 }
@@ -207,7 +226,8 @@ pub fn require_transfer_ownership(principal: &Principal) -> Result<&TenantContex
 /// Only the person an invitation was sent to may accept it with their own login: its
 /// address must be the caller's (compared case-insensitively).
 pub fn require_invitee(principal: &Principal, invite: &crate::db::models::InviteRow) -> Result<(), ApiError> {
-    if invite.email_normalized != principal.user.email_normalized {
+    let person = require_person(principal, "accept an invitation")?;
+    if invite.email_normalized != person.user.email_normalized {
         return Err(ApiError::forbidden(
             "This invitation was sent to another email address.",
         ));
@@ -282,7 +302,8 @@ pub fn is_owner_or_admin(roles: &[RoleRow]) -> bool {
 /// one acting-as session to another (the actor stays the caretaker); an impersonation
 /// session can never start a delegation (R8: delegations do not nest).
 pub fn may_start_caretaking(principal: &Principal) -> Result<(), ApiError> {
-    match principal.delegation {
+    require_person(principal, "start a delegation")?;
+    match principal.delegation() {
         Some(Delegation::Impersonation) => Err(ApiError::new(
             ProblemKind::ActingAsForbidden,
             "A session acting as another user cannot start another delegation.",
@@ -300,6 +321,7 @@ use crate::domain::ImpersonationMode;
 /// never from a session that already acts as someone else (R8: no nesting), and only with
 /// `users.impersonate` reaching that node (R1, R2).
 pub fn require_impersonate<'p>(principal: &'p Principal, node: &AccountRow) -> Result<&'p TenantContext, ApiError> {
+    require_person(principal, "impersonate anyone")?;
     forbid_delegated(principal, "start another delegation")?;
     require_on(principal, Permission::UsersImpersonate, node)
 }
@@ -320,7 +342,7 @@ pub fn impersonation_target(
     tenant: &TenantContext,
     target: &ImpersonationTarget<'_>,
 ) -> Result<(), ApiError> {
-    if *target.user == principal.actor_id {
+    if Some(target.user) == principal.session_caller().map(|p| &p.actor_id) {
         return Err(ApiError::new(
             ProblemKind::ImpersonationSelf,
             "You cannot impersonate yourself.",
@@ -372,7 +394,8 @@ pub fn impersonation_mode(
 /// An impersonation is visible to its actor, its target, and whoever may read the
 /// organization's audit trail; to anyone else in another organization it does not exist.
 pub fn may_read_impersonation(principal: &Principal, row: &ImpersonationRow) -> Result<(), ApiError> {
-    if row.actor_user_id == principal.actor_id || row.target_user_id == principal.user.id {
+    let person = principal.session_caller();
+    if person.is_some_and(|p| row.actor_user_id == p.actor_id || row.target_user_id == p.user.id) {
         return Ok(());
     }
     match tenant(principal) {
@@ -387,7 +410,10 @@ pub fn may_read_impersonation(principal: &Principal, row: &ImpersonationRow) -> 
 /// An impersonation is ended by its actor (from any of their sessions, the impersonation's
 /// own included) or by an owner of the organization.
 pub fn may_end_impersonation(principal: &Principal, row: &ImpersonationRow) -> Result<(), ApiError> {
-    if row.actor_user_id == principal.actor_id {
+    if principal
+        .session_caller()
+        .is_some_and(|p| row.actor_user_id == p.actor_id)
+    {
         return Ok(());
     }
     match tenant(principal) {
@@ -496,7 +522,8 @@ pub fn require_contact_visible<'p>(
     }
     let (tenant, scope) = contact_scope(principal)?;
     let within = node.path.starts_with(&tenant.node.path);
-    let mine = contact.assigned_user_id.as_deref() == Some(principal.user.id.as_str());
+    let mine = contact.assigned_user_id.is_some()
+        && contact.assigned_user_id.as_deref() == principal.user_id().map(|u| u.as_str());
     if contact.root_account_id != tenant.root || !within || (scope == ContactScope::AssignedOnly && !mine) {
         return Err(ApiError::not_found("contact"));
     }
@@ -539,7 +566,7 @@ pub fn may_assign_contact(
     scope: ContactScope,
     to: Option<&crate::ids::UserId>,
 ) -> Result<(), ApiError> {
-    if scope == ContactScope::AssignedOnly && to != Some(&principal.user.id) {
+    if scope == ContactScope::AssignedOnly && (to.is_none() || to != principal.user_id()) {
         return Err(ApiError::forbidden(
             "With contacts.read_assigned alone you can only assign contacts to yourself.",
         ));
@@ -602,4 +629,42 @@ pub fn require_webhooks(principal: &Principal) -> Result<&TenantContext, ApiErro
     forbid_delegated(principal, "manage webhook endpoints (they carry secrets)")?;
     let root = &tenant(principal)?.account;
     require_on(principal, Permission::WebhooksManage, root)
+}
+
+// ---- API keys ----
+
+/// API keys belong to the organization: managing them needs `api_keys.manage` with reach
+/// over its root (R2), from a person's own session: never from a key (a key cannot mint
+/// keys) nor from a session acting as someone else (a key is a secret, R8).
+pub fn require_api_keys(principal: &Principal) -> Result<&TenantContext, ApiError> {
+    require_person(principal, "manage API keys")?;
+    forbid_delegated(principal, "manage API keys")?;
+    let root = &tenant(principal)?.account;
+    require_on(principal, Permission::ApiKeysManage, root)
+}
+
+/// The roles a new key would hold: at least one, none of them the owner role (ownership is
+/// a person's, R1), and nothing the creator does not hold themself (R4).
+pub fn require_key_roles(tenant: &TenantContext, roles: &[(RoleRow, PermissionSet)]) -> Result<(), ApiError> {
+    if roles.is_empty() {
+        return Err(ApiError::field(
+            "role_ids",
+            "required",
+            "give the key at least one role",
+        ));
+    }
+    if roles.iter().any(|(role, _)| role.builtin == Some(BuiltinRole::Owner)) {
+        return Err(ApiError::field(
+            "role_ids",
+            "owner_role",
+            "an API key cannot hold the owner role; owners are people",
+        ));
+    }
+    require_grantable(tenant, roles)
+}
+
+/// Rotating or revoking a key is managing what it can do: the caller must hold every
+/// permission the key holds (R4), so that an admin cannot take over an owner's key.
+pub fn require_manage_key(tenant: &TenantContext, key_permissions: &PermissionSet) -> Result<(), ApiError> {
+    require_permissions_held(tenant, key_permissions)
 }

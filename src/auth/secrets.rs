@@ -13,6 +13,22 @@ pub fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// What every API key starts with, so that secret scanners recognise a leaked one.
+pub const API_KEY_PREFIX: &str = "stk_";
+
+/// How many characters of an API key are kept in clear to tell keys apart (`stk_` and 8).
+const API_KEY_SHOWN: usize = 12;
+
+/// A fresh API key secret: the prefix and 256 random bits.
+pub fn new_api_key() -> String {
+    format!("{API_KEY_PREFIX}{}", new_token())
+}
+
+/// The part of an API key that may be shown again after its creation.
+pub fn api_key_shown_part(secret: &str) -> String {
+    secret.chars().take(API_KEY_SHOWN).collect()
+}
+
 /// The hash under which a secret is stored and looked up.
 pub fn hash_token(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
@@ -32,5 +48,14 @@ mod tests {
         assert_eq!(hash_token(&a), hash_token(&a));
         assert_ne!(hash_token(&a), hash_token(&b));
         assert_eq!(hash_token(&a).len(), 64);
+    }
+
+    #[test]
+    fn api_keys_carry_a_recognisable_prefix() {
+        let key = new_api_key();
+        assert!(key.starts_with("stk_"));
+        assert_eq!(key.len(), 4 + 43);
+        assert_eq!(api_key_shown_part(&key).len(), 12);
+        assert!(key.starts_with(&api_key_shown_part(&key)));
     }
 }

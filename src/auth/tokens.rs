@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::auth::keys::SigningKeys;
-use crate::db::models::SessionRow;
+use crate::db::models::{ApiKeyRow, SessionRow};
 use crate::error::ApiError;
 use crate::ids::TokenId;
 
@@ -40,6 +40,10 @@ pub struct AccessClaims {
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<ActorClaim>,
+    /// On a token exchanged for an API key (client-credentials grant, RFC 9068 §2.2): the
+    /// key's id, which is then also `sub` and `sid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 pub struct Tokens {
@@ -86,6 +90,30 @@ impl Tokens {
         self.sign(session, now, left.max(0) as u64)
     }
 
+    /// Signs an access token for an API key (OAuth 2.0 client-credentials grant): `sub`,
+    /// `sid` and `client_id` are the key's id, `acc` its organization. It carries no `act`:
+    /// a key acts as itself.
+    pub fn issue_for_api_key(&self, key: &ApiKeyRow, now: NaiveDateTime) -> Result<SignedToken, ApiError> {
+        let iat = now.and_utc().timestamp();
+        let mut ttl = self.ttl.as_secs() as i64;
+        if let Some(expires) = key.expires_at {
+            ttl = ttl.min(expires.and_utc().timestamp() - iat).max(0);
+        }
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: key.id.to_string(),
+            acc: Some(key.root_account_id.to_string()),
+            sid: key.id.to_string(),
+            jti: TokenId::generate().into_string(),
+            iat,
+            exp: iat + ttl,
+            act: None,
+            client_id: Some(key.id.to_string()),
+        };
+        self.sign_claims(&claims, ttl as u64)
+    }
+
     fn sign(&self, session: &SessionRow, now: NaiveDateTime, ttl: u64) -> Result<SignedToken, ApiError> {
         let iat = now.and_utc().timestamp();
         let claims = AccessClaims {
@@ -98,11 +126,16 @@ impl Tokens {
             iat,
             exp: iat + ttl as i64,
             act: session.actor_user_id.clone().map(|sub| ActorClaim { sub }),
+            client_id: None,
         };
+        self.sign_claims(&claims, ttl)
+    }
+
+    fn sign_claims(&self, claims: &AccessClaims, ttl: u64) -> Result<SignedToken, ApiError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(ACCESS_TOKEN_TYP.to_string());
         header.kid = Some(self.keys.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.keys.encoding).map_err(ApiError::internal)?;
+        let token = jsonwebtoken::encode(&header, claims, &self.keys.encoding).map_err(ApiError::internal)?;
         Ok(SignedToken { token, expires_in: ttl })
     }
 

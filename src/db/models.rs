@@ -368,6 +368,7 @@ pub struct NewAuditEvent {
     pub target_id: Option<String>,
     pub request_id: Option<String>,
     pub details: String,
+    pub actor_api_key_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -384,6 +385,7 @@ pub struct AuditEventRow {
     pub target_id: Option<String>,
     pub request_id: Option<String>,
     pub details: String,
+    pub actor_api_key_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -692,5 +694,33 @@ impl WebhookEndpointRow {
 
     pub fn wants(&self, event: &str) -> bool {
         self.events().iter().any(|e| *e == "*" || *e == event)
+    }
+}
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKeyRow {
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub id: ApiKeyId,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub root_account_id: AccountId,
+    pub name: String,
+    pub secret_prefix: String,
+    pub secret_hash: String,
+    pub secret_issued_at: NaiveDateTime,
+    pub previous_secret_hash: Option<String>,
+    pub previous_valid_until: Option<NaiveDateTime>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub revoked_by: Option<String>,
+}
+
+impl ApiKeyRow {
+    /// Usable now: neither revoked nor expired.
+    pub fn is_live(&self, now: NaiveDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
     }
 }

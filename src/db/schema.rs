@@ -166,6 +166,7 @@ diesel::table! {
         target_id -> Nullable<Text>,
         request_id -> Nullable<Text>,
         details -> Text,
+        actor_api_key_id -> Nullable<Text>,
     }
 }
 
@@ -187,6 +188,7 @@ diesel::table! {
         accepted_user_id -> Nullable<Text>,
         revoked_at -> Nullable<Timestamp>,
         revoked_by -> Nullable<Text>,
+        expiry_announced_at -> Nullable<Timestamp>,
     }
 }
 
@@ -282,6 +284,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        root_account_id -> Text,
+        name -> Text,
+        secret_prefix -> Text,
+        secret_hash -> Text,
+        secret_issued_at -> Timestamp,
+        previous_secret_hash -> Nullable<Text>,
+        previous_valid_until -> Nullable<Timestamp>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    api_key_roles (api_key_id, role_id) {
+        api_key_id -> Text,
+        role_id -> Text,
+    }
+}
+
+diesel::joinable!(api_key_roles -> api_keys (api_key_id));
+diesel::joinable!(api_key_roles -> roles (role_id));
 diesel::joinable!(invite_roles -> invites (invite_id));
 diesel::joinable!(invite_roles -> roles (role_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -293,6 +323,8 @@ diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(password_reset_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
+    api_key_roles,
     caretaker_assignments,
     impersonations,
     seat_ledger,

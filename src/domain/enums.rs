@@ -92,6 +92,8 @@ text_vocabulary!(
         InviteAccepted => "invite.accepted",
         InviteCreated => "invite.created",
         InviteRevoked => "invite.revoked",
+        /// An invitation ran out unanswered (announced by the housekeeping sweep).
+        InviteExpired => "invite.expired",
         InviteResent => "invite.resent",
         InviteLinkCopied => "invite.link_copied",
         MembershipMoved => "membership.moved",
@@ -122,6 +124,11 @@ text_vocabulary!(
         WebhookUpdated => "webhook.updated",
         WebhookDeleted => "webhook.deleted",
         WebhookDeliveryReplayed => "webhook.delivery_replayed",
+        ApiKeyCreated => "api_key.created",
+        ApiKeyRotated => "api_key.rotated",
+        ApiKeyRevoked => "api_key.revoked",
+        /// An access token was issued for an API key (client-credentials grant).
+        ApiKeyTokenIssued => "api_key.token_issued",
         ContactCreated => "contact.created",
         ContactUpdated => "contact.updated",
         ContactDeleted => "contact.deleted",
@@ -150,6 +157,7 @@ impl AuditAction {
             | MembershipMoved
             | InviteAccepted
             | InviteRevoked
+            | InviteExpired
             | CaretakerAssigned
             | CaretakerReplaced
             | CaretakerRemoved

@@ -51,6 +51,7 @@ permissions! {
     MessagesSend => "messages.send": "Send messages.",
     AuditRead => "audit.read": "Read the audit trail.",
     WebhooksManage => "webhooks.manage": "Manage webhook subscriptions.",
+    ApiKeysManage => "api_keys.manage": "Create, rotate and revoke the organization's API keys.",
     NotificationsSend => "notifications.send": "Post notifications for users (the account's own services, e.g. \"text message received\").",
     NotificationsManage => "notifications.manage": "Read the account's notification outbox and retry failed deliveries.",
 }
@@ -153,6 +154,7 @@ impl BuiltinRole {
                 MessagesSend,
                 AuditRead,
                 WebhooksManage,
+                ApiKeysManage,
                 NotificationsSend,
                 NotificationsManage,
             ],

@@ -59,7 +59,8 @@ pub struct Reachable {
 pub fn reachable(tx: &mut Tx<'_>, caller: &Principal) -> Result<Vec<Reachable>, ApiError> {
     let current = caller.tenant.as_ref().map(|t| &t.root);
     let mut out = Vec::new();
-    for (membership, root) in memberships::usable_for_user(tx.conn, &caller.user.id)? {
+    let me = policy::require_person(caller, "list a person's accounts")?;
+    for (membership, root) in memberships::usable_for_user(tx.conn, &me.user.id)? {
         let node = if membership.account_id == root.id {
             root.clone()
         } else {

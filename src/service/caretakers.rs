@@ -239,7 +239,7 @@ fn start(
             root_account_id: root.clone(),
             managed_user_id: person.user.id.clone(),
             caretaker_user_id: helper.user.id.clone(),
-            assigned_by: caller.actor_id.clone(),
+            assigned_by: caller.accountable_user(),
             assigned_at: tx.now,
         },
     )?;
@@ -259,7 +259,7 @@ fn start(
 
 /// Ends an assignment and every acting-as session it allowed; tells the caretaker.
 fn end(tx: &mut Tx<'_>, caller: &Principal, row: &CaretakerAssignmentRow) -> Result<UserRow, ApiError> {
-    caretakers::end(tx.conn, &row.id, &caller.actor_id, tx.now)?;
+    caretakers::end(tx.conn, &row.id, &caller.accountable_user(), tx.now)?;
     sessions::revoke_delegated(
         tx.conn,
         &row.managed_user_id,
@@ -348,7 +348,8 @@ fn record(
 /// The users the real actor manages in the caller's organization.
 pub fn managed_users(tx: &mut Tx<'_>, caller: &Principal) -> Result<Vec<(CaretakerAssignmentRow, UserRow)>, ApiError> {
     let root = policy::tenant(caller)?.root.clone();
-    Ok(caretakers::managed_by(tx.conn, &root, &caller.actor_id)?)
+    let me = policy::require_person(caller, "manage anyone's account as a caretaker")?;
+    Ok(caretakers::managed_by(tx.conn, &root, &me.actor_id)?)
 }
 
 /// Starts acting as a managed user, or switches to another one: the new session's `sub` is
@@ -356,9 +357,10 @@ pub fn managed_users(tx: &mut Tx<'_>, caller: &Principal) -> Result<Vec<(Caretak
 /// delegations never nest (R8).
 pub fn act_as(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<IssuedTokens, ApiError> {
     policy::may_start_caretaking(caller)?;
+    let me = policy::require_person(caller, "start a delegation")?;
     let root = policy::tenant_root(caller)?;
     let assignment = caretakers::live_for_managed(tx.conn, &root, managed)?
-        .filter(|a| a.caretaker_user_id == caller.actor_id)
+        .filter(|a| a.caretaker_user_id == me.actor_id)
         .ok_or_else(|| ApiError::not_found("managed user"))?;
     let person = members::load(tx, &root, managed)?;
     if person.membership.status != MembershipStatus::Active || person.user.status != UserStatus::Active {
@@ -368,10 +370,10 @@ pub fn act_as(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<I
         ));
     }
     if caller.is_delegated() {
-        sessions::revoke(tx.conn, caller.session_id(), RevokeReason::DelegationSwitched, tx.now)?;
+        sessions::revoke(tx.conn, &me.session.id, RevokeReason::DelegationSwitched, tx.now)?;
     }
     let ttl = tx.config.refresh_token_ttl;
-    let acting = Some((&caller.actor_id, Delegation::Caretaker));
+    let acting = Some((&me.actor_id, Delegation::Caretaker));
     let opened = identity::open_session_as(tx.conn, &person.user.id, Some(&root), acting, ttl, tx.now)?;
     audit::record(
         tx.conn,
@@ -391,18 +393,19 @@ pub fn act_as(tx: &mut Tx<'_>, caller: &Principal, managed: &UserId) -> Result<I
 /// impersonation just ends (`None`): its actor still holds the session they started it
 /// from, and a read-only token must never turn into a full session of theirs.
 pub fn back_to_own(tx: &mut Tx<'_>, caller: &Principal) -> Result<Option<IssuedTokens>, ApiError> {
-    if caller.delegation == Some(Delegation::Impersonation) {
+    let me = policy::require_person(caller, "act as anyone")?;
+    if me.delegation == Some(Delegation::Impersonation) {
         return crate::service::impersonations::end_own(tx, caller).map(|_| None);
     }
-    if caller.delegation != Some(Delegation::Caretaker) {
+    if me.delegation != Some(Delegation::Caretaker) {
         return Err(ApiError::new(
             ProblemKind::Conflict,
             "This session is not acting as a managed user.",
         ));
     }
     let root = policy::tenant_root(caller)?;
-    sessions::revoke(tx.conn, caller.session_id(), RevokeReason::DelegationEnded, tx.now)?;
-    let actor = users::find(tx.conn, &caller.actor_id)?
+    sessions::revoke(tx.conn, &me.session.id, RevokeReason::DelegationEnded, tx.now)?;
+    let actor = users::find(tx.conn, &me.actor_id)?
         .filter(|u| u.status == UserStatus::Active)
         .ok_or_else(|| ApiError::unauthenticated("Your own account is no longer active; log in again."))?;
     let usable =
@@ -415,8 +418,8 @@ pub fn back_to_own(tx: &mut Tx<'_>, caller: &Principal) -> Result<Option<IssuedT
         AuditEntry {
             action: AuditAction::DelegationEnded,
             target_type: "user",
-            target_id: caller.user.id.as_str(),
-            details: json!({ "kind": Delegation::Caretaker, "session": caller.session_id() }),
+            target_id: me.user.id.as_str(),
+            details: json!({ "kind": Delegation::Caretaker, "session": me.session.id }),
         },
         tx.now,
     )?;
@@ -425,10 +428,9 @@ pub fn back_to_own(tx: &mut Tx<'_>, caller: &Principal) -> Result<Option<IssuedT
 
 fn audit_ctx(caller: &Principal, effective: &UserId, root: &AccountId) -> crate::db::repo::audit::AuditContext {
     crate::db::repo::audit::AuditContext {
-        actor: Some(caller.actor_id.to_string()),
         effective: Some(effective.to_string()),
         account: Some(root.to_string()),
-        request_id: Some(caller.request_id.clone()),
+        ..caller.audit()
     }
 }
 

@@ -70,9 +70,10 @@ pub fn start(tx: &mut Tx<'_>, caller: &Principal, cmd: StartImpersonation) -> Re
     };
     policy::impersonation_target(&caller, tenant, &target)?;
     policy::impersonation_mode(&caller, cmd.mode, &person.node, &person.roles)?;
+    let me = policy::require_person(&caller, "impersonate anyone")?;
 
     let expires_at = tx.now + Duration::minutes(i64::from(minutes));
-    let acting = (&caller.actor_id, Delegation::Impersonation);
+    let acting = (&me.actor_id, Delegation::Impersonation);
     let session = identity::open_unrefreshable_session(tx.conn, &person.user.id, &root, acting, expires_at, tx.now)?;
     let id = ImpersonationId::generate();
     impersonations::insert(
@@ -80,7 +81,7 @@ pub fn start(tx: &mut Tx<'_>, caller: &Principal, cmd: StartImpersonation) -> Re
         NewImpersonation {
             id: id.clone(),
             root_account_id: root.clone(),
-            actor_user_id: caller.actor_id.clone(),
+            actor_user_id: me.actor_id.clone(),
             target_user_id: person.user.id.clone(),
             session_id: session.id.clone(),
             mode: cmd.mode,
@@ -91,7 +92,7 @@ pub fn start(tx: &mut Tx<'_>, caller: &Principal, cmd: StartImpersonation) -> Re
     )?;
     let row = impersonations::find(tx.conn, &id)?.ok_or_else(|| ApiError::internal("new impersonation vanished"))?;
     record(tx, &as_target(&caller, &row), AuditAction::ImpersonationStarted, &row)?;
-    issue(tx, row, &session, &caller.user, person.user)
+    issue(tx, row, &session, &me.user, person.user)
 }
 
 fn issue(
@@ -137,14 +138,20 @@ pub fn end(tx: &mut Tx<'_>, caller: &Principal, id: &ImpersonationId) -> Result<
 
 /// Ends the impersonation the caller's own session is (logout, or leaving it).
 pub fn end_own(tx: &mut Tx<'_>, caller: &Principal) -> Result<(), ApiError> {
-    let row = impersonations::for_session(tx.conn, caller.session_id())?
+    let sid = &policy::require_person(caller, "end an impersonation of its own")?
+        .session
+        .id;
+    let row = impersonations::for_session(tx.conn, sid)?
         .ok_or_else(|| ApiError::new(ProblemKind::Conflict, "This session is not an impersonation."))?;
     finish(tx, caller, row).map(|_| ())
 }
 
 fn finish(tx: &mut Tx<'_>, caller: &Principal, row: ImpersonationRow) -> Result<Listed, ApiError> {
     let revoked = !impersonations::revoked_sessions(tx.conn, std::slice::from_ref(&row))?.is_empty();
-    if revoked || row.expires_at <= tx.now || !impersonations::end(tx.conn, &row.id, &caller.actor_id, tx.now)? {
+    if revoked
+        || row.expires_at <= tx.now
+        || !impersonations::end(tx.conn, &row.id, &caller.accountable_user(), tx.now)?
+    {
         return Err(ApiError::new(
             ProblemKind::ImpersonationEnded,
             "This impersonation has already ended.",
@@ -200,8 +207,9 @@ pub fn list_mine(
     caller: &Principal,
     page: &PageRequest,
 ) -> Result<(Vec<Listed>, Option<String>), ApiError> {
+    let me = policy::require_person(caller, "be impersonated")?;
     let filter = ListFilter {
-        target: Some(caller.user.id.clone()),
+        target: Some(me.user.id.clone()),
         before: page.after.clone(),
         limit: page.fetch(),
         ..ListFilter::default()
@@ -268,10 +276,8 @@ pub fn record_request(tx: &mut Tx<'_>, request: ImpersonatedRequest) -> Result<(
 /// The start is made by the actor as themself, about the target, in the organization.
 fn as_target(caller: &Principal, row: &ImpersonationRow) -> AuditContext {
     AuditContext {
-        actor: Some(caller.actor_id.to_string()),
-        effective: Some(caller.user.id.to_string()),
         account: Some(row.root_account_id.to_string()),
-        request_id: Some(caller.request_id.clone()),
+        ..caller.audit()
     }
 }
 

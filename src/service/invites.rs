@@ -206,7 +206,8 @@ pub fn create(tx: &mut Tx<'_>, caller: &Principal, cmd: NewInvitation) -> Result
     let invite = insert(tx, &caller, &node, &cmd, &token, &roles)?;
     let link = registration_url(tx, &token);
     if cmd.send_email {
-        enqueue_invite_mail(tx, &invite, &caller.user, &tenant.account, &link)?;
+        let inviter = inviter_of(tx, &caller)?;
+        enqueue_invite_mail(tx, &invite, &inviter, &tenant.account, &link)?;
     }
     let role_ids: Vec<&RoleId> = roles.iter().map(|r| &r.id).collect();
     audit::record(
@@ -228,6 +229,16 @@ pub fn create(tx: &mut Tx<'_>, caller: &Principal, cmd: NewInvitation) -> Result
     ))
 }
 
+/// Who the invitation mail says it is from: the person sending it, or for an API key the
+/// person who created the key.
+fn inviter_of(tx: &mut Tx<'_>, caller: &Principal) -> Result<UserRow, ApiError> {
+    if let Some(person) = caller.session_caller() {
+        return Ok(person.user.clone());
+    }
+    crate::db::repo::users::find(tx.conn, &caller.accountable_user())?
+        .ok_or_else(|| ApiError::internal("an API key's creator is missing"))
+}
+
 /// Stores a new pending invitation and reads it back.
 fn insert(
     tx: &mut Tx<'_>,
@@ -246,7 +257,7 @@ fn insert(
             account_id: node.id.clone(),
             email: cmd.email.as_str().to_string(),
             email_normalized: cmd.email.normalized().to_string(),
-            invited_by: caller.user.id.clone(),
+            invited_by: caller.accountable_user(),
             token_hash: secrets::hash_token(token),
             status: InviteStatus::Pending,
             send_email: cmd.send_email,
@@ -339,7 +350,8 @@ fn rotate(tx: &mut Tx<'_>, caller: &Principal, id: &InviteId, send: bool) -> Res
     let (invite, roles) = reload(tx.conn, &invite)?;
     let link = registration_url(tx, &token);
     if send {
-        enqueue_invite_mail(tx, &invite, &caller.user, &tenant.account, &link)?;
+        let inviter = inviter_of(tx, &caller)?;
+        enqueue_invite_mail(tx, &invite, &inviter, &tenant.account, &link)?;
     }
     let action = if send {
         AuditAction::InviteResent
@@ -374,7 +386,7 @@ fn ensure_rotatable(invite: &InviteRow, now: NaiveDateTime) -> Result<(), ApiErr
 pub fn revoke(tx: &mut Tx<'_>, caller: &Principal, id: &InviteId) -> Result<Invitation, ApiError> {
     let caller = tx.lock_tenant(caller)?;
     let invite = load_invite(tx.conn, &caller, id)?;
-    if !invites::revoke(tx.conn, &invite.id, &caller.user.id, tx.now)? {
+    if !invites::revoke(tx.conn, &invite.id, &caller.accountable_user(), tx.now)? {
         return Err(ApiError::new(
             ProblemKind::InviteNotPending,
             format!("This invitation is already {}.", invite.state(tx.now)),
@@ -494,13 +506,14 @@ pub fn preview(tx: &mut Tx<'_>, token: &LinkToken) -> Result<Preview, ApiError> 
 /// A logged-in user accepts an invitation sent to their own address and joins its
 /// organization; they keep their session.
 pub fn accept_as_user(tx: &mut Tx<'_>, caller: &Principal, token: LinkToken) -> Result<Joined, ApiError> {
+    let me = policy::require_person(caller, "accept invitations")?.user.id.clone();
     policy::forbid_delegated(caller, "accept invitations")?;
     let invite = live_invite(tx.conn, &token, tx.now)?;
     policy::require_invitee(caller, &invite)?;
     accounts::lock_tenant(tx.conn, &invite.root_account_id)?;
     let mut ctx = caller.audit();
     ctx.account = Some(invite.root_account_id.to_string());
-    claim(tx, &invite, &token, &caller.user.id, &ctx, false)
+    claim(tx, &invite, &token, &me, &ctx, false)
 }
 
 /// A new person registers with the link, joins the organization and is logged in to it.
@@ -541,6 +554,7 @@ fn register(
     let user_id = create_person(tx, &invite, person, password_hash)?;
     // The new user acts on their own behalf.
     let ctx = AuditContext {
+        actor_api_key: None,
         actor: Some(user_id.to_string()),
         effective: Some(user_id.to_string()),
         account: Some(invite.root_account_id.to_string()),
@@ -666,4 +680,29 @@ fn live_invite(conn: &mut DbConnection, token: &LinkToken, now: NaiveDateTime) -
     invites::find_by_token_hash(conn, &token.hash)?
         .filter(|i| i.state(now) == InviteStatus::Pending)
         .ok_or_else(invalid_link)
+}
+
+/// Announces invitations that ran out unanswered: one `invite.expired` audit event (and
+/// webhook event) each, exactly once per expiry even with several instances sweeping. Runs
+/// in its own transaction, without a caller. Returns how many were announced.
+pub fn announce_expired(conn: &mut DbConnection, now: NaiveDateTime) -> Result<usize, ApiError> {
+    let mut announced = 0;
+    for invite in invites::due_for_expiry_notice(conn, now, 500)? {
+        if !invites::mark_expiry_announced(conn, &invite, now)? {
+            continue;
+        }
+        let ctx = AuditContext {
+            account: Some(invite.root_account_id.to_string()),
+            ..AuditContext::default()
+        };
+        let entry = AuditEntry {
+            action: AuditAction::InviteExpired,
+            target_type: "invite",
+            target_id: invite.id.as_str(),
+            details: json!({ "email": invite.email, "account_id": invite.account_id, "expired_at": invite.expires_at }),
+        };
+        audit::record(conn, &ctx, entry, now)?;
+        announced += 1;
+    }
+    Ok(announced)
 }

@@ -113,7 +113,7 @@ pub fn remove(tx: &mut Tx<'_>, caller: &Principal, user: &UserId) -> Result<Remo
         return Ok(Removal::MembershipRemoved(member));
     }
     users::archive(tx.conn, user, tx.now)?;
-    impersonations::end_involving(tx.conn, user, &root, &caller.actor_id, tx.now)?;
+    impersonations::end_involving(tx.conn, user, &root, &caller.accountable_user(), tx.now)?;
     sessions::revoke_involving(tx.conn, user, None, RevokeReason::UserArchived, tx.now)?;
     crate::db::repo::password_resets::spend_all_for_user(tx.conn, user, None, tx.now)?;
     seat_ledger::sync(tx.conn, &member.membership.id, SeatEndReason::Archived, tx.now)?;
@@ -130,7 +130,7 @@ fn leave_sessions(
     user: &UserId,
     reason: RevokeReason,
 ) -> Result<(), ApiError> {
-    impersonations::end_involving(tx.conn, user, root, &caller.actor_id, tx.now)?;
+    impersonations::end_involving(tx.conn, user, root, &caller.accountable_user(), tx.now)?;
     sessions::revoke_involving(tx.conn, user, Some(root), reason, tx.now)?;
     Ok(())
 }

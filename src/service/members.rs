@@ -439,7 +439,12 @@ pub fn transfer_ownership(tx: &mut Tx<'_>, caller: &Principal, raw_user: &str) -
     // The target first: a user of another organization answers 404 to everyone (R1).
     let target = find(tx, &root, raw_user)?;
     let tenant = policy::require_transfer_ownership(&caller)?;
-    if target.user.id == caller.user.id {
+    let me = policy::require_person(&caller, "transfer ownership")?.user.id.clone();
+    let my_membership = tenant
+        .membership
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("a person's tenant without a membership"))?;
+    if target.user.id == me {
         return Err(ApiError::new(ProblemKind::AlreadyOwner, "You are already the owner."));
     }
     if target.membership.status != MembershipStatus::Active || target.user.status != UserStatus::Active {
@@ -451,7 +456,7 @@ pub fn transfer_ownership(tx: &mut Tx<'_>, caller: &Principal, raw_user: &str) -
     let owner = builtin_role(tx, &root, BuiltinRole::Owner)?;
     let admin = builtin_role(tx, &root, BuiltinRole::Admin)?;
     memberships::set_roles(tx.conn, &target.membership.id, &[owner], tx.now)?;
-    memberships::set_roles(tx.conn, &tenant.membership.id, &[admin], tx.now)?;
+    memberships::set_roles(tx.conn, &my_membership.id, &[admin], tx.now)?;
     seats::sync(tx.conn, &target.membership.id, SeatEndReason::RolesChanged, tx.now)?;
     // The new owner reaches the whole organization.
     memberships::move_to(tx.conn, &target.membership.id, &root, tx.now)?;
@@ -459,12 +464,12 @@ pub fn transfer_ownership(tx: &mut Tx<'_>, caller: &Principal, raw_user: &str) -
         action: AuditAction::AccountOwnershipTransferred,
         target_type: "account",
         target_id: root.as_str(),
-        details: json!({ "from": caller.user.id, "to": target.user.id }),
+        details: json!({ "from": me, "to": target.user.id }),
     };
     audit::record(tx.conn, &caller.audit(), entry, tx.now)?;
     Ok(Transferred {
         owner: load(tx, &root, &target.user.id)?,
-        previous_owner: load(tx, &root, &caller.user.id)?,
+        previous_owner: load(tx, &root, &me)?,
     })
 }
 

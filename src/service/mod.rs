@@ -13,6 +13,7 @@
 //! [`Tx::lock_tenant`], which takes the organization's lock and re-reads those rights (R15).
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod caretakers;
 pub mod contacts;

@@ -273,6 +273,16 @@ pub fn delete(tx: &mut Tx<'_>, caller: &Principal, id: &RoleId) -> Result<(), Ap
             ),
         ));
     }
+    let keys = crate::db::repo::api_keys::count_live_holding(tx.conn, &role.id, tx.now)?;
+    if keys > 0 {
+        let noun = if keys == 1 { "API key holds" } else { "API keys hold" };
+        return Err(ApiError::new(
+            ProblemKind::RoleInUse,
+            format!("The role {} is in use: {keys} {noun} it. Revoke them first.", role.name),
+        ));
+    }
+    // Revoked and expired keys let go of it; they keep their history in the audit trail.
+    crate::db::repo::api_keys::forget_role(tx.conn, &role.id)?;
     roles::delete(tx.conn, &role.id)?;
     record(
         tx,

@@ -118,6 +118,7 @@ pub fn notify_password_changed(conn: &mut DbConnection, user: &UserRow, now: Nai
 /// resetting a password): they are both the actor and the effective user.
 fn self_audit(user: &UserId, account: Option<String>, request_id: &str) -> AuditContext {
     AuditContext {
+        actor_api_key: None,
         actor: Some(user.to_string()),
         effective: Some(user.to_string()),
         account,
@@ -277,6 +278,7 @@ impl FailedLogin {
 /// way, so its timing does not tell who exists either.
 pub fn record_failed_login(tx: &mut Tx<'_>, failed: FailedLogin, request_id: &str) -> Result<(), ApiError> {
     let ctx = |account: Option<String>| AuditContext {
+        actor_api_key: None,
         account,
         request_id: Some(request_id.to_string()),
         ..AuditContext::default()
@@ -404,6 +406,7 @@ fn live(session: &SessionRow, now: NaiveDateTime) -> bool {
 fn revoke_reused_family(tx: &mut Tx<'_>, session: &SessionRow, request_id: &str) -> Result<(), ApiError> {
     sessions::revoke(tx.conn, &session.id, RevokeReason::RefreshTokenReused, tx.now)?;
     let ctx = AuditContext {
+        actor_api_key: None,
         actor: Some(session.actor().unwrap_or_else(|| session.user_id.clone()).to_string()),
         effective: Some(session.user_id.to_string()),
         account: session.account_id.clone(),
@@ -437,36 +440,38 @@ fn rotate(
 
 /// Ends the caller's session: its access tokens stop working and its refresh tokens with it.
 pub fn log_out(tx: &mut Tx<'_>, caller: &Principal) -> Result<(), ApiError> {
-    if caller.delegation == Some(crate::domain::Delegation::Impersonation) {
+    let person = policy::require_person(caller, "log out (revoke the key instead)")?;
+    if person.delegation == Some(crate::domain::Delegation::Impersonation) {
         crate::service::impersonations::end_own(tx, caller)?;
     }
-    sessions::revoke(tx.conn, caller.session_id(), RevokeReason::Logout, tx.now)?;
-    let target = ("session", caller.session_id().as_str());
+    sessions::revoke(tx.conn, &person.session.id, RevokeReason::Logout, tx.now)?;
+    let target = ("session", person.session.id.as_str());
     audit(tx, &caller.audit(), AuditAction::AuthLogout, target, json!({}))
 }
 
 /// Points the caller's session at another of their accounts, without a password (R5). A
 /// delegated session cannot (R8). The refresh token the caller holds stays valid.
 pub fn switch_account(tx: &mut Tx<'_>, caller: &Principal, target: NamedAccount) -> Result<IssuedTokens, ApiError> {
+    let person = policy::require_person(caller, "switch accounts")?;
     policy::forbid_delegated(caller, "switch accounts")?;
     let target = target.id()?;
-    let choices = crate::service::caretakers::login_choices(tx.conn, &caller.user)?;
+    let choices = crate::service::caretakers::login_choices(tx.conn, &person.user)?;
     policy::own_account(&choices, target)?;
-    sessions::rescope(tx.conn, caller.session_id(), target)?;
+    let sid = &person.session.id;
+    sessions::rescope(tx.conn, sid, target)?;
     let mut ctx = caller.audit();
     ctx.account = Some(target.to_string());
-    let details = json!({ "from": caller.session.account_id });
+    let details = json!({ "from": person.session.account_id });
     audit(
         tx,
         &ctx,
         AuditAction::AuthAccountSwitched,
-        ("session", caller.session_id().as_str()),
+        ("session", sid.as_str()),
         details,
     )?;
-    let session =
-        sessions::find(tx.conn, caller.session_id())?.ok_or_else(|| ApiError::internal("session vanished"))?;
+    let session = sessions::find(tx.conn, sid)?.ok_or_else(|| ApiError::internal("session vanished"))?;
     let signed = tx.tokens.issue(&session, tx.now)?;
-    issued(signed, &session, None, &caller.user, choices)
+    issued(signed, &session, None, &person.user, choices)
 }
 
 // ---- password reset ----
@@ -600,6 +605,7 @@ impl PasswordCheck {
 /// What is decided before any hashing (first half of a change): a session acting as
 /// another user cannot change that user's password (R8), and the new password must differ.
 pub fn start_password_change(caller: &Principal, cmd: &ChangePassword) -> Result<PasswordCheck, ApiError> {
+    let person = policy::require_person(caller, "change a password")?;
     policy::forbid_delegated(caller, "change the user's password")?;
     if cmd.current_password == cmd.new_password.expose() {
         return Err(ApiError::field(
@@ -608,7 +614,7 @@ pub fn start_password_change(caller: &Principal, cmd: &ChangePassword) -> Result
             "must differ from the current password",
         ));
     }
-    Ok(PasswordCheck(caller.user.password_hash.clone()))
+    Ok(PasswordCheck(person.user.password_hash.clone()))
 }
 
 /// Sets the caller's new (hashed) password and ends every other session of theirs; this
@@ -619,10 +625,11 @@ pub fn change_password(
     _approved: ApprovedChange,
     password_hash: &str,
 ) -> Result<(), ApiError> {
-    let user = &caller.user;
+    let person = policy::require_person(caller, "change a password")?;
+    let user = &person.user;
     users::set_password(tx.conn, &user.id, password_hash, tx.now)?;
     let reason = RevokeReason::PasswordChanged;
-    let ended = sessions::revoke_all_for_user(tx.conn, &user.id, Some(caller.session_id()), reason, tx.now)?;
+    let ended = sessions::revoke_all_for_user(tx.conn, &user.id, Some(&person.session.id), reason, tx.now)?;
     let details = json!({ "sessions_ended": ended });
     audit(
         tx,

@@ -78,7 +78,7 @@ pub fn create(tx: &mut Tx<'_>, caller: &Principal, cmd: NewEndpoint) -> Result<W
         event_types: event_list(&cmd.events)?,
         secret: SigningSecret::generate(),
         enabled: true,
-        created_by: caller.actor_id.to_string(),
+        created_by: caller.accountable_user().to_string(),
         created_at: tx.now,
         updated_at: tx.now,
     };

@@ -351,6 +351,21 @@ const OPERATIONS: &[Row] = &[
     op("replayWebhookDelivery", "POST",   "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", Perm("webhooks.manage"), Nothing, 404)
         .scope(Scope::Root),
 
+    // ── API keys: the organization's, managed from a person's own session with reach over the root ──
+    op("createApiKey",          "POST",   "/v1/api-keys",                         Perm("api_keys.manage"),   Nothing,      201)
+        .body(r#"{ "name": "matrix $n", "role_ids": ["$viewer_role"] }"#)
+        .scope(Scope::Root),
+    op("listApiKeys",           "GET",    "/v1/api-keys",                         Perm("api_keys.manage"),   Nothing,      200)
+        .scope(Scope::Root),
+    op("getApiKey",             "GET",    "/v1/api-keys/{key_id}",                Perm("api_keys.manage"),   Nothing,      404)
+        .scope(Scope::Root),
+    op("rotateApiKey",          "POST",   "/v1/api-keys/{key_id}/rotate",         Perm("api_keys.manage"),   Nothing,      404)
+        .body(r#"{}"#)
+        .scope(Scope::Root),
+    op("revokeApiKey",          "DELETE", "/v1/api-keys/{key_id}",                Perm("api_keys.manage"),   Nothing,      404)
+        .scope(Scope::Root),
+    exempt("exchangeClientCredentials", "POST", "/v1/oauth/token",               "public: the API key is the credential; checked in tests/api/api_keys.rs"),
+
     // ── notifications ───────────────────────────────────────────────────────────────────────
     op("postUserNotification",  "POST",   "/v1/users/{user_id}/notifications",    Perm("notifications.send"), Member,      202)
         .body(r#"{ "subject": "Text message received", "body": "From +1 555 0100: hello" }"#),
@@ -419,6 +434,7 @@ const HOLDS: &[(&str, [bool; 7])] = &[
     ("users.impersonate",[ Y,    Y,    N,       N,      N,    N,        N ]),
     ("audit.read",       [ Y,    Y,    N,       N,      N,    N,        N ]),
     ("webhooks.manage",  [ Y,    Y,    N,       N,      N,    N,        N ]),
+    ("api_keys.manage",  [ Y,    Y,    N,       N,      N,    N,        N ]),
     // "all contacts" (standard), "only contacts assigned to them" (limited), "one assigned
     // record" (guest), "read only" (viewer); standard "cannot delete contacts".
     ("contacts.read_all",      [ Y, Y, Y,       N,      N,    N,        Y ]),
@@ -736,6 +752,7 @@ fn fill(template: &str, ids: &Ids, fx: &Fixture, n: usize) -> String {
         .replace("{notification_id}", "ntf_00000000000000000000000000")
         .replace("{delivery_id}", "ntf_00000000000000000000000000")
         .replace("{webhook_id}", "whk_00000000000000000000000000")
+        .replace("{key_id}", "key_00000000000000000000000000")
         .replace("$account", &ids.account)
         .replace("$user", &ids.user)
         .replace("$location", &fx.a.location)

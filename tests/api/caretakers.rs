@@ -1,19 +1,9 @@
 //! Caretakers (R7, R8): the whole life of an assignment, and every refusal.
 
-use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-
-/// The claims of a JWT, without checking it (the tokens tests check signatures).
-fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("JSON claims")
-}
 
 struct Team {
     org: Org,
@@ -100,7 +90,7 @@ async fn the_whole_life_of_a_caretaker_assignment() {
         let (status, acting) = act_as(&app, helper_token, away_id).await;
         assert_eq!(status, StatusCode::OK, "{acting}");
         let acting_token = token(&acting);
-        let c = claims(&acting_token);
+        let c = jwt_claims(&acting_token);
         assert_eq!(c["sub"], away_id.as_str());
         assert_eq!(c["act"]["sub"], helper_id.as_str());
         assert_eq!(c["acc"], t.org.root.as_str());
@@ -134,14 +124,14 @@ async fn the_whole_life_of_a_caretaker_assignment() {
             .await;
         assert_eq!(status, StatusCode::OK, "{refreshed}");
         let refreshed_token = token(&refreshed);
-        assert_eq!(claims(&refreshed_token)["act"]["sub"], helper_id.as_str());
+        assert_eq!(jwt_claims(&refreshed_token)["act"]["sub"], helper_id.as_str());
 
         // Back to their own account without a password: the acting-as session ends.
         let (status, own) = app.delete("/v1/me/acting-as", Some(&refreshed_token)).await;
         assert_eq!(status, StatusCode::OK, "{own}");
         let own_token = token(&own);
-        assert_eq!(claims(&own_token)["sub"], helper_id.as_str());
-        assert!(claims(&own_token).get("act").is_none());
+        assert_eq!(jwt_claims(&own_token)["sub"], helper_id.as_str());
+        assert!(jwt_claims(&own_token).get("act").is_none());
         let (status, _) = app.get("/v1/me", Some(&refreshed_token)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "the acting-as session ended");
 
@@ -185,7 +175,7 @@ async fn a_caretaker_switches_between_managed_users_and_act_always_names_them() 
         // Switching from the acting-as token: the new token's actor is still the caretaker.
         let (status, second) = act_as(&app, &first_token, &t.other.0).await;
         assert_eq!(status, StatusCode::OK, "{second}");
-        let c = claims(&token(&second));
+        let c = jwt_claims(&token(&second));
         assert_eq!(c["sub"], t.other.0.as_str());
         assert_eq!(c["act"]["sub"], helper_id.as_str(), "delegations never nest");
         let (status, _) = app.get("/v1/me", Some(&first_token)).await;

@@ -539,7 +539,7 @@ fn the_check_catches_what_the_document_does_not_say() {
     };
     let event = json!({
         "id": "aud_01jd3k6x0n6qg8z7v2f4t9b1c5", "occurred_at": "2026-11-25T10:00:00Z",
-        "action": "auth.login", "actor_user_id": null, "effective_user_id": null,
+        "action": "auth.login", "actor_user_id": null, "actor_api_key_id": null, "effective_user_id": null,
         "account_id": "acc_01jd3k6x0n6qg8z7v2f4t9b1c5", "target_type": null, "target_id": null,
         "request_id": null, "details": {},
     });

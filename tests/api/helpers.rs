@@ -408,3 +408,35 @@ impl TestApp {
         (user_id, access)
     }
 }
+
+/// The claims of a JWT, without checking it (the tokens tests check signatures).
+pub fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+impl TestApp {
+    /// Creates an API key holding the given built-in roles; returns (key id, secret).
+    pub async fn api_key(&self, token: &str, name: &str, roles: &[&str]) -> (String, String) {
+        let mut role_ids = Vec::new();
+        for r in roles {
+            role_ids.push(self.role_id(token, r).await);
+        }
+        let (status, body) = self
+            .post(
+                "/v1/api-keys",
+                json!({ "name": name, "role_ids": role_ids }),
+                Some(token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create API key: {body}");
+        (
+            body["key"]["id"].as_str().expect("key id").to_string(),
+            body["secret"].as_str().expect("secret").to_string(),
+        )
+    }
+}

@@ -1,19 +1,10 @@
 //! Impersonation (R8, R9): "log in as" that cannot escalate, is read-only unless full mode is
 //! allowed, ends at once, and leaves a record of every request made under it.
 
-use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-
-fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("JSON claims")
-}
 
 fn id(body: &Value) -> String {
     body["impersonation"]["id"]
@@ -56,7 +47,7 @@ async fn an_owner_impersonates_an_admin_read_only_and_every_request_is_recorded(
         assert!(started.get("refresh_token").is_none(), "no refresh token: {started}");
         assert_eq!(started["expires_in"], 3600, "60 minutes by default");
         let token = token(&started);
-        let c = claims(&token);
+        let c = jwt_claims(&token);
         assert_eq!(c["sub"], admin_id.as_str());
         assert_eq!(c["act"]["sub"], t.org.owner_id.as_str());
         assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 3600);

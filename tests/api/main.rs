@@ -5,6 +5,7 @@ mod client;
 mod contract;
 mod helpers;
 
+mod api_keys;
 mod audit;
 mod auth;
 mod authz_matrix;

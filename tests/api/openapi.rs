@@ -126,6 +126,7 @@ fn operations_state_security_responses_carry_the_request_id_and_servers_are_name
 const MAY_BE_ABSENT: &[(&str, &str)] = &[
     ("AcceptedInvitation", "session"),
     ("InviteView", "registration_url"),
+    ("Problem", "error"),
     ("Problem", "errors"),
     ("Problem", "request_id"),
     ("TokenResponse", "refresh_token"),

@@ -160,3 +160,52 @@ async fn endpoints_must_be_public_known_and_the_callers_to_manage() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_invitation_that_runs_out_is_announced_once_per_expiry() {
+    on_each_backend_with(LOOPBACK_ALLOWED, |app| async move {
+        let org = app.org("owner@example.com").await;
+        let (status, made) = app
+            .post(
+                "/v1/webhooks",
+                json!({ "url": "http://127.0.0.1:9/hook", "events": ["invite.expired"] }),
+                Some(&org.owner_token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        let hook = made["endpoint"]["id"].as_str().unwrap().to_string();
+        let viewer = app.role_id(&org.owner_token, "viewer").await;
+        let (status, invite) = app
+            .create_invite(&org.owner_token, "late@example.com", &[viewer], true)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{invite}");
+        let id = invite["id"].as_str().unwrap().to_string();
+        let sweep = || steward::housekeeping::announce_expired_invites(&app.state.db, &app.state.clock);
+        // An API key outlives the month the clock jumps; a person's token would not.
+        let (_, key) = app.api_key(&org.owner_token, "Reader", &["admin"]).await;
+
+        assert_eq!(sweep().await.unwrap(), 0, "nothing has expired yet");
+        app.clock.advance(chrono::Duration::days(31));
+        assert_eq!(sweep().await.unwrap(), 1);
+        assert_eq!(sweep().await.unwrap(), 0, "announced once");
+        let events = deliveries(&app, &key, &hook).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["event"], "invite.expired");
+        assert_eq!(events[0]["payload"]["data"]["target_id"], id.as_str());
+
+        // Resent, it lives again; when it runs out again, that is a new announcement.
+        let (status, resent) = app.resend_invite(&key, &id).await;
+        assert_eq!(status, StatusCode::OK, "{resent}");
+        assert_eq!(sweep().await.unwrap(), 0);
+        app.clock.advance(chrono::Duration::days(31));
+        assert_eq!(sweep().await.unwrap(), 1);
+        assert_eq!(deliveries(&app, &key, &hook).await.len(), 2);
+        let actions = app.audit_actions(&id).await;
+        assert_eq!(
+            actions.iter().filter(|a| *a == "invite.expired").count(),
+            2,
+            "{actions:?}"
+        );
+    })
+    .await;
+}

@@ -6,7 +6,7 @@ use crate::db::models::{AuditEventRow, NewAuditEvent};
 use crate::db::schema::audit_events;
 use crate::db::DbConnection;
 use crate::domain::AuditAction;
-use crate::ids::{AccountId, AuditEventId, UserId};
+use crate::ids::{AccountId, ApiKeyId, AuditEventId, UserId};
 
 /// Who is acting, for whom, where, and in which request: the part of an audit event that
 /// a request fixes once.
@@ -16,6 +16,9 @@ pub struct AuditContext {
     pub actor: Option<String>,
     /// The user the change was made as.
     pub effective: Option<String>,
+    /// The API key that made the change, when a key did (then `actor` and `effective` are
+    /// empty: a key acts as itself, never as a person).
+    pub actor_api_key: Option<String>,
     /// The root account the change belongs to.
     pub account: Option<String>,
     pub request_id: Option<String>,
@@ -48,6 +51,7 @@ pub fn record(
                 "account_id": account,
                 "actor_user_id": ctx.actor,
                 "effective_user_id": ctx.effective,
+                "actor_api_key_id": ctx.actor_api_key,
                 "target_type": entry.target_type,
                 "target_id": entry.target_id,
                 "details": entry.details,
@@ -90,6 +94,7 @@ fn insert(
             target_id: target.map(|(_, id)| id.to_string()),
             request_id: ctx.request_id.clone(),
             details: details.to_string(),
+            actor_api_key_id: ctx.actor_api_key.clone(),
         })
         .execute(conn)?;
     Ok(id)
@@ -111,6 +116,8 @@ pub struct AuditFilter {
     pub actor: Option<UserId>,
     /// The user the change was made as.
     pub effective_user: Option<UserId>,
+    /// The API key that made the change.
+    pub actor_api_key: Option<ApiKeyId>,
     pub action: Option<AuditAction>,
     pub target_id: Option<String>,
     /// Events at or after this time.
@@ -131,6 +138,9 @@ pub fn page_for_account(
     let mut query = audit_events::table
         .filter(audit_events::account_id.eq(account.as_str()))
         .into_boxed();
+    if let Some(key) = &filter.actor_api_key {
+        query = query.filter(audit_events::actor_api_key_id.eq(key.as_str()));
+    }
     if let Some(actor) = &filter.actor {
         query = query.filter(audit_events::actor_user_id.eq(actor.as_str()));
     }

@@ -178,3 +178,38 @@ pub fn page(
     }
     query.order(invites::id.asc()).limit(filter.limit).load(conn)
 }
+
+/// Pending invitations that have expired and whose expiry was not announced yet (or was
+/// announced for an earlier expiry, before a resend), oldest expiry first.
+pub fn due_for_expiry_notice(conn: &mut DbConnection, now: NaiveDateTime, limit: i64) -> RepoResult<Vec<InviteRow>> {
+    invites::table
+        .filter(invites::status.eq(InviteStatus::Pending.as_str()))
+        .filter(invites::expires_at.le(now))
+        .filter(
+            invites::expiry_announced_at
+                .is_null()
+                .or(invites::expiry_announced_at.lt(invites::expires_at.nullable())),
+        )
+        .order((invites::expires_at.asc(), invites::id.asc()))
+        .limit(limit)
+        .select(InviteRow::as_select())
+        .load(conn)
+}
+
+/// Marks an invitation's expiry as announced; `false` when another instance already did.
+pub fn mark_expiry_announced(conn: &mut DbConnection, invite: &InviteRow, now: NaiveDateTime) -> RepoResult<bool> {
+    let changed = diesel::update(
+        invites::table
+            .find(invite.id.as_str())
+            .filter(invites::status.eq(InviteStatus::Pending.as_str()))
+            .filter(invites::expires_at.eq(invite.expires_at))
+            .filter(
+                invites::expiry_announced_at
+                    .is_null()
+                    .or(invites::expiry_announced_at.lt(invites::expires_at.nullable())),
+            ),
+    )
+    .set(invites::expiry_announced_at.eq(now))
+    .execute(conn)?;
+    Ok(changed == 1)
+}

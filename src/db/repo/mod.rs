@@ -7,6 +7,7 @@
 //! time it runs, which cost 40 % of the CPU of an authenticated request (see the benchmark).
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod caretakers;
 pub mod contacts;

@@ -20,6 +20,7 @@ import attrs
 
 from steward_client import AuthenticatedClient, Client
 from steward_client.api.accounts import create_sub_account
+from steward_client.api.api_keys import create_api_key, exchange_client_credentials, revoke_api_key
 from steward_client.api.auth import log_in, sign_up
 from steward_client.api.invites import (
     accept_invitation,
@@ -32,12 +33,15 @@ from steward_client.api.me import get_me
 from steward_client.api.roles import list_roles
 from steward_client.api.users import deactivate_user, reactivate_user
 from steward_client.models import (
-    AcceptedInvitation,
     AcceptInvitation,
+    AcceptedInvitation,
     AccountKind,
     AccountStatus,
     AccountSummary,
     AccountView,
+    ApiKeyState,
+    ClientCredentialsToken,
+    CreateApiKey,
     CreateInvite,
     CreateSubAccount,
     Delegation,
@@ -49,15 +53,17 @@ from steward_client.models import (
     InvitationToken,
     InviteStatus,
     InviteView,
+    IssuedApiKey,
     LoginRequest,
-    MembershipStatus,
-    MemberView,
     MeResponse,
+    MemberView,
+    MembershipStatus,
     MyMembership,
     Problem,
     RoleView,
     SignupRequest,
     StartImpersonationRequest,
+    TokenRequest,
     TokenResponse,
     UserStatus,
 )
@@ -325,6 +331,34 @@ def main(base_url: str) -> None:
     step = "reactivateUser"
     on = expect(step, reactivate_user.sync_detailed(invitee_id, client=owner), 200, MemberView)
     check(step, on.membership.status == MembershipStatus.ACTIVE, f"status is {on.membership.status!r}")
+
+    # 13. An integration's API key: created, exchanged for a token (a form-encoded
+    # client-credentials request), used both ways, refused where only a person may go, revoked.
+    step = "createApiKey"
+    viewer = next(r for r in roles if r.builtin == "viewer")
+    issued = expect(step, create_api_key.sync_detailed(client=owner, body=CreateApiKey(
+        name="Python flow", role_ids=[viewer.id])), 201, IssuedApiKey)
+    check(step, issued.secret.startswith("stk_"), "the secret has no stk_ prefix")
+    check(step, issued.key.state == ApiKeyState.ACTIVE, f"state is {issued.key.state!r}")
+    step = "exchangeClientCredentials"
+    exchanged = expect(step, exchange_client_credentials.sync_detailed(client=anon, body=TokenRequest(
+        grant_type="client_credentials", client_id=issued.key.id, client_secret=issued.secret)),
+        200, ClientCredentialsToken)
+    for label, credential in [("exchanged token", exchanged.access_token), ("key itself", issued.secret)]:
+        step = f"listRoles ({label})"
+        machine = AuthenticatedClient(base_url=base_url, token=credential, raise_on_unexpected_status=True)
+        listed = list_roles.sync_detailed(client=machine)
+        check(step, listed.status_code == 200 and isinstance(listed.parsed, list),
+              f"got {int(listed.status_code)}: {listed.content[:300]!r}")
+        step = f"getMe ({label})"
+        expect_problem(step, get_me.sync_detailed(client=machine), 403, "api-key-forbidden")
+    step = "revokeApiKey"
+    revoked = revoke_api_key.sync_detailed(issued.key.id, client=owner)
+    check(step, revoked.status_code == 204, f"got {int(revoked.status_code)}")
+    step = "exchangeClientCredentials (revoked)"
+    expect_problem(step, exchange_client_credentials.sync_detailed(client=anon, body=TokenRequest(
+        grant_type="client_credentials", client_id=issued.key.id, client_secret=issued.secret)),
+        401, "invalid-credentials")
 
     print("python flow: all steps passed", flush=True)
 

@@ -378,6 +378,43 @@ async function main(baseUrl: string): Promise<void> {
   );
   check(step, on.membership.status === "active", `status is ${show(on.membership.status)}`);
 
+  // 15. An integration's API key, exchanged with HTTP Basic for an access token (a
+  // form-encoded client-credentials request), used both ways, then revoked.
+  step = "createApiKey";
+  const viewer = present(step, roles.find((r) => r.builtin === "viewer"), "the viewer role");
+  const issued = expectStatus(
+    step,
+    await owner.POST("/v1/api-keys", { body: { name: "TypeScript flow", role_ids: [viewer.id] } }),
+    201,
+  );
+  check(step, issued.secret.startsWith("stk_"), "the secret has no stk_ prefix");
+  check(step, issued.key.state === "active", `state is ${show(issued.key.state)}`);
+  step = "exchangeClientCredentials";
+  const basic = Buffer.from(`${issued.key.id}:${issued.secret}`).toString("base64");
+  const exchanged = expectStatus(
+    step,
+    await anon.POST("/v1/oauth/token", {
+      body: { grant_type: "client_credentials" },
+      headers: { Authorization: `Basic ${basic}`, "Content-Type": "application/x-www-form-urlencoded" },
+      bodySerializer: (body) => new URLSearchParams(body as Record<string, string>).toString(),
+    }),
+    200,
+  );
+  check(step, exchanged.token_type === "Bearer", `token_type is ${show(exchanged.token_type)}`);
+  for (const [label, credential] of [
+    ["exchanged token", exchanged.access_token],
+    ["key itself", issued.secret],
+  ] as const) {
+    step = `listRoles (${label})`;
+    const seen = expectStatus(step, await as(credential).GET("/v1/roles"), 200);
+    check(step, seen.length === roles.length, `${seen.length} roles`);
+    step = `getMe (${label})`;
+    expectProblem(step, await as(credential).GET("/v1/me"), 403, "api-key-forbidden");
+  }
+  step = "revokeApiKey";
+  const revoked = await owner.DELETE("/v1/api-keys/{key_id}", { params: { path: { key_id: issued.key.id } } });
+  check(step, revoked.response.status === 204, `got ${revoked.response.status}`);
+
   console.log("typescript flow: all steps passed");
 }
 
