@@ -464,3 +464,44 @@ async fn an_expired_key_stops_working() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_rotations_and_revocations_leave_one_outcome() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (id, _) = app.api_key(&org.owner_token, "Sync", &["admin"]).await;
+        // Four rotations at once: each succeeds in turn under the organization's lock, and
+        // only the last secret issued works.
+        let path = format!("/v1/api-keys/{id}/rotate");
+        let rotations = (0..4).map(|_| app.post(&path, json!({}), Some(&org.owner_token)));
+        let answers = futures_util::future::join_all(rotations).await;
+        let secrets: Vec<String> = answers
+            .iter()
+            .map(|(status, body)| {
+                assert_eq!(*status, StatusCode::OK, "{body}");
+                body["secret"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let mut working = 0;
+        for secret in &secrets {
+            if app.get("/v1/roles", Some(secret)).await.0 == StatusCode::OK {
+                working += 1;
+            }
+        }
+        assert_eq!(working, 1, "exactly one secret is current");
+
+        // Four revocations at once: one 204, the rest 409.
+        let path = format!("/v1/api-keys/{id}");
+        let revocations = (0..4).map(|_| app.delete(&path, Some(&org.owner_token)));
+        let mut statuses: Vec<u16> = futures_util::future::join_all(revocations)
+            .await
+            .iter()
+            .map(|(status, _)| status.as_u16())
+            .collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, vec![204, 409, 409, 409]);
+        let actions = app.audit_actions(&id).await;
+        assert_eq!(actions.iter().filter(|a| *a == "api_key.revoked").count(), 1);
+    })
+    .await;
+}
