@@ -97,7 +97,8 @@ pub async fn middleware(
     }
 }
 
-fn sane_key(raw: &header::HeaderValue) -> Option<String> {
+/// The header's value when it is a usable key: 1 to 255 visible ASCII characters.
+pub fn sane_key(raw: &header::HeaderValue) -> Option<String> {
     let key = raw.to_str().ok()?;
     let sane = (1..=255).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b));
     sane.then(|| key.to_string())

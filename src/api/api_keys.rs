@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::extract::Body;
+use crate::api::extract::{Body, IdempotencyKey};
 use crate::api::views::{utc, RoleRef};
 use crate::auth::extract::Principal;
 use crate::error::{ApiError, Problem, ProblemKind};
@@ -128,7 +128,7 @@ pub struct RotateApiKey {
     pub grace_seconds: Option<i64>,
 }
 
-fn new_key(body: CreateApiKey) -> Result<NewKey, ApiError> {
+fn new_key(body: CreateApiKey, idempotency_key: Option<String>) -> Result<NewKey, ApiError> {
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::field("name", "length", "must be 1 to 100 characters long"));
@@ -140,6 +140,7 @@ fn new_key(body: CreateApiKey) -> Result<NewKey, ApiError> {
         name,
         role_ids: body.role_ids,
         expires_at: body.expires_at.map(|t| t.naive_utc()),
+        idempotency_key,
     })
 }
 
@@ -149,29 +150,40 @@ fn new_key(body: CreateApiKey) -> Result<NewKey, ApiError> {
 /// session: never with an API key, nor while acting as someone else. The key holds the roles
 /// given (never the owner role, never more than the creator holds) over the whole
 /// organization. The secret is in this response only.
+///
+/// A retry with the same `Idempotency-Key` and the same request within 24 hours creates
+/// nothing: it answers with the key created the first time (`Idempotent-Replayed: true`) and
+/// a new secret, since secrets are never kept; the first secret stops working.
 #[utoipa::path(
     tag = "api-keys",
     operation_id = "createApiKey",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe (see above). 1 to 255 visible ASCII characters, kept per person.", min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$")),
     request_body = CreateApiKey,
     responses(
-        (status = 201, description = "Created; the secret is shown this once", body = IssuedApiKey),
+        (status = 201, description = "Created (or, on a retry, the key created the first time); the secret is shown this once", body = IssuedApiKey),
+        (status = 409, description = "`conflict`: the key created with this Idempotency-Key was revoked since", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs api_keys.manage, a person's own session, and every permission the roles hold", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A bad name, unknown roles, the owner role, or an expiry in the past", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad name, unknown roles, the owner role, or an expiry in the past; `idempotency-key-reused`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/api-keys")]
 pub async fn create_api_key(
     state: web::Data<AppState>,
     principal: Principal,
+    retry: IdempotencyKey,
     body: Body<CreateApiKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let cmd = new_key(body.into_inner())?;
+    let cmd = new_key(body.into_inner(), retry.0)?;
     let issued = service::write(&state, move |tx| api_keys::create(tx, &principal, cmd)).await?;
+    let replayed = issued.replayed;
     let view = IssuedApiKey::new(issued, state.clock.now());
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/v1/api-keys/{}", view.key.id)))
-        .json(view))
+    let mut response = HttpResponse::Created();
+    response.insert_header((header::LOCATION, format!("/v1/api-keys/{}", view.key.id)));
+    if replayed {
+        response.insert_header((crate::idempotency::REPLAYED, "true"));
+    }
+    Ok(response.json(view))
 }
 
 /// The organization's API keys, revoked and expired ones included, without secrets.

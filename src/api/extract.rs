@@ -234,6 +234,29 @@ impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
     }
 }
 
+/// The request's `Idempotency-Key`, for a create that handles its own retries because its
+/// answer carries a secret that is never kept (see `idempotency::NOT_KEPT`).
+pub struct IdempotencyKey(pub Option<String>);
+
+impl FromRequest for IdempotencyKey {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let value = match req.headers().get(crate::idempotency::HEADER) {
+            None => Ok(None),
+            Some(raw) => crate::idempotency::sane_key(raw).map(Some).ok_or_else(|| {
+                ApiError::field(
+                    crate::idempotency::HEADER,
+                    "format",
+                    "must be 1 to 255 visible ASCII characters",
+                )
+            }),
+        };
+        std::future::ready(value.map(IdempotencyKey))
+    }
+}
+
 /// The request's `If-Match` header (RFC 9110 §13.1.1), for writes that honour it.
 pub struct IfMatch(pub Option<String>);
 

@@ -716,6 +716,8 @@ pub struct ApiKeyRow {
     pub last_used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
     pub revoked_by: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub request_fingerprint: Option<String>,
 }
 
 impl ApiKeyRow {

@@ -29,6 +29,17 @@ pub struct NewKey {
     pub name: String,
     pub role_ids: Vec<String>,
     pub expires_at: Option<NaiveDateTime>,
+    /// The request's `Idempotency-Key`, if it sent one.
+    pub idempotency_key: Option<String>,
+}
+
+impl NewKey {
+    /// What a retry must repeat: the name, the roles and the expiry.
+    fn fingerprint(&self) -> String {
+        let mut roles = self.role_ids.clone();
+        roles.sort_unstable();
+        hash_token(&json!([self.name, roles, self.expires_at]).to_string())
+    }
 }
 
 /// A key and the roles it holds.
@@ -41,6 +52,9 @@ pub struct KeyWithRoles {
 pub struct IssuedKey {
     pub key: KeyWithRoles,
     pub secret: String,
+    /// The answer to a retry (same `Idempotency-Key`, same request): the key created the
+    /// first time, with a fresh secret.
+    pub replayed: bool,
 }
 
 /// Creates a key; the secret is in the result and nowhere else.
@@ -49,10 +63,19 @@ pub fn create(tx: &mut Tx<'_>, caller: &Principal, cmd: NewKey) -> Result<Issued
     let tenant = policy::require_api_keys(&caller)?;
     let granted = roles_svc::resolve(tx.conn, &tenant.root, &cmd.role_ids)?;
     policy::require_key_roles(tenant, &granted)?;
+    let person = policy::require_person(&caller, "create API keys")?;
+    let fingerprint = cmd.fingerprint();
+    if let Some(retry) = &cmd.idempotency_key {
+        if let Some(first) = api_keys::by_idempotency_key(tx.conn, &tenant.root, &person.user.id, retry)? {
+            if first.created_at > tx.now - IDEMPOTENCY_WINDOW {
+                return replay(tx, &caller, first, &fingerprint);
+            }
+            api_keys::forget_idempotency_key(tx.conn, &first.id)?;
+        }
+    }
     if cmd.expires_at.is_some_and(|at| at <= tx.now) {
         return Err(ApiError::field("expires_at", "past", "must be in the future"));
     }
-    let person = policy::require_person(&caller, "create API keys")?;
     let secret = new_api_key();
     let row = ApiKeyRow {
         id: ApiKeyId::generate(),
@@ -69,6 +92,8 @@ pub fn create(tx: &mut Tx<'_>, caller: &Principal, cmd: NewKey) -> Result<Issued
         last_used_at: None,
         revoked_at: None,
         revoked_by: None,
+        idempotency_key: cmd.idempotency_key.clone(),
+        request_fingerprint: Some(fingerprint),
     };
     let role_ids: Vec<_> = granted.iter().map(|(role, _)| role.id.clone()).collect();
     api_keys::insert(tx.conn, &row, &role_ids)?;
@@ -79,6 +104,41 @@ pub fn create(tx: &mut Tx<'_>, caller: &Principal, cmd: NewKey) -> Result<Issued
     Ok(IssuedKey {
         key: KeyWithRoles { key: row, roles },
         secret,
+        replayed: false,
+    })
+}
+
+/// How long a create's `Idempotency-Key` is honoured, as for every other create.
+const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
+
+/// A retried create: the same key again. Its secret was never kept, so the retry gets a new
+/// one and the first stops working (whoever lost the first answer never held it). A
+/// different request with the same Idempotency-Key is refused, as everywhere.
+fn replay(tx: &mut Tx<'_>, caller: &Principal, first: ApiKeyRow, fingerprint: &str) -> Result<IssuedKey, ApiError> {
+    if first.request_fingerprint.as_deref() != Some(fingerprint) {
+        return Err(ApiError::new(
+            ProblemKind::IdempotencyKeyReused,
+            "This Idempotency-Key was used for a different request; use a new key for a new request.",
+        ));
+    }
+    if first.revoked_at.is_some() {
+        return Err(ApiError::new(
+            ProblemKind::Conflict,
+            "The API key created with this Idempotency-Key has been revoked since.",
+        ));
+    }
+    let secret = new_api_key();
+    let prefix = api_key_shown_part(&secret);
+    api_keys::replace_secret(tx.conn, &first, &prefix, &hash_token(&secret), None, tx.now)?;
+    let details = json!({ "grace_seconds": 0, "idempotent_replay": true });
+    record(tx, &caller.audit(), AuditAction::ApiKeyRotated, &first.id, details)?;
+    let key = api_keys::find(tx.conn, &first.root_account_id, &first.id)?
+        .ok_or_else(|| ApiError::internal("API key vanished"))?;
+    let roles = api_keys::roles_of(tx.conn, &key.id)?;
+    Ok(IssuedKey {
+        key: KeyWithRoles { key, roles },
+        secret,
+        replayed: true,
     })
 }
 
@@ -154,6 +214,7 @@ pub fn rotate(tx: &mut Tx<'_>, caller: &Principal, id: &ApiKeyId, grace: Duratio
             roles: found.roles,
         },
         secret,
+        replayed: false,
     })
 }
 

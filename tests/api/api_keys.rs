@@ -505,3 +505,52 @@ async fn concurrent_rotations_and_revocations_leave_one_outcome() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_retried_create_finds_the_same_key_with_a_fresh_secret() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let body = json!({ "name": "HR sync", "role_ids": [app.role_id(&org.owner_token, "viewer").await] });
+        let create = |retry: &'static str, body: Value| {
+            app.client
+                .post(app.url("/v1/api-keys"))
+                .bearer_auth(&org.owner_token)
+                .header("Idempotency-Key", retry)
+                .json(&body)
+                .send_checked()
+        };
+        let first = create("hr-sync-1", body.clone()).await.unwrap();
+        assert_eq!(first.status(), StatusCode::CREATED);
+        assert!(first.headers().get("idempotent-replayed").is_none());
+        let first: Value = first.json().await.unwrap();
+        let again = create("hr-sync-1", body.clone()).await.unwrap();
+        assert_eq!(again.status(), StatusCode::CREATED);
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        let again: Value = again.json().await.unwrap();
+        assert_eq!(again["key"]["id"], first["key"]["id"], "the same key, not a second one");
+        let (old, new) = (first["secret"].as_str().unwrap(), again["secret"].as_str().unwrap());
+        assert_ne!(old, new, "secrets are never kept, so a retry gets a new one");
+        assert_eq!(app.get("/v1/roles", Some(old)).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(app.get("/v1/roles", Some(new)).await.0, StatusCode::OK);
+
+        // The same Idempotency-Key for another request is refused; nothing more is created.
+        let other = json!({ "name": "Another", "role_ids": body["role_ids"] });
+        let res = create("hr-sync-1", other).await.unwrap();
+        let status = res.status();
+        let problem: Value = res.json().await.unwrap();
+        assert_problem(status, &problem, 422, "idempotency-key-reused");
+        let (_, list) = app.get("/v1/api-keys", Some(&org.owner_token)).await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+        let res = app
+            .client
+            .post(app.url("/v1/api-keys"))
+            .bearer_auth(&org.owner_token)
+            .header("Idempotency-Key", "")
+            .json(&body)
+            .send_checked()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    })
+    .await;
+}

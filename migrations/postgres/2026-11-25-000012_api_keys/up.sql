@@ -20,9 +20,14 @@ CREATE TABLE api_keys (
     expires_at            TIMESTAMP,
     last_used_at          TIMESTAMP,
     revoked_at            TIMESTAMP,
-    revoked_by            TEXT REFERENCES users (id)
+    revoked_by            TEXT REFERENCES users (id),
+    -- A create sent with an Idempotency-Key: a retry within 24 hours finds this key again
+    -- (and gets a fresh secret, since the secret itself is never kept).
+    idempotency_key       TEXT,
+    request_fingerprint   TEXT
 );
 CREATE INDEX api_keys_account_idx ON api_keys (root_account_id, id);
+CREATE UNIQUE INDEX api_keys_idempotency_idx ON api_keys (root_account_id, created_by, idempotency_key);
 
 CREATE TABLE api_key_roles (
     api_key_id  TEXT NOT NULL REFERENCES api_keys (id),

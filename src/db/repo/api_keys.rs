@@ -63,6 +63,33 @@ pub fn by_secret_hash(conn: &mut DbConnection, hash: &str, now: NaiveDateTime) -
         .optional()
 }
 
+/// The key a person created with this Idempotency-Key, if any.
+pub fn by_idempotency_key(
+    conn: &mut DbConnection,
+    root: &AccountId,
+    creator: &UserId,
+    key: &str,
+) -> RepoResult<Option<ApiKeyRow>> {
+    api_keys::table
+        .filter(api_keys::root_account_id.eq(root.as_str()))
+        .filter(api_keys::created_by.eq(creator.as_str()))
+        .filter(api_keys::idempotency_key.eq(key))
+        .select(ApiKeyRow::as_select())
+        .get_result(conn)
+        .optional()
+}
+
+/// Lets an Idempotency-Key older than its 24 hours be used again.
+pub fn forget_idempotency_key(conn: &mut DbConnection, key: &ApiKeyId) -> RepoResult<()> {
+    diesel::update(api_keys::table.find(key.as_str()))
+        .set((
+            api_keys::idempotency_key.eq(None::<String>),
+            api_keys::request_fingerprint.eq(None::<String>),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
 /// An organization's keys, oldest first, revoked ones included.
 pub fn list(conn: &mut DbConnection, root: &AccountId) -> RepoResult<Vec<ApiKeyRow>> {
     api_keys::table
