@@ -48,11 +48,17 @@ pub struct Config {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub access_token_ttl: Duration,
+    /// How far past `exp` an access token is still accepted (clock skew between instances).
+    pub access_token_leeway: Duration,
     pub refresh_token_ttl: Duration,
     pub password_reset_ttl: Duration,
     pub invite_ttl: Duration,
     pub open_signup: bool,
     pub signing_key_file: PathBuf,
+    /// Public keys of retired signing keys, kept so their tokens verify until they expire.
+    pub retired_signing_keys_dir: PathBuf,
+    /// Origins whose pages may call the API from a browser; empty: CORS closed.
+    pub cors_allowed_origins: Vec<String>,
     pub log_filter: String,
     pub max_body_bytes: usize,
     /// How many password hashes may run at once; more wait their turn.
@@ -105,6 +111,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "15m",
         "access token lifetime (e.g. 900s, 15m)",
     ),
+    (
+        "STEWARD_ACCESS_TOKEN_LEEWAY",
+        "30s",
+        "how long past its expiry an access token is still accepted (clock skew between instances; 0s to 5m)",
+    ),
     ("STEWARD_REFRESH_TOKEN_TTL", "30d", "refresh token lifetime"),
     ("STEWARD_PASSWORD_RESET_TTL", "1h", "password reset link lifetime"),
     ("STEWARD_INVITE_TTL", "30d", "invitation lifetime"),
@@ -117,6 +128,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "STEWARD_SIGNING_KEY_FILE",
         "steward-signing-key.pem",
         "Ed25519 private key (PKCS#8 PEM); generated on first start if missing",
+    ),
+    (
+        "STEWARD_RETIRED_SIGNING_KEYS_DIR",
+        "STEWARD_SIGNING_KEY_FILE + .retired",
+        "public keys of retired signing keys (written by `steward rotate-signing-key`); published and accepted until their tokens expire",
+    ),
+    (
+        "STEWARD_CORS_ALLOWED_ORIGINS",
+        "(none: CORS closed)",
+        "comma-separated origins (https://app.example.com) whose pages may call the API from a browser",
     ),
     (
         "STEWARD_LOG",
@@ -197,6 +218,11 @@ impl Config {
         let (_, jwt_issuer) = get("STEWARD_JWT_ISSUER", &public_url);
         let (_, jwt_audience) = get("STEWARD_JWT_AUDIENCE", "steward");
         let access_token_ttl = parse_duration(get("STEWARD_ACCESS_TOKEN_TTL", "15m"))?;
+        let (var, raw) = get("STEWARD_ACCESS_TOKEN_LEEWAY", "30s");
+        let access_token_leeway = match humantime::parse_duration(raw.trim()) {
+            Ok(d) if d <= Duration::from_secs(300) => d,
+            _ => return Err(invalid(var, &raw, "expected a duration from 0s to 5m")),
+        };
         let refresh_token_ttl = parse_duration(get("STEWARD_REFRESH_TOKEN_TTL", "30d"))?;
         let password_reset_ttl = parse_duration(get("STEWARD_PASSWORD_RESET_TTL", "1h"))?;
         let invite_ttl = parse_duration(get("STEWARD_INVITE_TTL", "30d"))?;
@@ -207,6 +233,14 @@ impl Config {
             _ => return Err(invalid(var, &raw, "expected true or false")),
         };
         let (_, key_file) = get("STEWARD_SIGNING_KEY_FILE", "steward-signing-key.pem");
+        let (_, retired_dir) = get("STEWARD_RETIRED_SIGNING_KEYS_DIR", &format!("{key_file}.retired"));
+        let (var, raw) = get("STEWARD_CORS_ALLOWED_ORIGINS", "");
+        let cors_allowed_origins = raw
+            .split(',')
+            .filter(|o| !o.trim().is_empty())
+            .map(crate::cors::parse_origin)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| invalid(var, &raw, reason))?;
         let (var, log_filter) = get("STEWARD_LOG", "info");
         if env_filter::Builder::new().try_parse(&log_filter).is_err() {
             return Err(invalid(var, &log_filter, "not an env_logger filter"));
@@ -247,11 +281,14 @@ impl Config {
             jwt_issuer,
             jwt_audience,
             access_token_ttl,
+            access_token_leeway,
             refresh_token_ttl,
             password_reset_ttl,
             invite_ttl,
             open_signup,
             signing_key_file: PathBuf::from(key_file),
+            retired_signing_keys_dir: PathBuf::from(retired_dir),
+            cors_allowed_origins,
             log_filter,
             max_body_bytes,
             hash_concurrency,
@@ -263,6 +300,18 @@ impl Config {
             impersonation_max_minutes,
             webhook_allow_private,
         })
+    }
+}
+
+impl Config {
+    /// How long a retired signing key must stay accepted: the longest an access token it
+    /// signed can live (a normal one, or an impersonation's, which lasts its session), plus
+    /// the leeway.
+    pub fn retired_key_keep(&self) -> chrono::Duration {
+        let longest = self
+            .access_token_ttl
+            .max(Duration::from_secs(u64::from(self.impersonation_max_minutes) * 60));
+        chrono::Duration::from_std(longest + self.access_token_leeway).unwrap_or(chrono::Duration::MAX)
     }
 }
 
@@ -311,6 +360,12 @@ mod tests {
         assert_eq!(c.access_token_ttl, Duration::from_secs(15 * 60));
         assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 24 * 3600));
         assert!(c.open_signup);
+        assert_eq!(c.access_token_leeway, Duration::from_secs(30));
+        assert!(c.cors_allowed_origins.is_empty(), "CORS is closed by default");
+        assert_eq!(
+            c.retired_signing_keys_dir,
+            PathBuf::from("steward-signing-key.pem.retired")
+        );
     }
 
     #[test]
@@ -330,6 +385,8 @@ mod tests {
             ("STEWARD_OPEN_SIGNUP", "maybe"),
             ("STEWARD_DATABASE_POOL_SIZE", "0"),
             ("STEWARD_PUBLIC_URL", "example.com"),
+            ("STEWARD_CORS_ALLOWED_ORIGINS", "https://a.example, *"),
+            ("STEWARD_ACCESS_TOKEN_LEEWAY", "1h"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

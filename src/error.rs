@@ -64,6 +64,8 @@ pub enum ProblemKind {
     ImpersonationEnded,
     AssigneeUnavailable,
     SignupClosed,
+    CorsRefused,
+    PasswordTooCommon,
     InvalidToken,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -122,6 +124,8 @@ impl ProblemKind {
         Self::ImpersonationEnded,
         Self::AssigneeUnavailable,
         Self::SignupClosed,
+        Self::CorsRefused,
+        Self::PasswordTooCommon,
         Self::InvalidToken,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
@@ -180,6 +184,8 @@ impl ProblemKind {
             Self::ImpersonationEnded => "impersonation-ended",
             Self::AssigneeUnavailable => "assignee-unavailable",
             Self::SignupClosed => "signup-closed",
+            Self::CorsRefused => "cors-refused",
+            Self::PasswordTooCommon => "password-too-common",
             Self::InvalidToken => "invalid-token",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
@@ -243,6 +249,8 @@ impl ProblemKind {
             Self::ImpersonationEnded => "The impersonation has already ended",
             Self::AssigneeUnavailable => "The user cannot be given these contacts",
             Self::SignupClosed => "Sign-up is closed",
+            Self::CorsRefused => "Cross-origin request refused",
+            Self::PasswordTooCommon => "The password is too common",
             Self::InvalidToken => "The token is not valid",
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -254,12 +262,15 @@ impl ProblemKind {
 
     pub fn status(self) -> StatusCode {
         match self {
-            Self::ValidationFailed | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ValidationFailed | Self::IdempotencyKeyReused | Self::PasswordTooCommon => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::MalformedBody => StatusCode::BAD_REQUEST,
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::PasswordChangeRequired
             | Self::Forbidden
             | Self::SignupClosed
+            | Self::CorsRefused
             | Self::AccountManaged
             | Self::ActingAsForbidden
             | Self::ApiKeyForbidden
@@ -405,14 +416,20 @@ impl ApiError {
         &self.detail
     }
 
+    /// Invalid fields: `validation-failed`, or `password-too-common` when a new password on
+    /// the common-passwords list is the request's only fault (its field error says which).
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let detail = match errors.as_slice() {
             [one] => format!("{}: {}", one.field, one.message),
             _ => format!("{} fields are invalid", errors.len()),
         };
+        let kind = match errors.as_slice() {
+            [one] if one.code == crate::domain::NewPassword::TOO_COMMON => ProblemKind::PasswordTooCommon,
+            _ => ProblemKind::ValidationFailed,
+        };
         Self {
             errors,
-            ..Self::new(ProblemKind::ValidationFailed, detail)
+            ..Self::new(kind, detail)
         }
     }
 

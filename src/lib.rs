@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod domain;
 pub mod error;
@@ -21,11 +22,12 @@ pub mod openapi;
 pub mod request_audit;
 pub mod request_id;
 pub mod routing;
+pub mod security_headers;
 pub mod service;
 pub mod state;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -74,12 +76,18 @@ impl Application {
             .map_err(|e| StartError::Bind(config.bind.to_string(), e))?
             .port();
         let passwords = Passwords::new(config.hash_concurrency).map_err(|e| StartError::Other(format!("{e:?}")))?;
+        let keys = keys.with_retired(
+            &config.retired_signing_keys_dir,
+            config.retired_key_keep(),
+            clock.now().and_utc(),
+        )?;
         let tokens = Tokens::new(
             keys,
             config.jwt_issuer.clone(),
             config.jwt_audience.clone(),
             config.access_token_ttl,
-        );
+        )
+        .with_leeway(config.access_token_leeway);
         let doc = openapi::document();
         let state = web::Data::new(AppState {
             routes: routing::KnownRoutes::from_openapi(&doc),
@@ -127,6 +135,7 @@ impl Application {
 
         let app_state = state.clone();
         let max_body = state.config.max_body_bytes;
+        let cors_origins = state.config.cors_allowed_origins.clone();
         let server = HttpServer::new(move || {
             let (app, _) = App::new().into_utoipa_app().configure(api::routes).split_for_parts();
             app.app_data(app_state.clone())
@@ -155,7 +164,18 @@ impl Application {
                 .default_service(web::to(api::fallback))
                 .wrap(from_fn(idempotency::middleware))
                 .wrap(from_fn(request_audit::middleware))
+                .wrap(Condition::new(
+                    !cors_origins.is_empty(),
+                    cors::middleware(&cors_origins),
+                ))
+                .wrap(from_fn(cors::refusals))
                 .wrap(from_fn(request_id::middleware))
+                // Around everything else, so that every response gets the headers, whoever
+                // made it.
+                .wrap(from_fn(security_headers::middleware))
+                // First of all: the method can be changed only while nothing else holds the
+                // request.
+                .wrap(from_fn(routing::head_as_get))
         })
         .workers(state.config.workers)
         .shutdown_timeout(30)

@@ -43,6 +43,10 @@ enum Command {
         #[arg(long)]
         username: Option<String>,
     },
+    /// Retire the access-token signing key and make a new one. The old public key moves to
+    /// STEWARD_RETIRED_SIGNING_KEYS_DIR, where it stays published and accepted until the
+    /// tokens it signed have expired. Restart every instance (with the same files) afterwards.
+    RotateSigningKey,
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
             last_name,
             username,
         } => create_owner(&config, organization, email, first_name, last_name, username),
+        Command::RotateSigningKey => rotate_signing_key(&config),
         Command::Openapi => Ok(()),
     };
     match result {
@@ -100,6 +105,30 @@ fn serve(config: Config) -> Result<(), String> {
         log::info!("steward listening on {bind} (database: {backend})");
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
+}
+
+fn rotate_signing_key(config: &Config) -> Result<(), String> {
+    let rotation = steward::auth::keys::rotate(
+        &config.signing_key_file,
+        &config.retired_signing_keys_dir,
+        config.retired_key_keep(),
+        SystemClock.now().and_utc(),
+    )
+    .map_err(|e| e.to_string())?;
+    println!(
+        "retired kid {} (kept in {} while its tokens may live); kid {} now signs",
+        rotation.retired_kid,
+        config.retired_signing_keys_dir.display(),
+        rotation.new_kid
+    );
+    if rotation.pruned > 0 {
+        println!(
+            "deleted {} retired key(s) whose tokens have all expired",
+            rotation.pruned
+        );
+    }
+    println!("restart every instance, each with the new key file and the retired keys directory");
+    Ok(())
 }
 
 fn migrate(config: &Config) -> Result<(), String> {

@@ -52,7 +52,10 @@ pub async fn middleware(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = req.headers().get(HEADER).and_then(accept).unwrap_or_else(generate);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().clone();
+    let method = match req.extensions().get::<crate::routing::HeadRequest>() {
+        Some(_) => actix_web::http::Method::HEAD,
+        None => req.method().clone(),
+    };
     let path = req.path().to_string();
     let peer = req.connection_info().realip_remote_addr().unwrap_or("-").to_string();
     let started = Instant::now();

@@ -1,7 +1,31 @@
 //! Telling an unknown route (404) from a known route called with the wrong method (405),
-//! from the paths and methods of the OpenAPI document.
+//! from the paths and methods of the OpenAPI document; and answering `HEAD` wherever `GET`
+//! answers (RFC 9110 §9.3.2), which actix's method guards do not do by themselves.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
+
+/// The mark of a `HEAD` request routed as `GET`, for the access log.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadRequest;
+
+/// Middleware: routes a `HEAD` request as the `GET` it asks about. The HTTP layer knows the
+/// request was `HEAD` (it decoded it) and sends the `GET` answer's status and headers without
+/// its body. It must run first: actix lets the method change only while no other part holds
+/// the request.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+        req.extensions_mut().insert(HeadRequest);
+    }
+    next.call(req).await
+}
 
 struct Route {
     segments: Vec<Option<String>>,

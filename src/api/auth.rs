@@ -31,8 +31,8 @@ pub struct SignupRequest {
     pub first_name: String,
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: String,
-    /// 10 to 256 characters.
-    #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
+    /// 8 to 256 characters, not one of the most common passwords.
+    #[schema(min_length = 8, max_length = 256, pattern = r"\S")]
     pub password: String,
 }
 
@@ -136,8 +136,8 @@ pub struct PasswordResetConfirm {
     #[validate(length(min = 1, max = 256))]
     #[schema(min_length = 1, max_length = 256)]
     pub token: String,
-    /// 10 to 256 characters.
-    #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
+    /// 8 to 256 characters, not one of the most common passwords.
+    #[schema(min_length = 8, max_length = 256, pattern = r"\S")]
     pub new_password: String,
 }
 

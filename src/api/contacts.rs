@@ -285,6 +285,9 @@ impl ListContactsQuery {
             (Some(AssigneeStateFilter::Unassigned), _) => Some(AssigneeIs::Unassigned),
             (None, _) => None,
         };
+        if self.q.as_ref().is_some_and(|q| q.trim().chars().count() > 200) {
+            return Err(ApiError::field("q", "length", "must be at most 200 characters long"));
+        }
         let query = ContactQuery {
             account_id: self.account_id,
             assigned_to: self.assigned_to,

@@ -41,6 +41,67 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
+/// The longest text any field takes (a notice's or a notification's body); fields with a
+/// shorter limit check their own.
+pub const MAX_TEXT_CHARS: usize = 10_000;
+/// The most items any list in a body may hold (a bulk reassign's contact ids); lists with a
+/// smaller limit check their own.
+pub const MAX_ITEMS: usize = 1_000;
+/// The longest value a query parameter may have (free-text filters check a shorter one).
+pub const MAX_QUERY_VALUE_CHARS: usize = 1_000;
+/// Unknown fields named in one answer: each costs a parse of the body, so a body made of
+/// thousands of them must not cost thousands of parses.
+const MAX_UNKNOWN_REPORTED: usize = 20;
+
+/// Every string longer than [`MAX_TEXT_CHARS`] and every list longer than [`MAX_ITEMS`], as
+/// field errors: no request is parsed, checked or stored with more than that.
+fn find_oversized(prefix: &str, value: &Value, out: &mut Vec<FieldError>) {
+    let name = |p: &str| {
+        if p.is_empty() {
+            "body".to_string()
+        } else {
+            p.to_string()
+        }
+    };
+    match value {
+        Value::String(s) if s.len() > MAX_TEXT_CHARS && s.chars().count() > MAX_TEXT_CHARS => {
+            out.push(FieldError::new(
+                &name(prefix),
+                "length",
+                format!("must be at most {MAX_TEXT_CHARS} characters long"),
+            ))
+        }
+        Value::Array(items) if items.len() > MAX_ITEMS => out.push(FieldError::new(
+            &name(prefix),
+            "items",
+            format!("must list at most {MAX_ITEMS} items"),
+        )),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_oversized(&format!("{prefix}[{i}]"), item, out);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                find_oversized(&join(prefix, key), item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A list field's upper bound, checked by the handler that reads it.
+pub fn at_most<T>(field: &str, items: &[T], max: usize) -> Result<(), ApiError> {
+    if items.len() > max {
+        return Err(ApiError::field(
+            field,
+            "items",
+            format!("must list at most {max} items"),
+        ));
+    }
+    Ok(())
+}
+
 /// Every string in `value` (keys included) that cannot be stored, as field errors.
 fn find_unstorable(prefix: &str, value: &Value, out: &mut Vec<FieldError>) {
     match value {
@@ -101,9 +162,8 @@ fn path_text(path: &serde_path_to_error::Path) -> String {
     }
 }
 
-/// Turns a JSON value into `T`, or into every problem with it: not an object, unknown
-/// fields (all of them, by name), unstorable characters, then the first type error.
-pub fn parse_object<T: DeserializeOwned>(mut value: Value) -> Result<T, ApiError> {
+/// A body that is a JSON object within the bounds on every string and list.
+fn check_shape(value: &Value) -> Result<(), ApiError> {
     if !value.is_object() {
         return Err(
             ApiError::new(ProblemKind::ValidationFailed, "The body must be a JSON object.")
@@ -111,9 +171,24 @@ pub fn parse_object<T: DeserializeOwned>(mut value: Value) -> Result<T, ApiError
         );
     }
     let mut errors = Vec::new();
+    find_oversized("", value, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// Turns a JSON value into `T`, or into every problem with it: not an object, too long a
+/// string or list, unknown fields (by name, up to a bound), unstorable characters, then the
+/// first type error.
+pub fn parse_object<T: DeserializeOwned>(mut value: Value) -> Result<T, ApiError> {
+    check_shape(&value)?;
+    let mut errors = Vec::new();
     find_unstorable("", &value, &mut errors);
-    // Each pass names one unknown field; drop it and look again, so all are reported.
-    for _ in 0..=count_keys(&value) {
+    // Each pass names one unknown field; drop it and look again, so all are reported (up
+    // to a bound).
+    for _ in 0..=count_keys(&value).min(MAX_UNKNOWN_REPORTED) {
         let err = match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(parsed) if errors.is_empty() => return Ok(parsed),
             Ok(_) => break,
@@ -206,11 +281,23 @@ fn check_query(raw: &str) -> Result<(), ApiError> {
             format!("The query string is invalid: {e}."),
         )
     })?;
-    let errors: Vec<FieldError> = pairs
+    let mut errors: Vec<FieldError> = pairs
         .iter()
         .filter(|(k, v)| !storable(k) || !storable(v))
         .map(|(k, _)| unstorable(if storable(k) { k } else { "query" }))
         .collect();
+    errors.extend(
+        pairs
+            .iter()
+            .filter(|(k, v)| storable(k) && (k.chars().count() > 100 || v.chars().count() > MAX_QUERY_VALUE_CHARS))
+            .map(|(k, _)| {
+                FieldError::new(
+                    if k.chars().count() > 100 { "query" } else { k },
+                    "length",
+                    format!("must be at most {MAX_QUERY_VALUE_CHARS} characters long"),
+                )
+            }),
+    );
     if errors.is_empty() {
         Ok(())
     } else {

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::ValidationError;
 
-use crate::api::extract::{Body, Query};
+use crate::api::extract::{at_most, Body, Query};
 use crate::api::views::{utc, AccountSummary, MembershipView, RoleRef, TokenResponse};
+use crate::api::MAX_ROLE_IDS;
 use crate::auth::extract::Principal;
 use crate::domain::{self, Email, InviteStatus, NewPassword, Username};
 use crate::error::{field_error, ApiError, FieldError, Problem};
@@ -77,7 +78,7 @@ pub struct CreateInvite {
     #[schema(example = "grace@example.com", format = Email, max_length = 254)]
     pub email: String,
     /// One or more roles of this account (`rol_…`); never beyond the inviter's own permissions.
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, max_items = 50)]
     pub role_ids: Vec<String>,
     /// The node the membership will sit at; defaults to the inviter's own node.
     pub account_id: Option<String>,
@@ -92,6 +93,7 @@ fn default_true() -> bool {
 
 impl CreateInvite {
     fn command(self) -> Result<NewInvitation, ApiError> {
+        at_most("role_ids", &self.role_ids, MAX_ROLE_IDS)?;
         Ok(NewInvitation {
             email: Email::parse(&self.email).map_err(field_error("email"))?,
             role_ids: self.role_ids,
@@ -342,8 +344,8 @@ pub struct AcceptInvitation {
     /// For a new person: optional login name.
     #[schema(min_length = 3, max_length = 64, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     pub username: Option<String>,
-    /// For a new person: required, 10 to 256 characters.
-    #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
+    /// For a new person: required, 8 to 256 characters, not one of the most common passwords.
+    #[schema(min_length = 8, max_length = 256, pattern = r"\S")]
     pub password: Option<String>,
 }
 

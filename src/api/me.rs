@@ -127,8 +127,8 @@ pub struct ChangePasswordRequest {
     #[validate(length(min = 1, max = 1024))]
     #[schema(min_length = 1, max_length = 1024)]
     pub current_password: String,
-    /// 10 to 256 characters.
-    #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
+    /// 8 to 256 characters, not one of the most common passwords.
+    #[schema(min_length = 8, max_length = 256, pattern = r"\S")]
     pub new_password: String,
 }
 

@@ -26,6 +26,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The most roles one request may name for a membership or an invitation.
+pub const MAX_ROLE_IDS: usize = 50;
+
 /// Every documented operation. The OpenAPI document is collected from exactly these.
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz)

@@ -79,6 +79,7 @@ impl From<RoleDetails> for RoleView {
 }
 
 fn parse_permissions(raw: &[String]) -> Result<PermissionSet, ApiError> {
+    crate::api::extract::at_most("permissions", raw, 100)?;
     let mut set = PermissionSet::new();
     let mut errors = Vec::new();
     for (index, name) in raw.iter().enumerate() {
@@ -172,6 +173,7 @@ pub struct CreateRole {
     #[schema(max_length = 500)]
     pub description: Option<String>,
     /// Permission names from `GET /v1/permissions`; each must be one the caller holds.
+    #[schema(max_items = 100)]
     pub permissions: Vec<String>,
 }
 
@@ -222,6 +224,7 @@ pub struct UpdateRole {
     #[schema(max_length = 500)]
     pub description: Option<String>,
     /// The complete new set of permissions.
+    #[schema(max_items = 100)]
     pub permissions: Option<Vec<String>>,
 }
 

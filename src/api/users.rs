@@ -8,9 +8,10 @@ use std::borrow::Cow;
 use utoipa::{IntoParams, ToSchema};
 use validator::ValidationError;
 
-use crate::api::extract::{Body, IfMatch, Query};
+use crate::api::extract::{at_most, Body, IfMatch, Query};
 use crate::api::pagination::PageRequest;
 use crate::api::views::{versioned, MemberView};
+use crate::api::MAX_ROLE_IDS;
 use crate::auth::extract::Principal;
 use crate::domain::{self, Email, MembershipStatus, NewPassword, Username};
 use crate::error::{field_error, ApiError, FieldError, Problem};
@@ -72,6 +73,7 @@ pub struct ListUsersQuery {
     /// Only users whose membership sits at or below this node (`acc_…`).
     pub node: Option<String>,
     /// Case-insensitive text in first or last name, email or username.
+    #[param(max_length = 100)]
     pub q: Option<String>,
     /// The integrator's id.
     pub external_id: Option<String>,
@@ -216,10 +218,10 @@ pub struct CreateUser {
     #[schema(max_length = 40)]
     pub phone: Option<String>,
     /// The initial password; the user must change it at first login.
-    #[schema(min_length = 10, max_length = 256, pattern = r"\S")]
+    #[schema(min_length = 8, max_length = 256, pattern = r"\S")]
     pub password: String,
     /// One or more roles of this account (`rol_…`).
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, max_items = 50)]
     pub role_ids: Vec<String>,
     /// The node the membership sits at; defaults to the caller's own node.
     pub account_id: Option<String>,
@@ -239,6 +241,7 @@ impl TryFrom<CreateUser> for NewMember {
         let last_name = domain::parse_name(&b.last_name).map_err(field_error("last_name"));
         let phone = optional("phone", b.phone.as_deref(), |p| sized(p, 0, 40));
         let password = NewPassword::parse(&b.password).map_err(field_error("password"));
+        let role_count = at_most("role_ids", &b.role_ids, MAX_ROLE_IDS);
         let external_id = optional("external_id", b.external_id.as_deref(), |e| sized(e, 1, 200));
         let preferences = Preferences::try_from(b.preferences.unwrap_or_default());
         every_field(&[
@@ -248,6 +251,7 @@ impl TryFrom<CreateUser> for NewMember {
             last_name.as_ref().err(),
             phone.as_ref().err(),
             password.as_ref().err(),
+            role_count.as_ref().err(),
             external_id.as_ref().err(),
             preferences.as_ref().err(),
         ])?;
@@ -382,7 +386,7 @@ pub async fn update_user(
 #[serde(deny_unknown_fields)]
 pub struct SetRoles {
     /// The complete new set of roles (`rol_…`), at least one.
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, max_items = 50)]
     pub role_ids: Vec<String>,
 }
 
@@ -412,6 +416,7 @@ pub async fn set_user_roles(
     body: Body<SetRoles>,
 ) -> Result<HttpResponse, ApiError> {
     let role_ids = body.into_inner().role_ids;
+    at_most("role_ids", &role_ids, MAX_ROLE_IDS)?;
     let id = path.into_inner();
     let member = service::write_if(&state, if_match.0, move |tx| {
         members::set_roles(tx, &principal, &id, &role_ids)

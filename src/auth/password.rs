@@ -143,6 +143,24 @@ impl Passwords {
     }
 }
 
+/// Common passwords, refused as new ones (ASVS 6.2.4). The list and where it comes from
+/// (zxcvbn's frequency list, MIT license) are in the file's header.
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+/// Whether `password` is on the list of common passwords, ignoring case. The set is built
+/// once, on first use.
+pub fn is_common(password: &str) -> bool {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
+    let set = SET.get_or_init(|| {
+        COMMON_PASSWORDS
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    });
+    set.contains(password.to_lowercase().as_str())
+}
+
 /// Hashes outside a request (the `create-owner` command, the benchmark's baseline).
 pub fn hash_blocking(password: &str) -> Result<String, ApiError> {
     hash_now(password)
@@ -177,6 +195,15 @@ mod tests {
         let ours = hash_now("passphrase one").unwrap();
         let parsed = PasswordHash::new(&ours).unwrap();
         assert!(Argon2::default().verify_password(b"passphrase one", &parsed).is_ok());
+    }
+
+    #[test]
+    fn common_passwords_are_known_whatever_their_case() {
+        assert!(is_common("password1"));
+        assert!(is_common("PassWord1"));
+        assert!(is_common("qwertyuiop"));
+        assert!(!is_common("correct horse battery staple"));
+        assert!(!is_common("# Common passwords that Steward refuses"));
     }
 
     #[test]

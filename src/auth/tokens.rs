@@ -18,8 +18,9 @@ use crate::ids::TokenId;
 /// The `typ` header of an access token (RFC 9068).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
-/// Tolerated clock difference between Steward instances, in seconds.
-const LEEWAY_SECS: i64 = 30;
+/// Tolerated clock difference between Steward instances, unless configured
+/// (`STEWARD_ACCESS_TOKEN_LEEWAY`).
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 
 /// The real actor behind a delegated token (RFC 8693 §4.1).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -51,6 +52,7 @@ pub struct Tokens {
     issuer: String,
     audience: String,
     ttl: Duration,
+    leeway: Duration,
 }
 
 /// A freshly signed access token.
@@ -66,7 +68,14 @@ impl Tokens {
             issuer,
             audience,
             ttl,
+            leeway: DEFAULT_LEEWAY,
         }
+    }
+
+    /// The same, accepting a token up to `leeway` past its `exp`.
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
     }
 
     pub fn keys(&self) -> &SigningKeys {
@@ -141,7 +150,7 @@ impl Tokens {
 
     /// Checks a presented token: the algorithm is pinned to EdDSA (so `none` and HS256
     /// with the public key as secret are refused), the header must say `at+jwt` and name
-    /// our key, and issuer, audience and expiry (against `now`) must hold. The session is
+    /// one of our keys (the current one or a retired one still kept), and issuer, audience and expiry (against `now`) must hold. The session is
     /// checked by the caller.
     pub fn verify(&self, token: &str, now: NaiveDateTime) -> Result<AccessClaims, ApiError> {
         let refuse = |why: &str| ApiError::unauthenticated(format!("The access token is not valid: {why}."));
@@ -152,19 +161,20 @@ impl Tokens {
         if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(refuse("not an access token"));
         }
-        if header.kid.as_deref() != Some(self.keys.kid.as_str()) {
-            return Err(refuse("unknown signing key"));
-        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.decoding_for(kid))
+            .ok_or_else(|| refuse("unknown signing key"))?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         // Expiry is checked below against the service's clock, which tests can move.
         validation.validate_exp = false;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.keys.decoding, &validation)
-            .map_err(|e| refuse(&describe(&e)))?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|e| refuse(&describe(&e)))?;
         let now = now.and_utc().timestamp();
-        if data.claims.exp + LEEWAY_SECS <= now {
+        if data.claims.exp.saturating_add(self.leeway.as_secs() as i64) <= now {
             return Err(refuse("expired"));
         }
         Ok(data.claims)

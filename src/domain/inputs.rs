@@ -88,23 +88,33 @@ pub fn check_username(raw: &str) -> Result<(), ValidationError> {
     Username::parse(raw).map(|_| ())
 }
 
-/// A new password: 10 to 256 characters (NIST SP 800-63B: length, not composition rules).
+/// A new password: 8 to 256 characters and not a common one (ASVS 6.2, NIST SP 800-63B:
+/// length and a blocklist, no composition rules).
 pub struct NewPassword(String);
 
 impl NewPassword {
-    pub const MIN: usize = 10;
+    pub const MIN: usize = 8;
     pub const MAX: usize = 256;
+    /// The field error's code for a password on the common-passwords list; a request whose
+    /// only fault it is answers with the `password-too-common` problem.
+    pub const TOO_COMMON: &'static str = "too_common";
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let n = raw.chars().count();
         if n < Self::MIN {
-            return Err(error("length", "must be at least 10 characters long"));
+            return Err(error("length", "must be at least 8 characters long"));
         }
         if n > Self::MAX {
             return Err(error("length", "must be at most 256 characters long"));
         }
         if raw.trim().is_empty() {
             return Err(error("blank", "must not be only spaces"));
+        }
+        if crate::auth::password::is_common(raw) {
+            return Err(error(
+                Self::TOO_COMMON,
+                "is one of the most common passwords; choose a longer or less predictable one",
+            ));
         }
         Ok(Self(raw.to_string()))
     }
@@ -197,6 +207,12 @@ mod tests {
     #[test]
     fn passwords_need_length_not_composition() {
         assert!(NewPassword::parse("short").is_err());
+        assert!(NewPassword::parse("seven77").is_err());
+        assert!(NewPassword::parse("8 chars!").is_ok());
+        assert_eq!(
+            NewPassword::parse("Password1").unwrap_err().code,
+            NewPassword::TOO_COMMON
+        );
         assert!(NewPassword::parse("          ").is_err());
         assert!(NewPassword::parse("correct horse battery staple").is_ok());
         assert!(NewPassword::parse(&"x".repeat(257)).is_err());

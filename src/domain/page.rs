@@ -9,6 +9,8 @@ use crate::error::ApiError;
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
+/// Longer than any cursor this API hands out (the base64 of an id).
+pub const MAX_CURSOR_CHARS: usize = 200;
 
 /// A validated page request.
 #[derive(Clone, Debug)]
@@ -32,6 +34,9 @@ impl PageRequest {
         }
         let after = match cursor {
             None => None,
+            Some(raw) if raw.len() > MAX_CURSOR_CHARS => {
+                return Err(ApiError::field("cursor", "cursor", "is not a cursor this API returned"));
+            }
             Some(raw) => {
                 let text = URL_SAFE_NO_PAD.decode(raw).ok().and_then(|b| String::from_utf8(b).ok());
                 match text {
@@ -77,6 +82,7 @@ mod tests {
         assert!(PageRequest::parse(Some(0), None, |_| true).is_err());
         assert!(PageRequest::parse(Some(201), None, |_| true).is_err());
         assert!(PageRequest::parse(None, Some("!!"), |_| true).is_err());
+        assert!(PageRequest::parse(None, Some(&"A".repeat(201)), |_| true).is_err());
         let foreign = URL_SAFE_NO_PAD.encode("inv_x");
         assert!(PageRequest::parse(None, Some(&foreign), |id| id.starts_with("usr_")).is_err());
     }

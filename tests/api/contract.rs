@@ -260,6 +260,9 @@ impl Seen<'_> {
         if media_type(self.headers).as_deref() != Some("application/problem+json") {
             self.fail(format!("{why}: an error must be an application/problem+json document"));
         }
+        if *self.method == Method::HEAD {
+            return;
+        }
         let value: Value = serde_json::from_slice(self.body)
             .unwrap_or_else(|e| self.fail(format!("{why}: the problem is not JSON: {e}")));
         let errors = errors_of(problem, &value);
@@ -281,7 +284,25 @@ pub fn check(method: &Method, path: &str, status: StatusCode, headers: &HeaderMa
     };
 
     let candidates = contract.matching(path);
-    let Some(op) = candidates.iter().find(|op| op.method == *method) else {
+    if *method == Method::OPTIONS && !candidates.is_empty() && status != StatusCode::METHOD_NOT_ALLOWED {
+        // A CORS preflight (see src/cors.rs): answered, empty, naming the origin, or refused
+        // with a problem.
+        if status.is_success() {
+            if !headers.contains_key("access-control-allow-origin") || !body.is_empty() {
+                seen.fail("an answered preflight names the origin and has no body".into());
+            }
+            return;
+        }
+        seen.problem_if_error(&contract.problem, "a refused preflight");
+        return;
+    }
+    // HEAD is answered wherever GET is (src/routing.rs): the GET's status and headers, no body.
+    let head = *method == Method::HEAD;
+    if head && !body.is_empty() {
+        seen.fail("a HEAD response carries no body".into());
+    }
+    let documented_as = if head { Method::GET } else { method.clone() };
+    let Some(op) = candidates.iter().find(|op| op.method == documented_as) else {
         if let Some(other) = candidates.first() {
             if status != StatusCode::METHOD_NOT_ALLOWED {
                 seen.fail(format!(
@@ -325,6 +346,9 @@ document it, or list it there with a reason"
         }
     }
 
+    if head {
+        return;
+    }
     if documented.content.is_empty() {
         if !body.is_empty() {
             seen.fail(format!("{} documents {code} without content, but a body came", op.id));
