@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::client_addr::{IpNet, ProxyTrust};
+use crate::rate_limit::Limit;
+
 /// Where the data lives; chosen from the URL's scheme, never by trial.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatabaseUrl {
@@ -77,6 +80,23 @@ pub struct Config {
     pub impersonation_max_minutes: u32,
     /// Webhook endpoints may be loopback, private or link-local addresses (SSRF guard off).
     pub webhook_allow_private: bool,
+    /// How long a request waits for a database connection before it answers 503.
+    pub database_timeout: Duration,
+    /// Abuse throttling (`None`: that limit is off).
+    pub limits: RateLimits,
+    /// Which forwarding header names the client's address, and from which proxies.
+    pub proxy_trust: ProxyTrust,
+}
+
+/// The limits on what can be abused: guessing passwords and sending email.
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    pub login_per_account: Option<Limit>,
+    pub login_per_address: Option<Limit>,
+    pub reset_per_email: Option<Limit>,
+    pub reset_per_address: Option<Limit>,
+    pub signup_per_address: Option<Limit>,
+    pub invites_per_organization: Option<Limit>,
 }
 
 /// A setting that could not be used: names the variable and says why.
@@ -185,6 +205,51 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "240",
         "longest impersonation a request may ask for, in minutes (the default is 60, or this if shorter)",
     ),
+    (
+        "STEWARD_DATABASE_TIMEOUT",
+        "800ms",
+        "how long a request waits for a database connection before it answers 503 `database-unavailable`",
+    ),
+    (
+        "STEWARD_LIMIT_LOGIN_PER_ACCOUNT",
+        "10/15m",
+        "failed logins per login identifier (email or username, known or not) per window; `off` disables",
+    ),
+    (
+        "STEWARD_LIMIT_LOGIN_PER_ADDRESS",
+        "100/15m",
+        "failed logins per client address per window",
+    ),
+    (
+        "STEWARD_LIMIT_PASSWORD_RESET_PER_EMAIL",
+        "5/1h",
+        "password reset requests per email address per window",
+    ),
+    (
+        "STEWARD_LIMIT_PASSWORD_RESET_PER_ADDRESS",
+        "20/1h",
+        "password reset requests per client address per window",
+    ),
+    (
+        "STEWARD_LIMIT_SIGNUP_PER_ADDRESS",
+        "10/1h",
+        "sign-ups per client address per window",
+    ),
+    (
+        "STEWARD_LIMIT_INVITES_PER_ORGANIZATION",
+        "100/1h",
+        "invitation emails (sent and resent) per organization per window",
+    ),
+    (
+        "STEWARD_TRUSTED_PROXY_HEADER",
+        "(none: the peer address)",
+        "header that carries the client address from a trusted proxy, e.g. X-Forwarded-For or Forwarded",
+    ),
+    (
+        "STEWARD_TRUSTED_PROXIES",
+        "(none)",
+        "comma-separated addresses or CIDR networks of the proxies whose header is believed; required with STEWARD_TRUSTED_PROXY_HEADER",
+    ),
 ];
 
 impl Config {
@@ -271,6 +336,21 @@ impl Config {
             _ => return Err(invalid(var, &raw, "expected true or false")),
         };
         let impersonation_max_minutes = parse_number(get("STEWARD_IMPERSONATION_MAX_MINUTES", "240"), 1, 1440)? as u32;
+        let database_timeout = parse_duration(get("STEWARD_DATABASE_TIMEOUT", "800ms"))?;
+        let limit =
+            |(var, raw): (&'static str, String)| Limit::parse(&raw).map_err(|reason| invalid(var, &raw, reason));
+        let limits = RateLimits {
+            login_per_account: limit(get("STEWARD_LIMIT_LOGIN_PER_ACCOUNT", "10/15m"))?,
+            login_per_address: limit(get("STEWARD_LIMIT_LOGIN_PER_ADDRESS", "100/15m"))?,
+            reset_per_email: limit(get("STEWARD_LIMIT_PASSWORD_RESET_PER_EMAIL", "5/1h"))?,
+            reset_per_address: limit(get("STEWARD_LIMIT_PASSWORD_RESET_PER_ADDRESS", "20/1h"))?,
+            signup_per_address: limit(get("STEWARD_LIMIT_SIGNUP_PER_ADDRESS", "10/1h"))?,
+            invites_per_organization: limit(get("STEWARD_LIMIT_INVITES_PER_ORGANIZATION", "100/1h"))?,
+        };
+        let proxy_trust = parse_proxy_trust(
+            get("STEWARD_TRUSTED_PROXY_HEADER", ""),
+            get("STEWARD_TRUSTED_PROXIES", ""),
+        )?;
 
         Ok(Self {
             database_url,
@@ -299,6 +379,9 @@ impl Config {
             notify_timeout,
             impersonation_max_minutes,
             webhook_allow_private,
+            database_timeout,
+            limits,
+            proxy_trust,
         })
     }
 }
@@ -334,6 +417,38 @@ fn parse_number((var, raw): (&'static str, String), min: usize, max: usize) -> R
     }
 }
 
+/// A header is believed only from listed proxies, so each needs the other.
+fn parse_proxy_trust(
+    (header_var, header): (&'static str, String),
+    (proxies_var, proxies): (&'static str, String),
+) -> Result<ProxyTrust, ConfigError> {
+    let header = header.trim();
+    let nets = proxies
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(IpNet::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|reason| invalid(proxies_var, &proxies, reason))?;
+    match (header.is_empty(), nets.is_empty()) {
+        (true, true) => Ok(ProxyTrust::default()),
+        (false, true) => Err(invalid(
+            proxies_var,
+            &proxies,
+            format!("required with {header_var}: name the proxies whose header is believed"),
+        )),
+        (true, false) => Err(invalid(header_var, "", format!("required with {proxies_var}"))),
+        (false, false) => {
+            if actix_web::http::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                return Err(invalid(header_var, header, "not a header name"));
+            }
+            Ok(ProxyTrust {
+                header: Some(header.to_string()),
+                proxies: nets,
+            })
+        }
+    }
+}
+
 fn parse_duration((var, raw): (&'static str, String)) -> Result<Duration, ConfigError> {
     match humantime::parse_duration(raw.trim()) {
         Ok(d) if !d.is_zero() => Ok(d),
@@ -366,6 +481,25 @@ mod tests {
             c.retired_signing_keys_dir,
             PathBuf::from("steward-signing-key.pem.retired")
         );
+        assert_eq!(c.limits.login_per_account.map(|l| l.max), Some(10));
+        assert!(
+            c.proxy_trust.header.is_none(),
+            "no forwarding header is believed by default"
+        );
+    }
+
+    #[test]
+    fn a_proxy_header_needs_its_proxies() {
+        let c = config(&[
+            ("STEWARD_TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
+            ("STEWARD_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+        ])
+        .unwrap();
+        assert_eq!(c.proxy_trust.proxies.len(), 2);
+        let c = config(&[("STEWARD_LIMIT_INVITES_PER_ORGANIZATION", "off")]).unwrap();
+        assert!(c.limits.invites_per_organization.is_none());
+        let err = config(&[("STEWARD_TRUSTED_PROXY_HEADER", "X-Forwarded-For")]).unwrap_err();
+        assert_eq!(err.var, "STEWARD_TRUSTED_PROXIES");
     }
 
     #[test]
@@ -387,6 +521,10 @@ mod tests {
             ("STEWARD_PUBLIC_URL", "example.com"),
             ("STEWARD_CORS_ALLOWED_ORIGINS", "https://a.example, *"),
             ("STEWARD_ACCESS_TOKEN_LEEWAY", "1h"),
+            ("STEWARD_LIMIT_LOGIN_PER_ACCOUNT", "ten"),
+            ("STEWARD_LIMIT_SIGNUP_PER_ADDRESS", "0/1h"),
+            ("STEWARD_TRUSTED_PROXIES", "10.0.0.300"),
+            ("STEWARD_DATABASE_TIMEOUT", "0s"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

@@ -70,7 +70,9 @@ pub enum ProblemKind {
     PayloadTooLarge,
     UnsupportedMediaType,
     TooManyRequests,
+    TooManyAttempts,
     ServiceUnavailable,
+    DatabaseUnavailable,
     Internal,
 }
 
@@ -130,7 +132,9 @@ impl ProblemKind {
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::TooManyRequests,
+        Self::TooManyAttempts,
         Self::ServiceUnavailable,
+        Self::DatabaseUnavailable,
         Self::Internal,
     ];
 
@@ -190,7 +194,9 @@ impl ProblemKind {
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::TooManyRequests => "too-many-requests",
+            Self::TooManyAttempts => "too-many-attempts",
             Self::ServiceUnavailable => "service-unavailable",
+            Self::DatabaseUnavailable => "database-unavailable",
             Self::Internal => "internal-error",
         }
     }
@@ -255,7 +261,9 @@ impl ProblemKind {
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::TooManyRequests => "Too many requests",
+            Self::TooManyAttempts => "Too many attempts; wait before trying again",
             Self::ServiceUnavailable => "Service unavailable",
+            Self::DatabaseUnavailable => "The database is unavailable",
             Self::Internal => "Internal error",
         }
     }
@@ -313,12 +321,16 @@ impl ProblemKind {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests | Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServiceUnavailable | Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
+
+/// How long a client is told to wait when the database is unreachable: Steward tries it
+/// again every half second.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 1;
 
 /// One invalid field of a request.
 #[derive(Clone, Debug, Serialize, ToSchema, PartialEq, Eq)]
@@ -377,6 +389,8 @@ pub struct ApiError {
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
     allow: Option<String>,
     oauth_error: Option<&'static str>,
+    /// Seconds for the `Retry-After` header (429, 503).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -388,6 +402,7 @@ impl ApiError {
             source: None,
             allow: None,
             oauth_error: None,
+            retry_after: None,
         }
     }
 
@@ -477,8 +492,29 @@ impl ApiError {
         }
     }
 
+    /// A 503 that is worth retrying in a moment (e.g. every password hasher is busy).
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(ProblemKind::ServiceUnavailable, detail)
+        Self::new(ProblemKind::ServiceUnavailable, detail).retry_after(1)
+    }
+
+    /// No database connection can be had: answered at once, to be retried shortly.
+    pub fn database_unavailable() -> Self {
+        Self::new(
+            ProblemKind::DatabaseUnavailable,
+            "The database is not reachable right now; try again shortly.",
+        )
+        .retry_after(DATABASE_RETRY_AFTER_SECS)
+    }
+
+    /// The same problem with a `Retry-After` header, in seconds.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// The seconds the answer's `Retry-After` header carries, if any.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// An unexpected failure: logged in full, shown to the client only as a 500.
@@ -542,6 +578,9 @@ impl ResponseError for ApiError {
         if let Some(allow) = &self.allow {
             response.insert_header((header::ALLOW, allow.as_str()));
         }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
         if self.kind == ProblemKind::Unauthenticated {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
@@ -558,9 +597,10 @@ impl From<DbError> for ApiError {
             e if e.is_unique_violation() => Self::conflict(
                 "This conflicts with an existing record (it may have just been created); reload and try again.",
             ),
-            DbError::Unavailable(e) => {
-                log::error!("database pool: {e}");
-                Self::unavailable("The database is not reachable right now; try again shortly.")
+            DbError::Down => Self::database_unavailable(),
+            e if e.is_unavailable() => {
+                log::warn!("database unavailable: {e}");
+                Self::database_unavailable()
             }
             other => Self::internal(other),
         }

@@ -1,18 +1,39 @@
 //! Periodic work that no request triggers: clean-up of records that only matter for a while
-//! (kept responses of idempotent requests past their 24 hours), and announcing invitations
-//! that ran out (`invite.expired`). Runs on every instance; deletes are idempotent and each
-//! expiry is claimed by one instance, so several instances on one database do no harm.
+//! (kept responses of idempotent requests past their 24 hours, rate-limit windows that have
+//! ended), and announcing invitations that ran out (`invite.expired`). Runs on every
+//! instance; deletes are idempotent and each expiry is claimed by one instance, so several
+//! instances on one database do no harm.
 
 use crate::clock::SharedClock;
 use crate::db::repo::idempotency;
 use crate::db::{Db, DbError};
 use crate::error::ApiError;
+use crate::rate_limit;
 
-/// Deletes what has expired; returns how many records went.
-pub async fn run_once(db: &Db, clock: &SharedClock) -> Result<usize, DbError> {
+/// What one round removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Kept responses of idempotent requests past their 24 hours.
+    pub idempotency_keys: usize,
+    /// Rate-limit windows that have ended.
+    pub rate_limits: usize,
+}
+
+/// Deletes what has expired, in one transaction.
+pub async fn purge(db: &Db, clock: &SharedClock) -> Result<Purged, DbError> {
     let now = clock.now();
-    db.write(move |conn| idempotency::purge_expired(conn, now).map_err(DbError::from))
-        .await
+    db.write(move |conn| {
+        Ok::<_, DbError>(Purged {
+            idempotency_keys: idempotency::purge_expired(conn, now)?,
+            rate_limits: rate_limit::purge(conn, now)?,
+        })
+    })
+    .await
+}
+
+/// Deletes what has expired; returns how many kept idempotent responses went.
+pub async fn run_once(db: &Db, clock: &SharedClock) -> Result<usize, DbError> {
+    Ok(purge(db, clock).await?.idempotency_keys)
 }
 
 /// Announces the invitations that expired since the last sweep; returns how many.
@@ -29,9 +50,16 @@ pub fn spawn(db: Db, clock: SharedClock, interval: std::time::Duration) -> tokio
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            match run_once(&db, &clock).await {
-                Ok(0) => {}
-                Ok(n) => log::info!("housekeeping: removed {n} expired idempotency record(s)"),
+            match purge(&db, &clock).await {
+                Ok(Purged {
+                    idempotency_keys: 0,
+                    rate_limits: 0,
+                }) => {}
+                Ok(p) => log::info!(
+                    "housekeeping: removed {} expired idempotency record(s), {} ended rate-limit window(s)",
+                    p.idempotency_keys,
+                    p.rate_limits
+                ),
                 Err(e) => log::warn!("housekeeping failed: {e}"),
             }
             match announce_expired_invites(&db, &clock).await {

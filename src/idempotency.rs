@@ -3,7 +3,7 @@
 //! `Idempotent-Replayed: true`) without doing anything again; the same key with another
 //! body is a 422 `idempotency-key-reused`; a retry while the first request still runs is a
 //! 409 `idempotency-in-progress`. A first request that fails on the server's side (5xx)
-//! frees its key, so the retry runs for real.
+//! or is throttled (429: "come back later") frees its key, so the retry runs for real.
 //!
 //! The caller is the verified token's real actor and effective user, so a retry after a
 //! token refresh or a new login is still recognised, and nobody can replay another
@@ -219,7 +219,8 @@ fn replay(row: &IdempotencyRow) -> HttpResponse {
     res.body(row.body.clone().unwrap_or_default())
 }
 
-/// Serves the first request and keeps its response; a server-side failure frees the key.
+/// Serves the first request and keeps its response; a server-side failure or a 429 frees
+/// the key.
 async fn serve(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -229,7 +230,7 @@ async fn serve(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let res = next.call(req).await;
     let res = match res {
-        Ok(res) if !res.status().is_server_error() => res,
+        Ok(res) if !(res.status().is_server_error() || res.status() == StatusCode::TOO_MANY_REQUESTS) => res,
         other => {
             let (s, k) = (scope, key);
             let _ = state

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod cors;
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod net_guard;
 pub mod notify;
 pub mod openapi;
+pub mod rate_limit;
 pub mod request_audit;
 pub mod request_id;
 pub mod routing;
@@ -65,7 +67,7 @@ impl Application {
     /// Opens the database, applies migrations, binds the listener and builds the server.
     /// Binding to port 0 picks a free port (tests do).
     pub fn build(config: Config, clock: SharedClock, keys: SigningKeys) -> Result<Self, StartError> {
-        let db = Db::connect(&config.database_url, config.database_pool_size)?;
+        let db = Db::connect(&config.database_url, config.database_pool_size, config.database_timeout)?;
         let applied = db.migrate()?;
         if !applied.is_empty() {
             log::info!("applied {} migration(s) on {}", applied.len(), db.backend());

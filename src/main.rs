@@ -132,7 +132,7 @@ fn rotate_signing_key(config: &Config) -> Result<(), String> {
 }
 
 fn migrate(config: &Config) -> Result<(), String> {
-    let db = Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
+    let db = Db::connect(&config.database_url, 1, config.database_timeout).map_err(|e| e.to_string())?;
     let applied = db.migrate().map_err(|e| e.to_string())?;
     println!("applied {} migration(s) on {}", applied.len(), db.backend());
     for m in applied {
@@ -177,7 +177,7 @@ fn create_owner(
         last_name: domain::parse_name(&last_name).map_err(bad("last-name"))?,
         password_hash: steward::auth::password::hash_blocking(password.expose()).map_err(|e| format!("{e:?}"))?,
     };
-    let db = Db::connect(&config.database_url, 1).map_err(|e| e.to_string())?;
+    let db = Db::connect(&config.database_url, 1, config.database_timeout).map_err(|e| e.to_string())?;
     db.migrate().map_err(|e| e.to_string())?;
     let mut conn = db.get().map_err(|e| e.to_string())?;
     let now = SystemClock.now();

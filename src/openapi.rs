@@ -110,21 +110,77 @@ exchanged for an API key at `POST /v1/oauth/token`, or an API key's secret itsel
                     add_idempotency_key(op);
                 }
                 add_versions(op);
+                add_throttling(op);
                 add_shared_problems(op);
                 // Public operations say so, rather than leaving it to a default.
                 op.security.get_or_insert_with(Vec::new);
-                for response in op.responses.responses.values_mut() {
+                for (status, response) in op.responses.responses.iter_mut() {
                     if let RefOr::T(response) = response {
                         response.headers.insert(
                             REQUEST_ID.to_string(),
                             RefOr::Ref(Ref::new(format!("#/components/headers/{REQUEST_ID}"))),
                         );
+                        if status == "429" || status == "503" {
+                            response.headers.insert(
+                                RETRY_AFTER.to_string(),
+                                RefOr::Ref(Ref::new(format!("#/components/headers/{RETRY_AFTER}"))),
+                            );
+                        }
                     }
                 }
             }
         }
         let components = doc.components.get_or_insert_with(Default::default);
         components.headers.insert(REQUEST_ID.to_string(), request_id_header());
+        components.headers.insert(RETRY_AFTER.to_string(), retry_after_header());
+    }
+}
+
+/// Set on every 429 and 503 (`ApiError::retry_after`).
+const RETRY_AFTER: &str = "Retry-After";
+
+fn retry_after_header() -> RefOr<utoipa::openapi::header::Header> {
+    let mut header = HeaderBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[1-9][0-9]*$")),
+        ))
+        .description(Some(
+            "Whole seconds to wait before trying again (RFC 9110): until the rate-limit window ends (429), \
+or a moment while the database is unreachable (503).",
+        ))
+        .build();
+    let mut required = Extensions::default();
+    required.insert("required".to_string(), serde_json::Value::Bool(true));
+    header.extensions = Some(required);
+    RefOr::T(header)
+}
+
+/// The operations a rate limit can refuse (`rate_limit`, `auth::policy::within_limit`).
+const THROTTLED: &[(&str, &str)] = &[
+    ("signUp", "sign-ups from the client's address"),
+    (
+        "logIn",
+        "failed logins for this identifier (known or not) or from the client's address",
+    ),
+    (
+        "requestPasswordReset",
+        "reset requests for this email address or from the client's address",
+    ),
+    ("createInvite", "invitation emails sent by the organization"),
+    ("resendInvite", "invitation emails sent by the organization"),
+];
+
+fn add_throttling(op: &mut Operation) {
+    let id = op.operation_id.clone().unwrap_or_default();
+    if let Some((_, what)) = THROTTLED.iter().find(|(op_id, _)| *op_id == id) {
+        let description =
+            format!("`too-many-attempts`: too many {what} in the limit's window; `Retry-After` says when to try again");
+        op.responses
+            .responses
+            .entry("429".to_string())
+            .or_insert_with(|| problem(&description));
     }
 }
 
@@ -283,5 +339,9 @@ fn add_shared_problems(op: &mut Operation) {
         add(422, "Invalid fields; `errors` lists each one");
     }
     add(500, "Unexpected error; the response carries a request id to quote");
-    add(503, "The database is not reachable right now");
+    add(
+        503,
+        "`database-unavailable`: the database is not reachable right now (answered within a second, \
+not after a long wait); `Retry-After` says when to try again",
+    );
 }

@@ -9,6 +9,7 @@ use crate::api::extract::Body;
 use crate::api::views::TokenResponse;
 use crate::auth::extract::Principal;
 use crate::auth::policy;
+use crate::client_addr::ClientAddr;
 use crate::domain::{self, Email, NewPassword, Username};
 use crate::error::{field_error, ApiError, Problem};
 use crate::request_id::RequestId;
@@ -175,11 +176,13 @@ impl PasswordResetConfirm {
 pub async fn sign_up(
     state: web::Data<AppState>,
     body: Body<SignupRequest>,
+    client: ClientAddr,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     // Decided before the fields are parsed and before any hashing work.
     policy::sign_up(&state.config)?;
     let cmd = body.into_inner().command()?;
+    service::write(&state, move |tx| sessions::admit_sign_up(tx, &client)).await?;
     let password_hash = state.passwords.hash(cmd.password.expose().to_string()).await?;
     let issued = service::write(&state, move |tx| {
         sessions::sign_up(tx, cmd, password_hash, &request_id.0)
@@ -194,6 +197,9 @@ pub async fn sign_up(
 /// and a token that can only pick one (`/v1/auth/switch-account`), unless `account_id`
 /// picks it now. An unknown user and a wrong password get the same answer in about the
 /// same time.
+///
+/// Repeated failures are throttled per identifier and per client address (429
+/// `too-many-attempts`, with `Retry-After`), alike for identifiers nobody has.
 #[utoipa::path(
     tag = "auth",
     operation_id = "logIn",
@@ -209,6 +215,7 @@ pub async fn sign_up(
 pub async fn log_in(
     state: web::Data<AppState>,
     body: Body<LoginRequest>,
+    client: ClientAddr,
     request_id: RequestId,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
     let LogIn {
@@ -216,14 +223,14 @@ pub async fn log_in(
         password,
         account,
     } = body.into_inner().command()?;
-    let candidate = service::read(&state, move |tx| sessions::find_login(tx, &identifier)).await?;
+    let candidate = service::write(&state, move |tx| sessions::start_login(tx, &identifier, &client)).await?;
     // Outside any transaction: hashing runs on its own threads.
     let password_ok = state.passwords.verify(password, candidate.stored_hash()).await?;
     let user = match candidate.verified(password_ok) {
         Ok(user) => user,
         Err(failed) => return Err(refuse_login(&state, failed, request_id.0).await),
     };
-    let issued = service::write(&state, move |tx| sessions::log_in(tx, user, account, &request_id.0)).await?;
+    let issued = service::write(&state, move |tx| sessions::log_in(tx, user, account, &request_id.0)).await??;
     Ok(web::Json(issued.into()))
 }
 
@@ -312,8 +319,10 @@ pub async fn switch_account(
 
 /// Ask for a password reset link.
 ///
-/// Always answers 202, whether or not the address belongs to a user, so it cannot be used
-/// to find out who has an account. When it does, a single-use link is emailed.
+/// Answers 202 whether or not the address belongs to a user, so it cannot be used to find
+/// out who has an account. When it does, a single-use link is emailed. Requests are limited
+/// per email address and per client address (429 `too-many-attempts`, alike for addresses
+/// nobody has).
 #[utoipa::path(
     tag = "auth",
     operation_id = "requestPasswordReset",
@@ -324,9 +333,12 @@ pub async fn switch_account(
 pub async fn request_password_reset(
     state: web::Data<AppState>,
     body: Body<PasswordResetRequest>,
+    client: ClientAddr,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let email = Email::parse(&body.into_inner().email).map_err(field_error("email"))?;
+    let admitted = email.clone();
+    service::write(&state, move |tx| sessions::admit_password_reset(tx, &admitted, &client)).await?;
     // The work happens after the answer, so known and unknown addresses take the same time.
     let st = state.clone();
     actix_web::rt::spawn(async move {

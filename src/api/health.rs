@@ -39,14 +39,14 @@ pub async fn healthz() -> web::Json<HealthStatus> {
     operation_id = "getReadiness",
     responses(
         (status = 200, description = "Ready", body = ReadyStatus),
-        (status = 503, description = "The database is not reachable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`database-unavailable`: the database is not reachable (answered at once while it is known to be down)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<ReadyStatus>, ApiError> {
     state.db.ping().await.map_err(|e| {
         log::warn!("readiness check failed: {e}");
-        ApiError::unavailable("The database is not reachable.")
+        ApiError::database_unavailable()
     })?;
     Ok(web::Json(ReadyStatus {
         status: "ok",

@@ -241,6 +241,28 @@ use crate::config::Config;
 use crate::ids::AccountId;
 use crate::service::sessions::AccountChoice;
 
+/// An event a rate limit refused is a 429 `too-many-attempts` with `Retry-After`. The words
+/// name what was limited, never whether an account exists: an identifier nobody has is
+/// throttled exactly like a real one.
+pub fn within_limit(verdict: crate::rate_limit::Verdict) -> Result<(), ApiError> {
+    use crate::rate_limit::Bucket;
+    let Err(throttled) = verdict else { return Ok(()) };
+    let what = match throttled.bucket {
+        Bucket::LoginAccount => "Too many failed logins for this identifier",
+        Bucket::LoginAddress => "Too many failed logins from your network address",
+        Bucket::ResetEmail => "Too many password reset requests for this email address",
+        Bucket::ResetAddress => "Too many password reset requests from your network address",
+        Bucket::SignupAddress => "Too many sign-ups from your network address",
+        Bucket::InviteOrganization => "This organization has sent too many invitations for now",
+    };
+    let seconds = throttled.retry_after_secs;
+    Err(ApiError::new(
+        ProblemKind::TooManyAttempts,
+        format!("{what}; try again in {seconds} seconds."),
+    )
+    .retry_after(seconds))
+}
+
 /// Anyone may sign up a new organization only while the operator keeps sign-up open;
 /// otherwise the first owner comes from `steward create-owner`, the others by invitation.
 pub fn sign_up(config: &Config) -> Result<(), ApiError> {

@@ -11,7 +11,9 @@ use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionMa
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::config::DatabaseUrl;
 
@@ -47,6 +49,9 @@ pub enum DbError {
     /// No connection could be had in time: the database is down or the pool is exhausted.
     #[error("no database connection: {0}")]
     Unavailable(#[from] diesel::r2d2::PoolError),
+    /// The database was found unreachable a moment ago; not tried again yet (see [`Health`]).
+    #[error("the database is unreachable")]
+    Down,
     /// The blocking pool could not run the work (it was cancelled or panicked).
     #[error("the blocking pool failed: {0}")]
     Blocking(String),
@@ -55,6 +60,20 @@ pub enum DbError {
 impl DbError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, DbError::Query(e) if is_unique_violation(e))
+    }
+
+    /// The database could not be reached (no connection, or the connection was lost), as
+    /// opposed to a query that failed: worth a 503 and a retry, not a 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Unavailable(_) | DbError::Down => true,
+            DbError::Query(diesel::result::Error::DatabaseError(kind, _)) => matches!(
+                kind,
+                diesel::result::DatabaseErrorKind::ClosedConnection
+                    | diesel::result::DatabaseErrorKind::UnableToSendCommand
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -74,25 +93,141 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqliteTuning {
     }
 }
 
+/// How long start-up and tools wait for a connection (requests wait `checkout_timeout`).
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// While the database is unreachable, one checkout per this interval tries it again...
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// ...waiting at most this long (or the checkout timeout, if shorter), so that the request
+/// that probes is answered about as fast as the others.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// A circuit breaker in front of the pool. When a checkout fails because connections cannot
+/// be made (not merely because all are busy), the database is marked down: from then on
+/// checkouts fail at once instead of each waiting out the timeout, so requests do not pile
+/// up, except one every [`PROBE_INTERVAL`], which tries for real and, when it gets a working
+/// connection, marks the database up again. Nothing runs in the background.
+pub struct Health {
+    down: AtomicBool,
+    /// Milliseconds since `epoch` before which no probe is tried.
+    next_probe: AtomicU64,
+    epoch: Instant,
+}
+
+impl Health {
+    fn new() -> Self {
+        Self {
+            down: AtomicBool::new(false),
+            next_probe: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether this checkout may try the database (it is up, or it is this one's turn to probe).
+    fn may_try(&self) -> bool {
+        if !self.is_down() {
+            return true;
+        }
+        let now = self.now_ms();
+        let due = self.next_probe.load(Ordering::Acquire);
+        now >= due
+            && self
+                .next_probe
+                .compare_exchange(
+                    due,
+                    now + PROBE_INTERVAL.as_millis() as u64,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+    }
+
+    fn mark_down(&self) {
+        let next = self.now_ms() + PROBE_INTERVAL.as_millis() as u64;
+        self.next_probe.store(next, Ordering::Release);
+        if !self.down.swap(true, Ordering::AcqRel) {
+            log::error!("the database is unreachable; answering 503 until it is back");
+        }
+    }
+
+    fn mark_up(&self) {
+        if self.down.swap(false, Ordering::AcqRel) {
+            log::info!("the database is reachable again");
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Db {
     pool: DbPool,
     backend: &'static str,
+    health: Arc<Health>,
+    probe_timeout: Duration,
 }
 
 impl Db {
-    /// Opens the pool. Nothing is tried: the URL's scheme decides the backend.
-    pub fn connect(url: &DatabaseUrl, pool_size: u32) -> Result<Self, DbSetupError> {
+    /// Opens the pool. Nothing is tried: the URL's scheme decides the backend. A request
+    /// waits at most `checkout_timeout` for a connection; connections are made in the
+    /// background, so a database that is not up yet does not stop the pool from opening
+    /// (the first use, e.g. [`Db::migrate`], waits for it).
+    pub fn connect(url: &DatabaseUrl, pool_size: u32, checkout_timeout: Duration) -> Result<Self, DbSetupError> {
         let (raw, backend) = match url {
             DatabaseUrl::Sqlite(path) => (path.clone(), "sqlite"),
             DatabaseUrl::Postgres(url) => (url.clone(), "postgres"),
         };
         let pool = Pool::builder()
             .max_size(pool_size)
-            .connection_timeout(Duration::from_secs(10))
+            .connection_timeout(checkout_timeout)
             .connection_customizer(Box::new(SqliteTuning))
-            .build(ConnectionManager::<DbConnection>::new(raw))?;
-        Ok(Self { pool, backend })
+            .build_unchecked(ConnectionManager::<DbConnection>::new(raw));
+        Ok(Self {
+            pool,
+            backend,
+            health: Arc::new(Health::new()),
+            probe_timeout: PROBE_TIMEOUT.min(checkout_timeout),
+        })
+    }
+
+    /// Whether the database was found unreachable and has not answered since.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// A connection for a request: at once an error while the database is known to be down
+    /// (but for the periodic probe), else the pool's checkout with its short timeout.
+    fn checkout(pool: &DbPool, health: &Health, probe_timeout: Duration) -> Result<PooledDb, DbError> {
+        if !health.may_try() {
+            return Err(DbError::Down);
+        }
+        let got = if health.is_down() {
+            pool.get_timeout(probe_timeout)
+        } else {
+            pool.get()
+        };
+        match got {
+            Ok(conn) => {
+                // r2d2 tests a connection when it is checked out: this one works.
+                health.mark_up();
+                Ok(conn)
+            }
+            Err(e) => {
+                // r2d2 says why only when making a connection failed; a bare timeout is a
+                // busy pool, which is no reason to stop trying.
+                if e.to_string().contains(": ") || health.is_down() {
+                    health.mark_down();
+                }
+                Err(DbError::Unavailable(e))
+            }
+        }
     }
 
     pub fn backend(&self) -> &'static str {
@@ -101,7 +236,7 @@ impl Db {
 
     /// Applies the embedded migrations of this backend that have not run yet.
     pub fn migrate(&self) -> Result<Vec<String>, DbSetupError> {
-        let mut conn = self.pool.get()?;
+        let mut conn = self.pool.get_timeout(SETUP_TIMEOUT)?;
         let migrations = match &mut *conn {
             DbConnection::Sqlite(c) => {
                 // Readers do not block the writer, and the writer does not block readers.
@@ -119,10 +254,11 @@ impl Db {
 
     /// A pooled connection for work already running off the async workers.
     pub fn get(&self) -> Result<PooledDb, diesel::r2d2::PoolError> {
-        self.pool.get()
+        self.pool.get_timeout(SETUP_TIMEOUT)
     }
 
-    /// Whether the database answers a trivial query (the readiness check).
+    /// Whether the database answers a trivial query (the readiness check). While it is known
+    /// to be down this fails at once, like any request.
     pub async fn ping(&self) -> Result<(), DbError> {
         self.read(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from))
             .await
@@ -135,9 +271,9 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, health, probe) = (self.pool.clone(), self.health.clone(), self.probe_timeout);
         web::block(move || {
-            let mut conn = pool.get().map_err(DbError::from)?;
+            let mut conn = Self::checkout(&pool, &health, probe)?;
             f(&mut conn)
         })
         .await
@@ -152,9 +288,9 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, health, probe) = (self.pool.clone(), self.health.clone(), self.probe_timeout);
         web::block(move || {
-            let mut conn = pool.get().map_err(DbError::from)?;
+            let mut conn = Self::checkout(&pool, &health, probe)?;
             write_transaction(&mut conn, f)
         })
         .await

@@ -571,6 +571,17 @@ pub struct NewSeat {
     pub started_at: NaiveDateTime,
 }
 
+/// A rate-limit window: how many events it counted for one bucket and subject.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = rate_limits)]
+pub struct RateLimitRow {
+    pub bucket: String,
+    pub subject: String,
+    pub hits: i32,
+    pub window_start: NaiveDateTime,
+    pub window_end: NaiveDateTime,
+}
+
 /// A kept response to an idempotent POST; `status` is `None` while the first request runs.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = idempotency_keys)]

@@ -241,6 +241,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    rate_limits (bucket, subject) {
+        bucket -> Text,
+        subject -> Text,
+        hits -> Integer,
+        window_start -> Timestamp,
+        window_end -> Timestamp,
+    }
+}
+
+diesel::table! {
     idempotency_keys (scope, idem_key) {
         scope -> Text,
         idem_key -> Text,

@@ -25,6 +25,7 @@ use crate::domain::{AccountStatus, AuditAction, Email, InviteStatus, NewPassword
 use crate::error::{field_error, ApiError, FieldError, ProblemKind};
 use crate::identity::{self, to_chrono};
 use crate::ids::{InviteId, RoleId, UserId};
+use crate::rate_limit::{self, Bucket};
 use crate::service::sessions::{issue_tokens, IssuedTokens};
 use crate::service::{self, accounts as accounts_svc, messages, roles as roles_svc, Tx};
 use crate::state::AppState;
@@ -462,7 +463,9 @@ fn registration_url(tx: &Tx<'_>, token: &str) -> String {
     format!("{}/accept-invite?token={token}", tx.config.public_url)
 }
 
-/// Writes the invitation email to the outbox, in the transaction of its cause (R13).
+/// Writes the invitation email to the outbox, in the transaction of its cause (R13). Every
+/// invitation email counts against the organization's limit; past it the whole change is
+/// refused (429) and nothing is written. A refused or failed change counts nothing.
 fn enqueue_invite_mail(
     tx: &mut Tx<'_>,
     invite: &InviteRow,
@@ -470,6 +473,10 @@ fn enqueue_invite_mail(
     organization: &AccountRow,
     link: &str,
 ) -> Result<(), ApiError> {
+    let limit = tx.config.limits.invites_per_organization;
+    let organization_id = invite.root_account_id.as_str();
+    let verdict = rate_limit::take(tx.conn, Bucket::InviteOrganization, limit, organization_id, tx.now)?;
+    policy::within_limit(verdict)?;
     let valid_days = tx.config.invite_ttl.as_secs() / 86_400;
     notifications::enqueue(
         tx.conn,

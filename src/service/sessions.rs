@@ -15,6 +15,7 @@ use crate::auth::extract::Principal;
 use crate::auth::policy;
 use crate::auth::secrets;
 use crate::auth::tokens::{SignedToken, Tokens};
+use crate::client_addr::ClientAddr;
 use crate::db::models::{AccountRow, MembershipRow, NewPasswordReset, PasswordResetRow, SessionRow, UserRow};
 use crate::db::repo::audit::{self, AuditContext, AuditEntry};
 use crate::db::repo::notifications::{self, Outgoing};
@@ -24,6 +25,7 @@ use crate::domain::{AuditAction, Email, NewPassword, NotificationKind, RevokeRea
 use crate::error::ApiError;
 use crate::identity::{self, to_chrono, NewOrganization};
 use crate::ids::{AccountId, PasswordResetId, UserId};
+use crate::rate_limit::{self, Bucket};
 use crate::service::{messages, Tx};
 
 /// An organization a user can log in to: the membership, its root account, and the names
@@ -155,6 +157,19 @@ pub struct SignUp {
     pub password: NewPassword,
 }
 
+/// Counts a sign-up against the client's address, before any hashing; refused (429) when
+/// the address has signed up too often. Every attempt counts, a refused one included.
+pub fn admit_sign_up(tx: &mut Tx<'_>, client: &ClientAddr) -> Result<(), ApiError> {
+    let limit = tx.config.limits.signup_per_address;
+    policy::within_limit(rate_limit::take(
+        tx.conn,
+        Bucket::SignupAddress,
+        limit,
+        &client.subject(),
+        tx.now,
+    )?)
+}
+
 /// Creates the organization, its built-in roles and its owner (hashed password given), and
 /// logs the owner in. Whether sign-up is open at all is `policy::sign_up`, asked before
 /// any hashing.
@@ -223,6 +238,14 @@ impl LoginIdentifier {
             Self::Username(normalized)
         }
     }
+
+    /// What the per-account limit counts under: the normalized identifier, whether or not
+    /// anyone has it (an email holds `@`, a username cannot, so the two never meet).
+    fn subject(&self) -> &str {
+        match self {
+            Self::Email(s) | Self::Username(s) => s,
+        }
+    }
 }
 
 /// A login: who, with which password, and perhaps which account at once.
@@ -232,8 +255,12 @@ pub struct LogIn {
     pub account: Option<NamedAccount>,
 }
 
-/// The user a login names, read before the password is checked.
-pub struct LoginCandidate(Option<UserRow>);
+/// The user a login names, read before the password is checked, and where the attempt
+/// comes from.
+pub struct LoginCandidate {
+    user: Option<UserRow>,
+    address: String,
+}
 
 /// A user whose password matched; only [`LoginCandidate::verified`] makes one.
 pub struct VerifiedUser(UserRow);
@@ -243,7 +270,7 @@ impl LoginCandidate {
     /// without a password: the check then burns the same time on the dummy hash and fails,
     /// so the answer does not tell who exists.
     pub fn stored_hash(&self) -> Option<String> {
-        self.0
+        self.user
             .as_ref()
             .filter(|u| u.status == UserStatus::Active)
             .and_then(|u| u.password_hash.clone())
@@ -252,16 +279,22 @@ impl LoginCandidate {
     /// The user, if the password matched; otherwise the failed attempt, to be audited with
     /// [`record_failed_login`] and answered with [`FailedLogin::answer`].
     pub fn verified(self, password_ok: bool) -> Result<VerifiedUser, FailedLogin> {
-        match self.0 {
+        match self.user {
             Some(user) if password_ok => Ok(VerifiedUser(user)),
-            other => Err(FailedLogin(other.map(Box::new))),
+            other => Err(FailedLogin {
+                user: other.map(Box::new),
+                address: self.address,
+            }),
         }
     }
 }
 
 /// A login refused: the user it named, if any (their password was wrong, or they cannot log
-/// in with one at all).
-pub struct FailedLogin(Option<Box<UserRow>>);
+/// in with one at all), and the address it came from.
+pub struct FailedLogin {
+    user: Option<Box<UserRow>>,
+    address: String,
+}
 
 impl FailedLogin {
     /// The one answer for a wrong identifier and a wrong password alike: it must not tell
@@ -271,7 +304,8 @@ impl FailedLogin {
     }
 }
 
-/// Audits a failed login (nothing else changes). A known user gets one `auth.login_failed`
+/// Audits a failed login and counts it against the client's address (nothing else
+/// changes; the identifier's count was taken when the attempt began). A known user gets one `auth.login_failed`
 /// event in each organization they are an active member of (else one outside any), with no
 /// actor: nobody was authenticated. An unknown identifier gets one event that names nothing
 /// (no account, no target, no address): the work done, one small write, is the same either
@@ -283,7 +317,9 @@ pub fn record_failed_login(tx: &mut Tx<'_>, failed: FailedLogin, request_id: &st
         request_id: Some(request_id.to_string()),
         ..AuditContext::default()
     };
-    let Some(user) = failed.0 else {
+    let limit = tx.config.limits.login_per_address;
+    rate_limit::count(tx.conn, Bucket::LoginAddress, limit, &failed.address, tx.now)?;
+    let Some(user) = failed.user else {
         let details = json!({ "reason": "unknown_user" });
         audit::record_untargeted(tx.conn, &ctx(None), AuditAction::AuthLoginFailed, details, tx.now)?;
         return Ok(());
@@ -317,28 +353,57 @@ pub fn record_failed_login(tx: &mut Tx<'_>, failed: FailedLogin, request_id: &st
     Ok(())
 }
 
-/// Reads the user a login names (first half of a login; no transaction needed).
-pub fn find_login(tx: &mut Tx<'_>, identifier: &LoginIdentifier) -> Result<LoginCandidate, ApiError> {
+/// First half of a login, before the password is checked: refused at once (429) while the
+/// client's address has too many failed logins or the identifier too many attempts, known
+/// user or not; otherwise the attempt is counted against the identifier in the same atomic
+/// step (so a concurrent burst gets no more than the limit through; a success clears the
+/// count again) and the user it names is read.
+pub fn start_login(
+    tx: &mut Tx<'_>,
+    identifier: &LoginIdentifier,
+    client: &ClientAddr,
+) -> Result<LoginCandidate, ApiError> {
+    let limits = &tx.config.limits;
+    let (per_address, per_account) = (limits.login_per_address, limits.login_per_account);
+    let address = client.subject();
+    let verdict = rate_limit::check(tx.conn, Bucket::LoginAddress, per_address, &address, tx.now)?;
+    policy::within_limit(verdict)?;
+    let verdict = rate_limit::take(tx.conn, Bucket::LoginAccount, per_account, identifier.subject(), tx.now)?;
+    policy::within_limit(verdict)?;
     let user = match identifier {
         LoginIdentifier::Email(email) => users::find_by_email(tx.conn, email)?,
         LoginIdentifier::Username(name) => users::find_by_username(tx.conn, name)?,
     };
-    Ok(LoginCandidate(user))
+    Ok(LoginCandidate { user, address })
 }
 
 /// Opens a session for a verified user (second half of a login), scoped to the account
 /// asked for, to the only one, or to none yet when there are several to pick from (R5).
+///
+/// The right password clears the failures counted against the user's email and username,
+/// and that commits even when the login is then refused (the inner error: no account to
+/// pick, or not theirs), since nobody was guessing.
 pub fn log_in(
     tx: &mut Tx<'_>,
     user: VerifiedUser,
     account: Option<NamedAccount>,
     request_id: &str,
-) -> Result<IssuedTokens, ApiError> {
+) -> Result<Result<IssuedTokens, ApiError>, ApiError> {
     let VerifiedUser(user) = user;
-    let wanted = account.as_ref().map(NamedAccount::id).transpose()?;
+    rate_limit::clear(tx.conn, Bucket::LoginAccount, &user.email_normalized)?;
+    if let Some(username) = &user.username_normalized {
+        rate_limit::clear(tx.conn, Bucket::LoginAccount, username)?;
+    }
+    let wanted = match account.as_ref().map(NamedAccount::id).transpose() {
+        Ok(wanted) => wanted,
+        Err(refused) => return Ok(Err(refused)),
+    };
     // Organizations where a caretaker manages the user are closed to them (R7).
     let choices = crate::service::caretakers::login_choices(tx.conn, &user)?;
-    let account = policy::login_account(&choices, wanted)?;
+    let account = match policy::login_account(&choices, wanted) {
+        Ok(account) => account,
+        Err(refused) => return Ok(Err(refused)),
+    };
     let ttl = tx.config.refresh_token_ttl;
     let opened = identity::open_session(tx.conn, &user.id, account.as_ref(), ttl, tx.now)?;
     let ctx = self_audit(&user.id, account.map(|a| a.to_string()), request_id);
@@ -350,7 +415,7 @@ pub fn log_in(
         json!({}),
     )?;
     let signed = tx.tokens.issue(&opened.session, tx.now)?;
-    issued(signed, &opened.session, Some(opened.refresh_token), &user, choices)
+    issued(signed, &opened.session, Some(opened.refresh_token), &user, choices).map(Ok)
 }
 
 // ---- refresh: rotation and reuse detection ----
@@ -475,6 +540,18 @@ pub fn switch_account(tx: &mut Tx<'_>, caller: &Principal, target: NamedAccount)
 }
 
 // ---- password reset ----
+
+/// Counts a reset request against the client's address and the email address, whoever has
+/// it; refused (429) when either has asked too often. Decided before the request is
+/// answered, and the same work for a known and an unknown address.
+pub fn admit_password_reset(tx: &mut Tx<'_>, email: &Email, client: &ClientAddr) -> Result<(), ApiError> {
+    let limits = &tx.config.limits;
+    let (per_address, per_email) = (limits.reset_per_address, limits.reset_per_email);
+    let verdict = rate_limit::take(tx.conn, Bucket::ResetAddress, per_address, &client.subject(), tx.now)?;
+    policy::within_limit(verdict)?;
+    let verdict = rate_limit::take(tx.conn, Bucket::ResetEmail, per_email, email.normalized(), tx.now)?;
+    policy::within_limit(verdict)
+}
 
 /// Mails a single-use reset link to an active user with this address; does nothing for any
 /// other address. Run after the request is answered, so known and unknown addresses take

@@ -83,6 +83,12 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend, settings: &[(&str, &str)]) -> Self {
+        Self::spawn_routed(backend, settings, None).await
+    }
+
+    /// Like [`TestApp::spawn`]; on PostgreSQL the server reaches its database through
+    /// `via` (HOST:PORT, e.g. a proxy the test controls) instead of TEST_DATABASE_URL's host.
+    pub async fn spawn_routed(backend: Backend, settings: &[(&str, &str)], via: Option<&str>) -> Self {
         let (url, store) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -97,6 +103,11 @@ impl TestApp {
                     .batch_execute(&format!("CREATE DATABASE {name}"))
                     .expect("create test database");
                 let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+                let base = match (via, base.rsplit_once('@')) {
+                    (Some(via), Some((user, _))) => format!("{user}@{via}"),
+                    (Some(via), None) => format!("postgres://{via}"),
+                    (None, _) => base.to_string(),
+                };
                 (format!("{base}/{name}"), Store::Postgres { admin_url, name })
             }
         };
@@ -108,6 +119,12 @@ impl TestApp {
             ("STEWARD_OUTBOX_POLL_INTERVAL", "50ms"),
             ("STEWARD_PUBLIC_URL", "https://app.example.test"),
             ("STEWARD_LOG", "warn"),
+            // Every test talks from 127.0.0.1: limits per address and per organization are
+            // generous here, and strict only in the tests of the limits themselves.
+            ("STEWARD_LIMIT_LOGIN_PER_ADDRESS", "100000/15m"),
+            ("STEWARD_LIMIT_PASSWORD_RESET_PER_ADDRESS", "100000/1h"),
+            ("STEWARD_LIMIT_SIGNUP_PER_ADDRESS", "100000/1h"),
+            ("STEWARD_LIMIT_INVITES_PER_ORGANIZATION", "100000/1h"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
