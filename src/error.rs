@@ -351,6 +351,8 @@ pub struct ApiError {
     errors: Vec<FieldError>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
     allow: Option<String>,
+    /// The RFC 7644 §3.12 `scimType` a SCIM response gives this problem, when it has one.
+    scim_type: Option<&'static str>,
 }
 
 impl ApiError {
@@ -361,7 +363,23 @@ impl ApiError {
             errors: Vec::new(),
             source: None,
             allow: None,
+            scim_type: None,
         }
+    }
+
+    /// The same problem, with the `scimType` a SCIM response names it by.
+    pub fn with_scim_type(mut self, scim_type: &'static str) -> Self {
+        self.scim_type = Some(scim_type);
+        self
+    }
+
+    pub fn scim_type(&self) -> Option<&'static str> {
+        self.scim_type
+    }
+
+    /// Whether this is an unexpected failure (logged in full, shown only as a 500).
+    pub fn is_internal(&self) -> bool {
+        self.kind == ProblemKind::Internal
     }
 
     pub fn kind(&self) -> ProblemKind {

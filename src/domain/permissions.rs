@@ -53,6 +53,7 @@ permissions! {
     WebhooksManage => "webhooks.manage": "Manage webhook subscriptions.",
     NotificationsSend => "notifications.send": "Post notifications for users (the account's own services, e.g. \"text message received\").",
     NotificationsManage => "notifications.manage": "Read the account's notification outbox and retry failed deliveries.",
+    ScimProvision => "scim.provision": "Provision users and groups through SCIM.",
 }
 
 impl Serialize for Permission {
@@ -155,6 +156,7 @@ impl BuiltinRole {
                 WebhooksManage,
                 NotificationsSend,
                 NotificationsManage,
+                ScimProvision,
             ],
             Self::Standard => &[
                 UsersRead,
