@@ -22,6 +22,7 @@ mod notifications;
 mod openapi;
 mod operations;
 mod passwords;
+mod scim;
 mod tenancy;
 mod tokens;
 mod tree_races;
