@@ -123,18 +123,12 @@ pub static USER_ATTRIBUTES: &[Attribute] = &[
                 required: true,
                 ..attr("value", "string", ReadWrite, "The email address.")
             },
-            attr(
-                "primary",
-                "boolean",
-                ReadWrite,
-                "Always true: Steward keeps one address per user.",
-            ),
         ],
         ..attr(
             "emails",
             "complex",
             ReadWrite,
-            "The user's email address (one; the primary one, or the first, of those sent). Optional on create when userName is an email address.",
+            "The user's email address: one, the primary one (or else the last) of those sent; `primary` and `type` are not kept. Optional on create when userName is an email address.",
         )
     },
     Attribute {
@@ -227,7 +221,7 @@ pub struct UserDocument {
     pub user_name: Option<String>,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
-    /// The primary email, or the first one.
+    /// The primary email, or else the last one (the one added last).
     pub email: Option<String>,
     /// `Some(None)`: absent or null, which clears it.
     pub external_id: Option<String>,
@@ -282,7 +276,7 @@ impl UserDocument {
     }
 }
 
-/// The primary address of `emails`, else the first.
+/// The primary address of `emails`, else the last.
 fn primary_email(emails: Option<&Value>) -> Result<Option<String>, ApiError> {
     let list = match emails {
         None | Some(Value::Null) => return Ok(None),
@@ -292,7 +286,7 @@ fn primary_email(emails: Option<&Value>) -> Result<Option<String>, ApiError> {
     let primary = list
         .iter()
         .find(|e| e.get("primary").and_then(boolean) == Some(true))
-        .or_else(|| list.first());
+        .or_else(|| list.last());
     match primary.map(|e| e.get("value")) {
         None | Some(None) | Some(Some(Value::Null)) => Ok(None),
         Some(Some(Value::String(s))) => Ok(Some(s.clone())),
@@ -723,6 +717,27 @@ mod tests {
         assert_eq!(parsed.given_name.as_deref(), Some("Augusta"));
         assert_eq!(parsed.email.as_deref(), Some("aug@example.com"));
         assert_eq!(parsed.external_id, None);
+    }
+
+    #[test]
+    fn an_added_email_takes_the_place_of_the_one_there() {
+        let doc = json!({ "userName": "ada", "emails": [{ "value": "ada@example.com", "type": "work" }] });
+        let doc = patch(
+            doc,
+            USER_ATTRIBUTES,
+            json!([{ "op": "add", "path": "emails", "value": [{ "value": "new@example.com" }] }]),
+        )
+        .unwrap();
+        assert_eq!(
+            UserDocument::parse(&doc).unwrap().email.as_deref(),
+            Some("new@example.com")
+        );
+        let two = json!({ "emails": [{ "value": "a@example.com", "primary": true }, { "value": "b@example.com" }] });
+        assert_eq!(
+            UserDocument::parse(&two).unwrap().email.as_deref(),
+            Some("a@example.com"),
+            "primary wins"
+        );
     }
 
     #[test]

@@ -345,7 +345,9 @@ fn writable_user(u: &ScimUser) -> serde_json::Map<String, serde_json::Value> {
     let doc = serde_json::json!({
         "userName": u.user_name(),
         "name": { "givenName": u.user.first_name, "familyName": u.user.last_name },
-        "emails": [{ "value": u.user.email, "primary": true, "type": "work" }],
+        // Not marked primary, so that an added address takes its place; typed `work`, so that
+        // `emails[type eq "work"]` (Entra ID) finds it.
+        "emails": [{ "value": u.user.email, "type": "work" }],
         "externalId": u.membership.external_id,
         "active": u.membership.status == MembershipStatus::Active,
     });

@@ -42,7 +42,7 @@ pub fn user(u: &ScimUser, base: &str) -> Value {
         "userName": u.user_name(),
         "name": { "givenName": u.user.first_name, "familyName": u.user.last_name },
         "displayName": format!("{} {}", u.user.first_name, u.user.last_name),
-        "emails": [{ "value": u.user.email, "primary": true }],
+        "emails": [{ "value": u.user.email }],
         "active": u.membership.status == MembershipStatus::Active,
         "meta": meta("User", u.membership.created_at, u.last_modified(), format!("{base}/Users/{}", u.user.id), &u.version()),
     });
