@@ -391,6 +391,8 @@ pub struct ApiError {
     oauth_error: Option<&'static str>,
     /// Seconds for the `Retry-After` header (429, 503).
     retry_after: Option<u64>,
+    /// The RFC 7644 §3.12 `scimType` a SCIM response gives this problem, when it has one.
+    scim_type: Option<&'static str>,
 }
 
 impl ApiError {
@@ -403,6 +405,7 @@ impl ApiError {
             allow: None,
             oauth_error: None,
             retry_after: None,
+            scim_type: None,
         }
     }
 
@@ -410,6 +413,21 @@ impl ApiError {
     pub fn with_oauth_error(mut self, code: &'static str) -> Self {
         self.oauth_error = Some(code);
         self
+    }
+
+    /// The same problem, with the `scimType` a SCIM response names it by.
+    pub fn with_scim_type(mut self, scim_type: &'static str) -> Self {
+        self.scim_type = Some(scim_type);
+        self
+    }
+
+    pub fn scim_type(&self) -> Option<&'static str> {
+        self.scim_type
+    }
+
+    /// Whether this is an unexpected failure (logged in full, shown only as a 500).
+    pub fn is_internal(&self) -> bool {
+        self.kind == ProblemKind::Internal
     }
 
     pub fn kind(&self) -> ProblemKind {

@@ -61,7 +61,7 @@ pub fn create_organization(
             first_name: &input.first_name,
             last_name: &input.last_name,
             phone: None,
-            password_hash: &input.password_hash,
+            password_hash: Some(&input.password_hash),
             must_change_password: false,
         },
         now,
@@ -113,7 +113,8 @@ pub struct Person<'a> {
     pub first_name: &'a str,
     pub last_name: &'a str,
     pub phone: Option<&'a str>,
-    pub password_hash: &'a str,
+    /// `None`: no usable password yet (set through a reset link).
+    pub password_hash: Option<&'a str>,
     /// Set for a user created by an administrator with an initial password.
     pub must_change_password: bool,
 }
@@ -133,7 +134,7 @@ pub fn insert_person(conn: &mut DbConnection, person: Person<'_>, now: NaiveDate
             first_name: person.first_name,
             last_name: person.last_name,
             phone: person.phone,
-            password_hash: Some(person.password_hash),
+            password_hash: person.password_hash,
             must_change_password: person.must_change_password,
             status: UserStatus::Active,
             show_calendar: true,

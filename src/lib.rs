@@ -148,6 +148,7 @@ impl Application {
                 )
                 .app_data(web::QueryConfig::default().error_handler(error::extractors::query))
                 .app_data(web::PathConfig::default().error_handler(error::extractors::path))
+                .configure(api::scim::routes)
                 .route("/openapi.json", web::get().to(api::openapi_json))
                 .route(
                     "/docs",
@@ -165,6 +166,9 @@ impl Application {
                 )
                 .default_service(web::to(api::fallback))
                 .wrap(from_fn(idempotency::middleware))
+                // Outside the idempotency layer, so that its refusals and replays under
+                // /scim are SCIM errors too.
+                .wrap(from_fn(api::scim::protocol::middleware))
                 .wrap(from_fn(request_audit::middleware))
                 .wrap(Condition::new(
                     !cors_origins.is_empty(),

@@ -15,6 +15,7 @@ pub mod me;
 pub mod notifications;
 pub mod pagination;
 pub mod roles;
+pub mod scim;
 pub mod users;
 pub mod views;
 pub mod webhooks;

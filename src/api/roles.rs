@@ -187,6 +187,7 @@ impl CreateRole {
                 name,
                 description,
                 permissions: parse_permissions(&self.permissions)?,
+                external_id: None,
             }),
             (name, description) => Err(field_errors([("name", name.err()), ("description", description.err())])),
         }
@@ -238,6 +239,7 @@ impl UpdateRole {
                 name,
                 description,
                 permissions: self.permissions.as_deref().map(parse_permissions).transpose()?,
+                external_id: None,
             }),
             (name, description) => Err(field_errors([("name", name.err()), ("description", description.err())])),
         }

@@ -262,11 +262,12 @@ impl TryFrom<CreateUser> for NewMember {
             last_name: last_name?,
             // Trimmed, as given: an initial phone of spaces stays empty rather than absent.
             phone: phone?.map(|p| p.trim().to_string()),
-            password: password?,
+            password: Some(password?),
             role_ids: b.role_ids,
             account_id: b.account_id,
             external_id: external_id?,
             preferences: preferences?,
+            scim_user_name: None,
         })
     }
 }
@@ -347,6 +348,7 @@ impl TryFrom<UpdateUser> for ProfileChanges {
             username: username?,
             external_id: external_id?,
             preferences: preferences?,
+            ..ProfileChanges::default()
         })
     }
 }

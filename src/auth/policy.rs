@@ -204,6 +204,20 @@ pub fn require_edit_member<'p>(
     require_member(principal, Permission::UsersManage, node, member_roles)
 }
 
+/// An administrator may change a member's email only when the user belongs to this
+/// organization alone (`organizations`: how many they belong to): the address is their
+/// login everywhere, and another organization's administrators must not change it. Never
+/// from a session acting as someone else (R8).
+pub fn require_change_email(principal: &Principal, organizations: i64) -> Result<(), ApiError> {
+    forbid_delegated(principal, "change an email address")?;
+    if organizations > 1 {
+        return Err(ApiError::forbidden(
+            "This user belongs to other organizations too, so their email address is theirs to change.",
+        ));
+    }
+    Ok(())
+}
+
 /// A member list may be narrowed to a node of the caller's own organization only; any other
 /// node reads as unknown (R1). The list is always cut to the caller's reach besides (R2).
 pub fn may_list_within(tenant: &TenantContext, node: &AccountRow) -> bool {
@@ -689,4 +703,26 @@ pub fn require_key_roles(tenant: &TenantContext, roles: &[(RoleRow, PermissionSe
 /// permission the key holds (R4), so that an admin cannot take over an owner's key.
 pub fn require_manage_key(tenant: &TenantContext, key_permissions: &PermissionSet) -> Result<(), ApiError> {
     require_permissions_held(tenant, key_permissions)
+}
+
+// ---- SCIM provisioning ----
+
+/// SCIM provisioning (`/scim/v2`) works on the whole organization: it needs
+/// `scim.provision` with reach over the root account (R2). What each operation changes is
+/// then decided by the service it goes through, on the permissions that change needs.
+pub fn require_scim(principal: &Principal) -> Result<&TenantContext, ApiError> {
+    let root = &tenant(principal)?.account;
+    require_on(principal, Permission::ScimProvision, root)
+}
+
+/// A member keeps at least one role: SCIM cannot take the last one away (put them in
+/// another group first).
+pub fn keeps_a_role(remaining: usize) -> Result<(), ApiError> {
+    if remaining == 0 {
+        return Err(ApiError::new(
+            ProblemKind::ValidationFailed,
+            "A member holds at least one role; add them to another group before removing them from this one.",
+        ));
+    }
+    Ok(())
 }

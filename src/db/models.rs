@@ -117,6 +117,8 @@ pub struct RoleRow {
     pub description: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The identity provider's id for the role as a SCIM group.
+    pub external_id: Option<String>,
 }
 
 /// The `roles.builtin_key` column read as a [`BuiltinRole`]; a key this version does not
@@ -177,6 +179,8 @@ pub struct MembershipRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub external_id: Option<String>,
+    /// The identity provider's SCIM `userName`; `None` answers to the email.
+    pub scim_user_name: Option<String>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
@@ -207,6 +211,8 @@ pub struct NewMembership {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub external_id: Option<String>,
+    /// The identity provider's SCIM `userName`; `None` answers to the email.
+    pub scim_user_name: Option<String>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable)]

@@ -52,6 +52,7 @@ diesel::table! {
         description -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        external_id -> Nullable<Text>,
     }
 }
 
@@ -72,6 +73,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         external_id -> Nullable<Text>,
+        scim_user_name -> Nullable<Text>,
     }
 }
 

@@ -5,6 +5,8 @@ pub mod enums;
 pub mod inputs;
 pub mod page;
 pub mod permissions;
+pub mod scim;
+pub mod scim_filter;
 
 pub use enums::*;
 pub use inputs::*;

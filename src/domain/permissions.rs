@@ -54,6 +54,7 @@ permissions! {
     ApiKeysManage => "api_keys.manage": "Create, rotate and revoke the organization's API keys.",
     NotificationsSend => "notifications.send": "Post notifications for users (the account's own services, e.g. \"text message received\").",
     NotificationsManage => "notifications.manage": "Read the account's notification outbox and retry failed deliveries.",
+    ScimProvision => "scim.provision": "Provision users and groups through SCIM.",
 }
 
 impl Serialize for Permission {
@@ -157,6 +158,7 @@ impl BuiltinRole {
                 ApiKeysManage,
                 NotificationsSend,
                 NotificationsManage,
+                ScimProvision,
             ],
             Self::Standard => &[
                 UsersRead,

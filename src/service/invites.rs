@@ -608,7 +608,7 @@ fn create_person(
             first_name: &person.first_name,
             last_name: &person.last_name,
             phone: None,
-            password_hash,
+            password_hash: Some(password_hash),
             must_change_password: false,
         },
         tx.now,

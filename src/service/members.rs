@@ -71,13 +71,17 @@ pub struct NewMember {
     pub first_name: String,
     pub last_name: String,
     pub phone: Option<String>,
-    pub password: NewPassword,
+    /// The initial password, which the user must change at first login; without one the
+    /// user has no usable password until they set one through a reset link.
+    pub password: Option<NewPassword>,
     /// Role ids as sent; resolved in the caller's organization.
     pub role_ids: Vec<String>,
     /// The node as sent; the caller's own node when absent.
     pub account_id: Option<String>,
     pub external_id: Option<String>,
     pub preferences: Preferences,
+    /// The identity provider's SCIM `userName`, unique within the organization.
+    pub scim_user_name: Option<String>,
 }
 
 /// Changes to a member's profile; `None` leaves a field as it is, `Some(None)` clears it.
@@ -89,6 +93,10 @@ pub struct ProfileChanges {
     pub username: Option<Username>,
     pub external_id: Option<Option<String>>,
     pub preferences: Preferences,
+    /// A new email address (see [`policy::require_change_email`]).
+    pub email: Option<Email>,
+    /// The identity provider's SCIM `userName`; `Some(None)` falls back to the email.
+    pub scim_user_name: Option<Option<String>>,
 }
 
 /// Both sides of an ownership transfer, as they are afterwards.
@@ -215,8 +223,11 @@ pub async fn create(state: &web::Data<AppState>, caller: Principal, cmd: NewMemb
         grantable_roles(tx, &early, &role_ids).map(drop)
     })
     .await?;
-    let hash = state.passwords.hash(cmd.password.expose().to_string()).await?;
-    service::write(state, move |tx| insert(tx, &caller, cmd, &hash)).await
+    let hash = match &cmd.password {
+        Some(password) => Some(state.passwords.hash(password.expose().to_string()).await?),
+        None => None,
+    };
+    service::write(state, move |tx| insert(tx, &caller, cmd, hash.as_deref())).await
 }
 
 /// The node a new member goes to (the caller's own unless named), if the caller manages
@@ -242,7 +253,8 @@ fn grantable_roles(
     Ok(granted)
 }
 
-fn insert(tx: &mut Tx<'_>, caller: &Principal, cmd: NewMember, hash: &str) -> Result<Member, ApiError> {
+/// Writes a new member, in the caller's transaction; `hash` is the initial password's.
+pub fn insert(tx: &mut Tx<'_>, caller: &Principal, cmd: NewMember, hash: Option<&str>) -> Result<Member, ApiError> {
     let caller = tx.lock_tenant(caller)?;
     let root = policy::tenant(&caller)?.root.clone();
     let node = target_node(tx, &caller, cmd.account_id.as_deref())?;
@@ -251,6 +263,9 @@ fn insert(tx: &mut Tx<'_>, caller: &Principal, cmd: NewMember, hash: &str) -> Re
     ensure_identity_free(tx, &cmd.email, cmd.username.as_ref())?;
     if let Some(ext) = &cmd.external_id {
         ensure_external_id_free(tx, &root, ext, None)?;
+    }
+    if let Some(name) = &cmd.scim_user_name {
+        ensure_scim_user_name_free(tx, &root, name, None)?;
     }
     let user_id = identity::insert_person(
         tx.conn,
@@ -261,7 +276,7 @@ fn insert(tx: &mut Tx<'_>, caller: &Principal, cmd: NewMember, hash: &str) -> Re
             last_name: &cmd.last_name,
             phone: cmd.phone.as_deref(),
             password_hash: hash,
-            must_change_password: true,
+            must_change_password: hash.is_some(),
         },
         tx.now,
     )?;
@@ -270,6 +285,7 @@ fn insert(tx: &mut Tx<'_>, caller: &Principal, cmd: NewMember, hash: &str) -> Re
     }
     let mut membership = memberships::new_active(&user_id, &node, tx.now);
     membership.external_id = cmd.external_id;
+    membership.scim_user_name = cmd.scim_user_name;
     let role_ids: Vec<RoleId> = granted.iter().map(|(r, _)| r.id.clone()).collect();
     let membership = memberships::insert(tx.conn, membership, &role_ids)?;
     seats::sync(tx.conn, &membership, SeatEndReason::RolesChanged, tx.now)?;
@@ -307,6 +323,43 @@ fn ensure_external_id_free(
         return Err(ApiError::new(
             ProblemKind::ExternalIdTaken,
             format!("Another user of this organization has the external id {external_id}."),
+        ));
+    }
+    Ok(())
+}
+
+/// A SCIM `userName` answers for one member of the organization only, compared regardless
+/// of case; a member without one answers to their email (`except`: the membership that keeps it).
+fn ensure_scim_user_name_free(
+    tx: &mut Tx<'_>,
+    root: &AccountId,
+    user_name: &str,
+    except: Option<&MembershipId>,
+) -> Result<(), ApiError> {
+    if memberships::scim_user_name_taken(tx.conn, root, &user_name.to_lowercase(), except)? {
+        return Err(ApiError::conflict(format!(
+            "Another user of this organization has the userName {user_name}."
+        )));
+    }
+    Ok(())
+}
+
+/// A new email address for a member: refused from a delegated session (R8), for a user who
+/// also belongs to other organizations (it would change their login there too), and when
+/// another user has it.
+fn ensure_email_changeable(
+    tx: &mut Tx<'_>,
+    caller: &Principal,
+    member: &Member,
+    email: &Email,
+) -> Result<(), ApiError> {
+    let organizations = memberships::count_for_user(tx.conn, &member.user.id)?;
+    policy::require_change_email(caller, organizations)?;
+    let holder = users::find_by_email(tx.conn, email.normalized())?;
+    if holder.is_some_and(|u| u.id != member.user.id) {
+        return Err(ApiError::new(
+            ProblemKind::EmailTaken,
+            "Another user has this email address.",
         ));
     }
     Ok(())
@@ -350,8 +403,9 @@ pub fn update(tx: &mut Tx<'_>, caller: &Principal, id: &UserId, cmd: ProfileChan
     let caller = tx.lock_tenant(caller)?;
     let root = policy::tenant(&caller)?.root.clone();
     let member = load(tx, &root, id)?;
-    let sets_external_id = cmd.external_id.is_some();
-    policy::require_edit_member(&caller, &member.user.id, &member.node, &member.roles, sets_external_id)?;
+    // The external id, the SCIM userName and the email are the integrator's to set.
+    let managed_fields = cmd.external_id.is_some() || cmd.scim_user_name.is_some() || cmd.email.is_some();
+    policy::require_edit_member(&caller, &member.user.id, &member.node, &member.roles, managed_fields)?;
     tx.check_version(&versions::of_member(&member))?;
     if let Some(name) = &cmd.username {
         let taken = users::find_by_username(tx.conn, name.normalized())?.is_some_and(|u| u.id != member.user.id);
@@ -362,8 +416,17 @@ pub fn update(tx: &mut Tx<'_>, caller: &Principal, id: &UserId, cmd: ProfileChan
     if let Some(Some(ext)) = &cmd.external_id {
         ensure_external_id_free(tx, &root, ext, Some(&member.membership.id))?;
     }
+    if let Some(Some(name)) = &cmd.scim_user_name {
+        ensure_scim_user_name_free(tx, &root, name, Some(&member.membership.id))?;
+    }
+    let email = cmd.email.filter(|e| e.normalized() != member.user.email_normalized);
+    if let Some(email) = &email {
+        ensure_email_changeable(tx, &caller, &member, email)?;
+    }
     let prefs = cmd.preferences;
     let changes = users::UserChanges {
+        email: email.as_ref().map(|e| e.as_str().to_string()),
+        email_normalized: email.as_ref().map(|e| e.normalized().to_string()),
         first_name: cmd.first_name,
         last_name: cmd.last_name,
         phone: cmd.phone,
@@ -379,7 +442,15 @@ pub fn update(tx: &mut Tx<'_>, caller: &Principal, id: &UserId, cmd: ProfileChan
     if let Some(ext) = &cmd.external_id {
         memberships::set_external_id(tx.conn, &member.membership.id, ext.as_deref(), tx.now)?;
     }
-    record(tx, &caller, AuditAction::UserUpdated, &member.user.id, json!({}))?;
+    if let Some(name) = &cmd.scim_user_name {
+        memberships::set_scim_user_name(tx.conn, &member.membership.id, name.as_deref(), tx.now)?;
+    }
+    let details = if email.is_some() {
+        json!({ "email_changed": true })
+    } else {
+        json!({})
+    };
+    record(tx, &caller, AuditAction::UserUpdated, &member.user.id, details)?;
     load(tx, &root, &member.user.id)
 }
 

@@ -24,6 +24,7 @@ pub mod members;
 pub mod messages;
 pub mod notifications;
 pub mod roles;
+pub mod scim;
 pub mod seats;
 pub mod sessions;
 pub mod versions;
@@ -64,6 +65,15 @@ impl Tx<'_> {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Like [`Tx::check_version`], for a write made of other services' writes (SCIM): the
+    /// version of the resource as a whole is compared once, first, and the services it then
+    /// goes through see no `If-Match` of their own.
+    pub fn check_version_once(&mut self, current: &str) -> Result<(), ApiError> {
+        self.check_version(current)?;
+        self.precondition = None;
+        Ok(())
     }
 
     /// Takes the caller's organization lock and returns the caller as they are now (R15):

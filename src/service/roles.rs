@@ -30,6 +30,8 @@ pub struct NewRole {
     /// Already trimmed; empty when none was given.
     pub description: String,
     pub permissions: PermissionSet,
+    /// The identity provider's id for the role (SCIM's group `externalId`).
+    pub external_id: Option<String>,
 }
 
 /// Changes to a custom role; `None` leaves a field as it is.
@@ -39,6 +41,8 @@ pub struct RoleChanges {
     pub description: Option<String>,
     /// The complete new set, replacing the old one.
     pub permissions: Option<PermissionSet>,
+    /// `Some(None)` clears it.
+    pub external_id: Option<Option<String>>,
 }
 
 /// The permission catalog: every permission a role can hold.
@@ -202,6 +206,9 @@ pub fn create(tx: &mut Tx<'_>, caller: &Principal, cmd: NewRole) -> Result<RoleD
         &cmd.permissions,
         tx.now,
     )?;
+    if let Some(external_id) = &cmd.external_id {
+        roles::set_external_id(tx.conn, &id, Some(external_id.as_str()), tx.now)?;
+    }
     let details = json!({ "name": cmd.name, "permissions": names(&cmd.permissions) });
     record(tx, &caller, AuditAction::RoleCreated, &id, details)?;
     let role = find(tx.conn, &tenant.root, &id)?;
@@ -246,6 +253,9 @@ pub fn update(tx: &mut Tx<'_>, caller: &Principal, id: &RoleId, cmd: RoleChanges
     roles::rename(tx.conn, &role.id, &name, &description, tx.now)?;
     if let Some(set) = &cmd.permissions {
         roles::set_permissions(tx.conn, &role.id, set)?;
+    }
+    if let Some(external_id) = &cmd.external_id {
+        roles::set_external_id(tx.conn, &role.id, external_id.as_deref(), tx.now)?;
     }
     let details = json!({ "name": name, "permissions": cmd.permissions.as_ref().map(names) });
     record(tx, &caller, AuditAction::RoleUpdated, &role.id, details)?;

@@ -15,11 +15,20 @@ fn tag(parts: &str) -> String {
 
 /// A member: their profile, their membership and its roles.
 pub fn of_member(m: &Member) -> String {
-    let mut roles: Vec<&str> = m.roles.iter().map(|r| r.id.as_str()).collect();
+    of_member_parts(&m.user, &m.membership, &m.roles)
+}
+
+/// [`of_member`], from its parts (a list row has no node).
+pub fn of_member_parts(
+    user: &crate::db::models::UserRow,
+    membership: &crate::db::models::MembershipRow,
+    roles: &[crate::db::models::RoleRow],
+) -> String {
+    let mut roles: Vec<&str> = roles.iter().map(|r| r.id.as_str()).collect();
     roles.sort_unstable();
     tag(&format!(
         "member|{}|{}|{}|{:?}|{roles:?}",
-        m.user.id, m.user.status, m.user.updated_at, m.membership
+        user.id, user.status, user.updated_at, membership
     ))
 }
 
@@ -31,6 +40,17 @@ pub fn of_account(a: &AccountRow) -> String {
 /// A role: its name, description and permissions.
 pub fn of_role(r: &crate::db::models::RoleRow, permissions: &crate::domain::permissions::PermissionSet) -> String {
     tag(&format!("role|{r:?}|{permissions:?}"))
+}
+
+/// A SCIM group: its role and who holds it (user ids, in any order).
+pub fn of_group(
+    role: &crate::db::models::RoleRow,
+    permissions: &crate::domain::permissions::PermissionSet,
+    holders: &[&str],
+) -> String {
+    let mut holders = holders.to_vec();
+    holders.sort_unstable();
+    tag(&format!("group|{}|{holders:?}", of_role(role, permissions)))
 }
 
 /// An organization's billing profile.

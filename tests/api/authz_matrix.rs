@@ -435,6 +435,8 @@ const HOLDS: &[(&str, [bool; 7])] = &[
     ("audit.read",       [ Y,    Y,    N,       N,      N,    N,        N ]),
     ("webhooks.manage",  [ Y,    Y,    N,       N,      N,    N,        N ]),
     ("api_keys.manage",  [ Y,    Y,    N,       N,      N,    N,        N ]),
+    // SCIM provisioning is user management and settings (issue 12).
+    ("scim.provision",   [ Y,    Y,    N,       N,      N,    N,        N ]),
     // "all contacts" (standard), "only contacts assigned to them" (limited), "one assigned
     // record" (guest), "read only" (viewer); standard "cannot delete contacts".
     ("contacts.read_all",      [ Y, Y, Y,       N,      N,    N,        Y ]),

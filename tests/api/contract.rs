@@ -17,6 +17,9 @@
 //! A documented path called with an undocumented method must answer a 405 problem. Paths
 //! outside the document are listed in [`OUTSIDE_THE_DOCUMENT`]; they are only checked to
 //! answer problem documents when they fail.
+//!
+//! SCIM (`/scim/v2/…`) is documented by its own discovery endpoints, not by the OpenAPI
+//! document: its responses are checked against RFC 7644 instead ([`check_scim`]).
 
 use jsonschema::Validator;
 use reqwest::header::HeaderMap;
@@ -283,6 +286,9 @@ pub fn check(method: &Method, path: &str, status: StatusCode, headers: &HeaderMa
         body,
     };
 
+    if path.starts_with("/scim/") {
+        return check_scim(&seen);
+    }
     let candidates = contract.matching(path);
     if *method == Method::OPTIONS && !candidates.is_empty() && status != StatusCode::METHOD_NOT_ALLOWED {
         // A CORS preflight (see src/cors.rs): answered, empty, naming the origin, or refused
@@ -383,6 +389,71 @@ document it, or list it there with a reason"
                 op.id,
                 errors.join("\n    ")
             ));
+        }
+    }
+}
+
+const SCIM_ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+const SCIM_LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+const SCIM_TYPES: &[&str] = &[
+    "invalidFilter",
+    "tooMany",
+    "uniqueness",
+    "mutability",
+    "invalidSyntax",
+    "invalidPath",
+    "noTarget",
+    "invalidValue",
+    "invalidVers",
+    "sensitive",
+];
+
+/// A SCIM response (RFC 7644): `application/scim+json` whenever there is a body; an error
+/// is a SCIM Error message whose `status` is the HTTP status; a list is a ListResponse of
+/// resources; a resource has `schemas` and `meta`, and its `ETag` is its `meta.version`.
+fn check_scim(seen: &Seen<'_>) {
+    if seen.body.is_empty() {
+        if seen.status != StatusCode::NO_CONTENT {
+            seen.fail("SCIM: only a 204 comes without a body".into());
+        }
+        return;
+    }
+    if media_type(seen.headers).as_deref() != Some("application/scim+json") {
+        seen.fail("SCIM: a body must be application/scim+json".into());
+    }
+    let value: Value = serde_json::from_slice(seen.body).unwrap_or_else(|e| seen.fail(format!("SCIM: not JSON: {e}")));
+    let schemas = value["schemas"].as_array().cloned().unwrap_or_default();
+    if seen.status.is_client_error() || seen.status.is_server_error() {
+        let fits = schemas == [json!(SCIM_ERROR)]
+            && value["status"] == json!(seen.status.as_u16().to_string())
+            && value["detail"].is_string()
+            && (value.get("scimType").is_none() || SCIM_TYPES.iter().any(|t| value["scimType"] == *t));
+        if !fits {
+            seen.fail("SCIM: an error must be an Error message (RFC 7644 §3.12)".into());
+        }
+        return;
+    }
+    if schemas == [json!(SCIM_LIST)] {
+        let resources = value["Resources"].as_array().cloned().unwrap_or_default();
+        let fits = value["totalResults"].is_u64()
+            && value["startIndex"].is_u64()
+            && value["itemsPerPage"] == json!(resources.len())
+            && resources.iter().all(|r| r["schemas"].is_array() && r["id"].is_string());
+        if !fits {
+            seen.fail("SCIM: not a ListResponse of resources (RFC 7644 §3.4.2)".into());
+        }
+        return;
+    }
+    // `meta` may be left out of a partial representation (`attributes=…`), never half there.
+    let meta_fits = value.get("meta").is_none()
+        || (value["meta"]["resourceType"].is_string() && value["meta"]["location"].is_string());
+    if schemas.is_empty() || !meta_fits {
+        seen.fail("SCIM: a resource has schemas, and a meta with resourceType and location (RFC 7643 §3.1)".into());
+    }
+    if let Some(version) = value["meta"]["version"].as_str() {
+        let etag = seen.headers.get(reqwest::header::ETAG).and_then(|v| v.to_str().ok());
+        if etag.is_some_and(|e| e != version) {
+            seen.fail("SCIM: the ETag must be the resource's meta.version".into());
         }
     }
 }

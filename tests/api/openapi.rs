@@ -235,3 +235,11 @@ fn every_reference_resolves() {
         .collect();
     assert!(dangling.is_empty(), "references to nothing: {dangling:?}");
 }
+
+/// SCIM is documented by its own discovery endpoints (`/scim/v2/Schemas`, …), not here.
+#[test]
+fn scim_is_not_in_the_document() {
+    let doc: Value = serde_json::from_str(include_str!("../../openapi/openapi.json")).expect("json");
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.keys().all(|p| !p.starts_with("/scim")), "{:?}", paths.keys());
+}

@@ -37,6 +37,7 @@ pub fn new_active(user: &UserId, node: &AccountRow, now: NaiveDateTime) -> NewMe
         created_at: now,
         updated_at: now,
         external_id: None,
+        scim_user_name: None,
     }
 }
 
@@ -295,4 +296,159 @@ pub fn find(conn: &mut DbConnection, id: &MembershipId) -> RepoResult<Option<Mem
         .select(MembershipRow::as_select())
         .get_result(conn)
         .optional()
+}
+
+/// Sets (or clears) the identity provider's SCIM `userName` of a membership.
+pub fn set_scim_user_name(
+    conn: &mut DbConnection,
+    membership: &MembershipId,
+    user_name: Option<&str>,
+    now: NaiveDateTime,
+) -> RepoResult<()> {
+    diesel::update(memberships::table.find(membership.as_str()))
+        .set((
+            memberships::scim_user_name.eq(user_name),
+            memberships::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+diesel::define_sql_function! {
+    #[sql_name = "lower"]
+    fn lower_nullable(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// Whether another membership of the root account answers to the SCIM `userName`
+/// `lowered` (already lower case): its own `userName`, or its user's email when it has none.
+pub fn scim_user_name_taken(
+    conn: &mut DbConnection,
+    root: &AccountId,
+    lowered: &str,
+    except: Option<&MembershipId>,
+) -> RepoResult<bool> {
+    let except = except.map(|m| m.as_str().to_string()).unwrap_or_default();
+    diesel::select(diesel::dsl::exists(
+        memberships::table
+            .inner_join(users::table)
+            .filter(memberships::root_account_id.eq(root.as_str()))
+            .filter(memberships::id.ne(except))
+            .filter(
+                lower_nullable(memberships::scim_user_name)
+                    .eq(lowered)
+                    .or(memberships::scim_user_name
+                        .is_null()
+                        .and(users::email_normalized.eq(lowered))),
+            ),
+    ))
+    .get_result(conn)
+}
+
+/// A bound on when a member last changed (the later of its user's and its membership's
+/// `updated_at`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangedBound {
+    After,
+    AtOrAfter,
+    Before,
+    AtOrBefore,
+}
+
+/// What a SCIM query of an organization's members is narrowed to; every condition must
+/// hold. Archived users are never listed.
+#[derive(Debug, Default)]
+pub struct ScimMemberFilter {
+    /// Lower case; matches the `userName`, or the email of a member without one.
+    pub user_names: Vec<String>,
+    pub external_ids: Vec<String>,
+    pub user_ids: Vec<String>,
+    /// Normalized emails.
+    pub emails: Vec<String>,
+    pub status: Option<MembershipStatus>,
+    pub changed: Vec<(ChangedBound, NaiveDateTime)>,
+}
+
+macro_rules! scim_members {
+    ($root:expr, $filter:expr) => {{
+        let filter: &ScimMemberFilter = $filter;
+        let mut query = memberships::table
+            .inner_join(users::table)
+            .filter(memberships::root_account_id.eq($root.as_str().to_string()))
+            .filter(users::status.eq(UserStatus::Active.as_str()))
+            .into_boxed::<crate::db::MultiBackend>();
+        for name in &filter.user_names {
+            query = query.filter(
+                lower_nullable(memberships::scim_user_name)
+                    .eq(name.clone())
+                    .or(memberships::scim_user_name
+                        .is_null()
+                        .and(users::email_normalized.eq(name.clone()))),
+            );
+        }
+        for external_id in &filter.external_ids {
+            query = query.filter(memberships::external_id.eq(external_id.clone()));
+        }
+        for id in &filter.user_ids {
+            query = query.filter(users::id.eq(id.clone()));
+        }
+        for email in &filter.emails {
+            query = query.filter(users::email_normalized.eq(email.clone()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(memberships::status.eq(status.as_str()));
+        }
+        for (bound, at) in &filter.changed {
+            let at = *at;
+            query = match bound {
+                ChangedBound::After => query.filter(users::updated_at.gt(at).or(memberships::updated_at.gt(at))),
+                ChangedBound::AtOrAfter => query.filter(users::updated_at.ge(at).or(memberships::updated_at.ge(at))),
+                ChangedBound::Before => query.filter(users::updated_at.lt(at).and(memberships::updated_at.lt(at))),
+                ChangedBound::AtOrBefore => query.filter(users::updated_at.le(at).and(memberships::updated_at.le(at))),
+            };
+        }
+        query
+    }};
+}
+
+/// One page of the organization's members that match `filter`, by user id, skipping `offset`.
+pub fn scim_page(
+    conn: &mut DbConnection,
+    root: &AccountId,
+    filter: &ScimMemberFilter,
+    offset: i64,
+    limit: i64,
+) -> RepoResult<Vec<(MembershipRow, UserRow)>> {
+    scim_members!(root, filter)
+        .select((MembershipRow::as_select(), UserRow::as_select()))
+        .order(users::id.asc())
+        .offset(offset)
+        .limit(limit)
+        .load(conn)
+}
+
+/// How many of the organization's members match `filter`.
+pub fn scim_count(conn: &mut DbConnection, root: &AccountId, filter: &ScimMemberFilter) -> RepoResult<i64> {
+    scim_members!(root, filter).count().get_result(conn)
+}
+
+/// The members of the organization (archived users left out) who hold any of `roles`:
+/// (role id, membership, user), by user id.
+pub fn holding_roles(
+    conn: &mut DbConnection,
+    root: &AccountId,
+    roles: &[RoleId],
+) -> RepoResult<Vec<(String, MembershipRow, UserRow)>> {
+    let ids: Vec<&str> = roles.iter().map(RoleId::as_str).collect();
+    membership_roles::table
+        .inner_join(memberships::table.inner_join(users::table))
+        .filter(memberships::root_account_id.eq(root.as_str()))
+        .filter(users::status.eq(UserStatus::Active.as_str()))
+        .filter(membership_roles::role_id.eq_any(ids))
+        .order(users::id.asc())
+        .select((
+            membership_roles::role_id,
+            MembershipRow::as_select(),
+            UserRow::as_select(),
+        ))
+        .load(conn)
 }

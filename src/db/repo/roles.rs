@@ -153,6 +153,19 @@ pub fn rename(
         .map(|_| ())
 }
 
+/// Sets (or clears) the identity provider's id for a role.
+pub fn set_external_id(
+    conn: &mut DbConnection,
+    role: &RoleId,
+    external_id: Option<&str>,
+    now: NaiveDateTime,
+) -> RepoResult<()> {
+    diesel::update(roles::table.find(role.as_str()))
+        .set((roles::external_id.eq(external_id), roles::updated_at.eq(now)))
+        .execute(conn)
+        .map(|_| ())
+}
+
 pub fn delete(conn: &mut DbConnection, role: &RoleId) -> RepoResult<()> {
     diesel::delete(role_permissions::table.filter(role_permissions::role_id.eq(role.as_str()))).execute(conn)?;
     diesel::delete(roles::table.find(role.as_str()))

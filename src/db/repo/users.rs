@@ -66,6 +66,8 @@ pub fn set_password(conn: &mut DbConnection, id: &UserId, hash: &str, now: Naive
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = users)]
 pub struct UserChanges {
+    pub email: Option<String>,
+    pub email_normalized: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub phone: Option<Option<String>>,
