@@ -381,18 +381,28 @@ pub struct Problem {
     pub error: Option<String>,
 }
 
+/// The parts of a problem that only some problems have.
+#[derive(Debug, Default)]
+struct Extras {
+    /// The `Allow` header of a 405.
+    allow: Option<String>,
+    /// The OAuth 2.0 error code (RFC 6749 §5.2), on the token endpoint.
+    oauth_error: Option<&'static str>,
+    /// Seconds for the `Retry-After` header (429, 503).
+    retry_after: Option<u64>,
+    /// The RFC 7644 §3.12 `scimType` a SCIM response gives this problem, when it has one.
+    scim_type: Option<&'static str>,
+}
+
 /// Everything a request can fail with.
 pub struct ApiError {
     kind: ProblemKind,
     detail: String,
     errors: Vec<FieldError>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    allow: Option<String>,
-    oauth_error: Option<&'static str>,
-    /// Seconds for the `Retry-After` header (429, 503).
-    retry_after: Option<u64>,
-    /// The RFC 7644 §3.12 `scimType` a SCIM response gives this problem, when it has one.
-    scim_type: Option<&'static str>,
+    /// What few problems carry besides (kept apart so that the error stays small: it is the
+    /// `Err` of every service call).
+    extras: Option<Box<Extras>>,
 }
 
 impl ApiError {
@@ -402,27 +412,28 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             source: None,
-            allow: None,
-            oauth_error: None,
-            retry_after: None,
-            scim_type: None,
+            extras: None,
         }
     }
 
     /// The same problem, naming the OAuth 2.0 error code a token endpoint client expects.
     pub fn with_oauth_error(mut self, code: &'static str) -> Self {
-        self.oauth_error = Some(code);
+        self.extras_mut().oauth_error = Some(code);
         self
     }
 
     /// The same problem, with the `scimType` a SCIM response names it by.
     pub fn with_scim_type(mut self, scim_type: &'static str) -> Self {
-        self.scim_type = Some(scim_type);
+        self.extras_mut().scim_type = Some(scim_type);
         self
     }
 
     pub fn scim_type(&self) -> Option<&'static str> {
-        self.scim_type
+        self.extras.as_ref().and_then(|e| e.scim_type)
+    }
+
+    fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
     }
 
     /// Whether this is an unexpected failure (logged in full, shown only as a 500).
@@ -504,10 +515,9 @@ impl ApiError {
 
     pub fn method_not_allowed(allow: String) -> Self {
         let detail = format!("This resource answers only {allow}.");
-        Self {
-            allow: Some(allow),
-            ..Self::new(ProblemKind::MethodNotAllowed, detail)
-        }
+        let mut error = Self::new(ProblemKind::MethodNotAllowed, detail);
+        error.extras_mut().allow = Some(allow);
+        error
     }
 
     /// A 503 that is worth retrying in a moment (e.g. every password hasher is busy).
@@ -526,13 +536,13 @@ impl ApiError {
 
     /// The same problem with a `Retry-After` header, in seconds.
     pub fn retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after = Some(seconds);
+        self.extras_mut().retry_after = Some(seconds);
         self
     }
 
     /// The seconds the answer's `Retry-After` header carries, if any.
     pub fn retry_after_secs(&self) -> Option<u64> {
-        self.retry_after
+        self.extras.as_ref().and_then(|e| e.retry_after)
     }
 
     /// An unexpected failure: logged in full, shown to the client only as a 500.
@@ -554,7 +564,7 @@ impl ApiError {
             detail: self.detail.clone(),
             request_id: request_id::current(),
             errors: self.errors.clone(),
-            error: self.oauth_error.map(str::to_string),
+            error: self.extras.as_ref().and_then(|e| e.oauth_error).map(str::to_string),
         }
     }
 }
@@ -593,10 +603,10 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if let Some(allow) = &self.allow {
+        if let Some(allow) = self.extras.as_ref().and_then(|e| e.allow.as_ref()) {
             response.insert_header((header::ALLOW, allow.as_str()));
         }
-        if let Some(seconds) = self.retry_after {
+        if let Some(seconds) = self.retry_after_secs() {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         if self.kind == ProblemKind::Unauthenticated {

@@ -38,12 +38,15 @@ async fn send(app: &TestApp, method: Method, path: &str, body: Option<Value>, to
     req.send_checked().await.expect("request sent")
 }
 
+/// A request to make: method, path, body, bearer token, and the status it should get.
+type Case<'a> = (Method, &'a str, Option<Value>, Option<&'a str>, u16);
+
 #[tokio::test]
 async fn every_response_carries_the_security_headers_whoever_answered() {
     on_each_backend(|app| async move {
         let signup = app.sign_up("ada@example.com").await;
         let access = token(&signup);
-        let cases: Vec<(Method, &str, Option<Value>, Option<&str>, u16)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (Method::GET, "/healthz", None, None, 200),
             (Method::GET, "/v1/me", None, Some(access.as_str()), 200),
             (Method::GET, "/v1/me", None, None, 401),
