@@ -147,16 +147,12 @@ pub fn list(tx: &mut Tx<'_>, caller: &Principal) -> Result<Vec<KeyWithRoles>, Ap
     let root = policy::require_api_keys(caller)?.root.clone();
     let keys = api_keys::list(tx.conn, &root)?;
     let ids: Vec<String> = keys.iter().map(|k| k.id.to_string()).collect();
-    let mut roles = api_keys::roles_of_many(tx.conn, &ids)?;
+    let held = api_keys::roles_of_many(tx.conn, &ids)?;
     Ok(keys
         .into_iter()
-        .map(|key| {
-            let (mine, rest): (Vec<_>, Vec<_>) = roles.drain(..).partition(|(id, _)| id == key.id.as_str());
-            roles = rest;
-            KeyWithRoles {
-                key,
-                roles: mine.into_iter().map(|(_, role)| role).collect(),
-            }
+        .map(|key| KeyWithRoles {
+            roles: roles_svc::held_by(&held, key.id.as_str()),
+            key,
         })
         .collect())
 }
@@ -187,12 +183,13 @@ fn load_to_manage(tx: &mut Tx<'_>, caller: &Principal, id: &ApiKeyId) -> Result<
 /// Gives a key a new secret. The previous secret, and access tokens exchanged with it, stop
 /// working at once, or after `grace` (at most [`MAX_GRACE`]) so that an integration can
 /// switch without downtime.
-pub fn rotate(tx: &mut Tx<'_>, caller: &Principal, id: &ApiKeyId, grace: Duration) -> Result<IssuedKey, ApiError> {
+pub fn rotate(tx: &mut Tx<'_>, caller: &Principal, id: &ApiKeyId, grace_seconds: i64) -> Result<IssuedKey, ApiError> {
     let caller = tx.lock_tenant(caller)?;
     let found = load_to_manage(tx, &caller, id)?;
-    if grace < Duration::zero() || grace > MAX_GRACE {
+    if !(0..=MAX_GRACE.num_seconds()).contains(&grace_seconds) {
         return Err(ApiError::field("grace_seconds", "range", "must be 0 to 86400 seconds"));
     }
+    let grace = Duration::seconds(grace_seconds);
     let secret = new_api_key();
     let previous_valid_until = (grace > Duration::zero()).then(|| tx.now + grace);
     let prefix = api_key_shown_part(&secret);

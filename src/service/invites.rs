@@ -290,11 +290,7 @@ pub fn list(tx: &mut Tx<'_>, caller: &Principal, filter: InvitationFilter) -> Re
     let items = rows
         .into_iter()
         .map(|invite| {
-            let roles = held
-                .iter()
-                .filter(|(id, _)| id == invite.id.as_str())
-                .map(|(_, role)| role.clone())
-                .collect();
+            let roles = roles_svc::held_by(&held, invite.id.as_str());
             Invitation::new(invite, roles, tx.now, None)
         })
         .collect();

@@ -169,11 +169,7 @@ pub fn list(tx: &mut Tx<'_>, caller: &Principal, query: MemberQuery) -> Result<V
     Ok(rows
         .into_iter()
         .map(|(membership, user)| {
-            let roles = held
-                .iter()
-                .filter(|(mid, _)| mid == membership.id.as_str())
-                .map(|(_, r)| r.clone())
-                .collect();
+            let roles = roles_svc::held_by(&held, membership.id.as_str());
             ListedMember {
                 membership,
                 user,

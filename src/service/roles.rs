@@ -135,6 +135,15 @@ fn find(conn: &mut DbConnection, root: &AccountId, id: &RoleId) -> Result<RoleRo
 /// Resolves role ids of the caller's organization with their permissions; any id that is
 /// not one of its roles is a field error, never a hint about other tenants. The same role
 /// named twice counts once.
+/// The roles one owner (a membership, an invitation, an API key) holds, out of the
+/// (owner id, role) pairs a `roles_of_many` query read for a page of owners.
+pub fn held_by(held: &[(String, RoleRow)], owner: &str) -> Vec<RoleRow> {
+    held.iter()
+        .filter(|(id, _)| id == owner)
+        .map(|(_, role)| role.clone())
+        .collect()
+}
+
 pub fn resolve(
     conn: &mut DbConnection,
     root: &AccountId,

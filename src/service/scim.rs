@@ -179,11 +179,7 @@ pub fn list_users(tx: &mut Tx<'_>, caller: &Principal, req: ListRequest) -> Resu
     let items = rows
         .into_iter()
         .map(|(membership, user)| ScimUser {
-            roles: held
-                .iter()
-                .filter(|(mid, _)| mid == membership.id.as_str())
-                .map(|(_, r)| r.clone())
-                .collect(),
+            roles: crate::service::roles::held_by(&held, membership.id.as_str()),
             membership,
             user,
         })
