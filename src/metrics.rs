@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use crate::db::repo::notifications::OutboxDepth;
 use crate::db::PoolUse;
+use crate::rate_limit::Bucket;
 use crate::state::AppState;
 
 /// The route label of a request that matched no route: a fixed value, so that scanning
@@ -100,6 +101,17 @@ pub enum LoginFailure {
 }
 
 impl LoginFailure {
+    pub const ALL: [Self; 8] = [
+        Self::UnknownUser,
+        Self::WrongPassword,
+        Self::NoPassword,
+        Self::UserNotActive,
+        Self::Throttled,
+        Self::ManagedAccount,
+        Self::NoAccount,
+        Self::UnknownAccount,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::UnknownUser => "unknown_user",
@@ -206,12 +218,26 @@ pub struct HashMetrics {
 
 impl Default for HashMetrics {
     fn default() -> Self {
-        Self {
+        let metrics = Self {
             in_progress: Gauge::default(),
             waiting: Gauge::default(),
             duration: Family::new_with_constructor(hash_histogram),
             rejected: Counter::default(),
+        };
+        for operation in [HashOperation::Hash, HashOperation::Verify] {
+            drop(metrics.duration.get_or_create(&OperationLabel::of(operation)));
         }
+        metrics
+    }
+}
+
+impl OperationLabel {
+    fn of(operation: HashOperation) -> Self {
+        let operation = match operation {
+            HashOperation::Hash => "hash",
+            HashOperation::Verify => "verify",
+        };
+        Self { operation }
     }
 }
 
@@ -247,13 +273,9 @@ impl HashMetrics {
     /// A hash running, until the guard is dropped.
     pub fn hashing(&self, operation: HashOperation) -> Hashing {
         self.in_progress.inc();
-        let operation = match operation {
-            HashOperation::Hash => "hash",
-            HashOperation::Verify => "verify",
-        };
         Hashing {
             _in_progress: InGauge(self.in_progress.clone()),
-            histogram: self.duration.get_or_create(&OperationLabel { operation }).clone(),
+            histogram: self.duration.get_or_create(&OperationLabel::of(operation)).clone(),
             started: Instant::now(),
         }
     }
@@ -276,14 +298,62 @@ pub struct Metrics {
 }
 
 impl Default for Metrics {
+    /// Every series whose labels are known in advance starts at 0, so that it is there to
+    /// be found, and `rate()` sees its first increase.
     fn default() -> Self {
-        Self {
+        let metrics = Self {
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(request_histogram),
             login_failures: Family::default(),
             rate_limited: Family::default(),
             deliveries: Family::default(),
             hashing: HashMetrics::default(),
+        };
+        for reason in LoginFailure::ALL {
+            drop(metrics.login_failures.get_or_create(&ReasonLabel::of(reason)));
+        }
+        for bucket in Bucket::ALL {
+            drop(metrics.rate_limited.get_or_create(&LimitLabel::of(bucket)));
+        }
+        for channel in [Channel::Notification, Channel::Webhook] {
+            for outcome in [
+                DeliveryOutcome::Delivered,
+                DeliveryOutcome::Failed,
+                DeliveryOutcome::Dead,
+            ] {
+                drop(metrics.deliveries.get_or_create(&DeliveryLabels::of(channel, outcome)));
+            }
+        }
+        metrics
+    }
+}
+
+impl ReasonLabel {
+    fn of(reason: LoginFailure) -> Self {
+        Self {
+            reason: reason.as_str(),
+        }
+    }
+}
+
+impl LimitLabel {
+    fn of(bucket: Bucket) -> Self {
+        Self { limit: bucket.as_str() }
+    }
+}
+
+impl DeliveryLabels {
+    fn of(channel: Channel, outcome: DeliveryOutcome) -> Self {
+        Self {
+            channel: match channel {
+                Channel::Notification => "notification",
+                Channel::Webhook => "webhook",
+            },
+            outcome: match outcome {
+                DeliveryOutcome::Delivered => "delivered",
+                DeliveryOutcome::Failed => "failed",
+                DeliveryOutcome::Dead => "dead",
+            },
         }
     }
 }
@@ -306,31 +376,18 @@ impl Metrics {
     }
 
     pub fn login_failed(&self, reason: LoginFailure) {
-        self.login_failures
-            .get_or_create(&ReasonLabel {
-                reason: reason.as_str(),
-            })
-            .inc();
+        self.login_failures.get_or_create(&ReasonLabel::of(reason)).inc();
     }
 
-    /// An event a rate limit refused (429); `limit` is the bucket's name (`login.account`, …).
-    pub fn rate_limited(&self, limit: &'static str) {
-        self.rate_limited.get_or_create(&LimitLabel { limit }).inc();
+    /// An event a rate limit refused (429).
+    pub fn rate_limited(&self, bucket: Bucket) {
+        self.rate_limited.get_or_create(&LimitLabel::of(bucket)).inc();
     }
 
     pub fn delivery(&self, channel: Channel, outcome: DeliveryOutcome) {
-        let labels = DeliveryLabels {
-            channel: match channel {
-                Channel::Notification => "notification",
-                Channel::Webhook => "webhook",
-            },
-            outcome: match outcome {
-                DeliveryOutcome::Delivered => "delivered",
-                DeliveryOutcome::Failed => "failed",
-                DeliveryOutcome::Dead => "dead",
-            },
-        };
-        self.deliveries.get_or_create(&labels).inc();
+        self.deliveries
+            .get_or_create(&DeliveryLabels::of(channel, outcome))
+            .inc();
     }
 
     /// Every metric, with the scrape's snapshot, in `format`.
@@ -504,7 +561,7 @@ mod tests {
         metrics.request(&Method::GET, Some("/v1/users/{id}".into()), 200, 0.012);
         metrics.request(&Method::from_bytes(b"BREW").unwrap(), None, 404, 0.001);
         metrics.login_failed(LoginFailure::WrongPassword);
-        metrics.rate_limited("login.account");
+        metrics.rate_limited(Bucket::LoginAccount);
         metrics.delivery(Channel::Webhook, DeliveryOutcome::Dead);
         drop(metrics.hashing().hashing(HashOperation::Verify));
         let snapshot = Snapshot {
@@ -530,6 +587,10 @@ mod tests {
             r#"steward_rate_limited_total{limit="login.account"} 1"#,
             r#"steward_outbox_deliveries_total{channel="webhook",outcome="dead"} 1"#,
             "steward_password_hashes_in_progress 0",
+            r#"steward_login_failures_total{reason="managed_account"} 0"#,
+            r#"steward_rate_limited_total{limit="invite.organization"} 0"#,
+            r#"steward_outbox_deliveries_total{channel="notification",outcome="delivered"} 0"#,
+            r#"steward_password_hash_duration_seconds_count{operation="hash"} 0"#,
             r#"steward_password_hash_duration_seconds_count{operation="verify"} 1"#,
             r#"steward_db_pool_connections{state="in_use"} 1"#,
             "steward_db_pool_max_connections 10",

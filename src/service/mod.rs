@@ -84,7 +84,7 @@ impl Tx<'_> {
     /// metrics, by limit.
     pub fn within_limit(&self, verdict: crate::rate_limit::Verdict) -> Result<(), ApiError> {
         if let Err(throttled) = &verdict {
-            self.metrics.rate_limited(throttled.bucket.as_str());
+            self.metrics.rate_limited(throttled.bucket);
         }
         crate::auth::policy::within_limit(verdict)
     }
