@@ -86,6 +86,56 @@ pub struct Config {
     pub limits: RateLimits,
     /// Which forwarding header names the client's address, and from which proxies.
     pub proxy_trust: ProxyTrust,
+    /// The bearer token `/metrics` asks for; `None`: `/metrics` does not exist (404).
+    pub metrics_token: Option<MetricsToken>,
+    /// How log lines are written: plain text, or one JSON object per line.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// env_logger's human-readable lines (the default).
+    Text,
+    /// One JSON object per line (`ts`, `level`, `target`, `msg`, and the request's fields).
+    Json,
+}
+
+/// The token that opens `/metrics`. Only its SHA-256 digest is kept, and a presented token
+/// is compared digest to digest in constant time, so neither its content nor its length
+/// leaks through timing.
+#[derive(Clone)]
+pub struct MetricsToken([u8; 32]);
+
+impl MetricsToken {
+    /// 16 to 512 visible ASCII characters (what fits in an `Authorization` header as is).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if !(16..=512).contains(&raw.len()) {
+            return Err("must be 16 to 512 characters long (use a random one, e.g. `openssl rand -hex 32`)".into());
+        }
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("must be visible ASCII characters, without spaces".into());
+        }
+        Ok(Self(Self::digest(raw)))
+    }
+
+    fn digest(raw: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(raw.as_bytes()).into()
+    }
+
+    /// Whether `presented` is this token, in constant time.
+    pub fn matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(Self::digest(presented).ct_eq(&self.0))
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(…)")
+    }
 }
 
 /// The limits on what can be abused: guessing passwords and sending email.
@@ -163,6 +213,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "STEWARD_LOG",
         "info",
         "log filter, env_logger syntax (e.g. info,steward=debug)",
+    ),
+    (
+        "STEWARD_LOG_FORMAT",
+        "text",
+        "`text`, or `json`: one JSON object per line, with the request id, real actor and effective user on a request's lines",
+    ),
+    (
+        "STEWARD_METRICS_TOKEN",
+        "(none: /metrics off)",
+        "bearer token (16 to 512 visible characters) that opens `/metrics` (Prometheus text format); unset, `/metrics` answers 404",
     ),
     ("STEWARD_MAX_BODY_BYTES", "65536", "largest accepted JSON body"),
     (
@@ -310,6 +370,17 @@ impl Config {
         if env_filter::Builder::new().try_parse(&log_filter).is_err() {
             return Err(invalid(var, &log_filter, "not an env_logger filter"));
         }
+        let (var, raw) = get("STEWARD_LOG_FORMAT", "text");
+        let log_format = match raw.trim().to_ascii_lowercase().as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(invalid(var, &raw, "expected text or json")),
+        };
+        let (var, raw) = get("STEWARD_METRICS_TOKEN", "");
+        let metrics_token = match raw.trim() {
+            "" => None,
+            token => Some(MetricsToken::parse(token).map_err(|reason| invalid(var, "(hidden)", reason))?),
+        };
         let max_body_bytes = parse_number(get("STEWARD_MAX_BODY_BYTES", "65536"), 1024, 64 << 20)?;
         let hash_concurrency = parse_number(get("STEWARD_HASH_CONCURRENCY", &cores.to_string()), 1, 256)?;
         let outbox_poll_interval = parse_duration(get("STEWARD_OUTBOX_POLL_INTERVAL", "1s"))?;
@@ -382,6 +453,8 @@ impl Config {
             database_timeout,
             limits,
             proxy_trust,
+            metrics_token,
+            log_format,
         })
     }
 }
@@ -503,6 +576,24 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_off_by_default_and_the_token_is_kept_as_a_digest() {
+        let c = config(&[]).unwrap();
+        assert!(c.metrics_token.is_none());
+        assert_eq!(c.log_format, LogFormat::Text);
+        let c = config(&[
+            ("STEWARD_METRICS_TOKEN", "0123456789abcdef-scrape"),
+            ("STEWARD_LOG_FORMAT", "JSON"),
+        ])
+        .unwrap();
+        let token = c.metrics_token.expect("configured");
+        assert!(token.matches("0123456789abcdef-scrape"));
+        assert!(!token.matches("0123456789abcdef-scrapE"));
+        assert!(!token.matches(""));
+        assert_eq!(format!("{token:?}"), "MetricsToken(…)");
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
     fn backend_is_chosen_by_scheme() {
         let c = config(&[("STEWARD_DATABASE_URL", "postgres://u@h/db")]).unwrap();
         assert_eq!(c.database_url.backend_name(), "postgres");
@@ -525,6 +616,9 @@ mod tests {
             ("STEWARD_LIMIT_SIGNUP_PER_ADDRESS", "0/1h"),
             ("STEWARD_TRUSTED_PROXIES", "10.0.0.300"),
             ("STEWARD_DATABASE_TIMEOUT", "0s"),
+            ("STEWARD_METRICS_TOKEN", "too-short"),
+            ("STEWARD_METRICS_TOKEN", "has a space in the middle"),
+            ("STEWARD_LOG_FORMAT", "xml"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

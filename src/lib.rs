@@ -17,6 +17,8 @@ pub mod housekeeping;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
+pub mod logging;
+pub mod metrics;
 pub mod net_guard;
 pub mod notify;
 pub mod openapi;
@@ -77,7 +79,9 @@ impl Application {
             .local_addr()
             .map_err(|e| StartError::Bind(config.bind.to_string(), e))?
             .port();
-        let passwords = Passwords::new(config.hash_concurrency).map_err(|e| StartError::Other(format!("{e:?}")))?;
+        let app_metrics = metrics::Metrics::default();
+        let passwords = Passwords::with_metrics(config.hash_concurrency, app_metrics.hashing())
+            .map_err(|e| StartError::Other(format!("{e:?}")))?;
         let keys = keys.with_retired(
             &config.retired_signing_keys_dir,
             config.retired_key_keep(),
@@ -91,8 +95,13 @@ impl Application {
         )
         .with_leeway(config.access_token_leeway);
         let doc = openapi::document();
+        let mut routes = routing::KnownRoutes::from_openapi(&doc);
+        if config.metrics_token.is_some() {
+            routes = routes.with("/metrics", &["GET", "HEAD"]);
+        }
         let state = web::Data::new(AppState {
-            routes: routing::KnownRoutes::from_openapi(&doc),
+            routes,
+            metrics: app_metrics,
             openapi_json: openapi::document_json(),
             config,
             db,
@@ -126,6 +135,7 @@ impl Application {
             max_attempts: state.config.outbox_max_attempts,
             webhook_client,
             allow_private_webhooks: state.config.webhook_allow_private,
+            metrics: state.metrics.clone(),
         }
         .spawn(state.config.outbox_poll_interval);
         // Every minute: an expired invitation is announced at most a minute late.
@@ -138,6 +148,7 @@ impl Application {
         let app_state = state.clone();
         let max_body = state.config.max_body_bytes;
         let cors_origins = state.config.cors_allowed_origins.clone();
+        let metrics_on = state.config.metrics_token.is_some();
         let server = HttpServer::new(move || {
             let (app, _) = App::new().into_utoipa_app().configure(api::routes).split_for_parts();
             app.app_data(app_state.clone())
@@ -150,6 +161,12 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(error::extractors::path))
                 .configure(api::scim::routes)
                 .route("/openapi.json", web::get().to(api::openapi_json))
+                .configure(|cfg| {
+                    // Off unless a token is configured: then an unknown path like any other.
+                    if metrics_on {
+                        cfg.route("/metrics", web::get().to(api::metrics::scrape));
+                    }
+                })
                 .route(
                     "/docs",
                     web::get().to(|| async {
@@ -179,6 +196,8 @@ impl Application {
                 // Around everything else, so that every response gets the headers, whoever
                 // made it.
                 .wrap(from_fn(security_headers::middleware))
+                // Counts and times every answer, whoever made it.
+                .wrap(from_fn(metrics::middleware))
                 // First of all: the method can be changed only while nothing else holds the
                 // request.
                 .wrap(from_fn(routing::head_as_get))

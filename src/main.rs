@@ -62,10 +62,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    env_logger::Builder::new()
-        .parse_filters(&config.log_filter)
-        .format_timestamp_millis()
-        .init();
+    steward::logging::init(&config.log_filter, config.log_format);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::Migrate => migrate(&config),

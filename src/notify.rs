@@ -24,6 +24,7 @@ use crate::clock::SharedClock;
 use crate::db::models::{NotificationRow, WebhookEndpointRow};
 use crate::db::repo::{notifications, webhooks};
 use crate::db::{Db, DbError};
+use crate::metrics::{Channel, DeliveryOutcome, Metrics};
 
 const BATCH: i64 = 50;
 const LEASE_SECS: i64 = 60;
@@ -236,6 +237,8 @@ pub struct Outbox {
     pub webhook_client: reqwest::Client,
     /// Whether endpoints may be loopback, private or link-local addresses.
     pub allow_private_webhooks: bool,
+    /// Counts every attempt by channel and outcome.
+    pub metrics: Metrics,
 }
 
 /// An attempt's outcome, and the status code the endpoint answered, if it answered.
@@ -267,6 +270,18 @@ impl Outbox {
         let max_attempts = self.max_attempts;
         let results: Vec<(NotificationRow, Attempt)> = batch.into_iter().zip(outcomes).collect();
         let handled = results.len();
+        for (message, (outcome, _)) in &results {
+            let channel = match message.webhook_endpoint_id {
+                Some(_) => Channel::Webhook,
+                None => Channel::Notification,
+            };
+            let verdict = match outcome {
+                Ok(()) => DeliveryOutcome::Delivered,
+                Err(_) if is_last_attempt(message, max_attempts) => DeliveryOutcome::Dead,
+                Err(_) => DeliveryOutcome::Failed,
+            };
+            self.metrics.delivery(channel, verdict);
+        }
         self.db
             .read(move |conn| {
                 for (message, (outcome, code)) in &results {
@@ -339,6 +354,11 @@ impl Outbox {
     }
 }
 
+/// Whether this attempt is the message's last: failing it makes the message dead.
+fn is_last_attempt(message: &NotificationRow, max_attempts: i32) -> bool {
+    message.attempts + 1 >= max_attempts
+}
+
 fn record(
     conn: &mut crate::db::DbConnection,
     message: &NotificationRow,
@@ -351,7 +371,7 @@ fn record(
         Err(error) => {
             let attempts = message.attempts + 1;
             // After the first failure the wait is 10 s, then 20 s, 40 s, …
-            let retry_at = (attempts < max_attempts).then(|| now + backoff(attempts - 1));
+            let retry_at = (!is_last_attempt(message, max_attempts)).then(|| now + backoff(attempts - 1));
             if retry_at.is_some() {
                 log::warn!("delivery of {} failed (attempt {attempts}): {error}", message.id);
             } else {

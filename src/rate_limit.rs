@@ -36,6 +36,15 @@ pub enum Bucket {
 }
 
 impl Bucket {
+    pub const ALL: [Self; 6] = [
+        Self::LoginAccount,
+        Self::LoginAddress,
+        Self::ResetEmail,
+        Self::ResetAddress,
+        Self::SignupAddress,
+        Self::InviteOrganization,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::LoginAccount => "login.account",

@@ -27,6 +27,14 @@ pub async fn head_as_get(
     next.call(req).await
 }
 
+/// The method the client sent: `HEAD` for a `HEAD` routed as `GET`.
+pub fn original_method(req: &ServiceRequest) -> Method {
+    match req.extensions().get::<HeadRequest>() {
+        Some(_) => Method::HEAD,
+        None => req.method().clone(),
+    }
+}
+
 struct Route {
     segments: Vec<Option<String>>,
     methods: Vec<String>,
@@ -71,6 +79,16 @@ impl KnownRoutes {
             methods: vec!["GET".into(), "HEAD".into()],
         });
         Self { routes }
+    }
+
+    /// Adds a path served outside the document (`/metrics`, when it is on), so that another
+    /// method there answers 405 rather than 404.
+    pub fn with(mut self, path: &str, methods: &[&str]) -> Self {
+        self.routes.push(Route {
+            segments: path.trim_matches('/').split('/').map(|s| Some(s.to_string())).collect(),
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+        });
+        self
     }
 
     /// The methods the path answers, if the path is known at all.

@@ -1,10 +1,11 @@
-//! What every handler can reach: settings, storage, the clock, hashing and tokens.
+//! What every handler can reach: settings, storage, the clock, hashing, tokens and metrics.
 
 use crate::auth::password::Passwords;
 use crate::auth::tokens::Tokens;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::metrics::Metrics;
 use crate::routing::KnownRoutes;
 
 pub struct AppState {
@@ -16,4 +17,5 @@ pub struct AppState {
     /// The OpenAPI document, serialized once, served byte for byte at `/openapi.json`.
     pub openapi_json: String,
     pub routes: KnownRoutes,
+    pub metrics: Metrics,
 }

@@ -12,6 +12,7 @@ pub mod impersonations;
 pub mod invites;
 pub mod lifecycle;
 pub mod me;
+pub mod metrics;
 pub mod notifications;
 pub mod pagination;
 pub mod roles;

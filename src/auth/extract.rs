@@ -138,6 +138,20 @@ impl Principal {
         })
     }
 
+    /// Who is calling, for the log: the real actor (a person or a key) and the effective user.
+    pub fn caller(&self) -> crate::request_id::Caller {
+        match &self.credential {
+            Credential::Session(caller) => crate::request_id::Caller {
+                actor: Some(caller.actor_id.to_string()),
+                effective_user: Some(caller.user.id.to_string()),
+            },
+            Credential::ApiKey(key) => crate::request_id::Caller {
+                actor: Some(key.id.to_string()),
+                effective_user: None,
+            },
+        }
+    }
+
     /// The audit fields this request fixes: real actor (a person or a key), effective user,
     /// account, request.
     pub fn audit(&self) -> AuditContext {
@@ -166,7 +180,8 @@ fn key_refused() -> ApiError {
     ApiError::unauthenticated("The API key is not valid: unknown, revoked, expired or rotated.")
 }
 
-fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+/// The bearer token of the `Authorization` header; a 401 problem when there is none.
+pub fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -212,6 +227,7 @@ impl FromRequest for Principal {
                 let claims = state.tokens.verify(&token, now)?;
                 state.db.read(move |conn| load(conn, claims, now, request_id)).await?
             };
+            crate::request_id::set_caller(principal.caller());
             if let Some(impersonation) = principal.impersonation() {
                 // Audited whatever its outcome, refusals included (R9).
                 req.extensions_mut().insert(crate::request_audit::Impersonated {

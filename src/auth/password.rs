@@ -20,6 +20,7 @@ use tokio::sync::{oneshot, Semaphore};
 
 use crate::auth::secrets;
 use crate::error::ApiError;
+use crate::metrics::{HashMetrics, HashOperation};
 
 /// How long a request waits for a free hashing thread before it is told to come back.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,11 +76,18 @@ pub struct Passwords {
     /// Verified against when the user does not exist or has no password, so that an unknown
     /// identifier costs the same time as a wrong password and reveals nothing.
     dummy_hash: Arc<String>,
+    metrics: HashMetrics,
 }
 
 impl Passwords {
     /// Starts `concurrency` hashing threads; they end when the last `Passwords` is dropped.
     pub fn new(concurrency: usize) -> Result<Self, ApiError> {
+        Self::with_metrics(concurrency, HashMetrics::default())
+    }
+
+    /// Like [`Passwords::new`], counting hashes waiting and running, and timing them, in
+    /// `metrics`.
+    pub fn with_metrics(concurrency: usize, metrics: HashMetrics) -> Result<Self, ApiError> {
         let concurrency = concurrency.max(1);
         let dummy_hash = hash_now(&secrets::new_token())?;
         let (jobs, queue) = mpsc::channel::<Job>();
@@ -104,23 +112,35 @@ impl Passwords {
             slots: Arc::new(Semaphore::new(concurrency)),
             jobs,
             dummy_hash: Arc::new(dummy_hash),
+            metrics,
         })
     }
 
     async fn run<T: Send + 'static>(
         &self,
+        operation: HashOperation,
         job: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
+        let waiting = self.metrics.waiting();
         let permit = tokio::time::timeout(QUEUE_TIMEOUT, self.slots.clone().acquire_owned())
             .await
-            .map_err(|_| ApiError::unavailable("Too many logins at once; try again in a moment."))?
+            .map_err(|_| {
+                self.metrics.rejected();
+                ApiError::unavailable("Too many logins at once; try again in a moment.")
+            })?
             .map_err(ApiError::internal)?;
+        drop(waiting);
+        let metrics = self.metrics.clone();
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Box::new(move || {
                 let _permit = permit;
+                let result = {
+                    let _hashing = metrics.hashing(operation);
+                    job()
+                };
                 // The caller may have gone away; then nobody needs the answer.
-                let _ = reply.send(job());
+                let _ = reply.send(result);
             }))
             .map_err(|_| ApiError::internal("the hashing threads have stopped"))?;
         answer.await.map_err(|_| ApiError::internal("a password hash failed"))?
@@ -128,14 +148,14 @@ impl Passwords {
 
     /// A new argon2id PHC string for `password`.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        self.run(move || hash_now(&password)).await
+        self.run(HashOperation::Hash, move || hash_now(&password)).await
     }
 
     /// Whether `password` matches `stored`; with no stored hash, burns the same time and
     /// answers `false`.
     pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
         let dummy = self.dummy_hash.clone();
-        self.run(move || match stored {
+        self.run(HashOperation::Verify, move || match stored {
             Some(hash) => verify_now(&password, &hash),
             None => verify_now(&password, &dummy).map(|_| false),
         })

@@ -726,3 +726,22 @@ pub fn keeps_a_role(remaining: usize) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+// ---- operations ----
+
+/// `/metrics` opens to the configured token only, compared in constant time (it exists only
+/// while one is configured). The bearer is the `Authorization` header's, or its refusal.
+pub fn may_scrape_metrics(
+    configured: Option<&crate::config::MetricsToken>,
+    bearer: Result<String, ApiError>,
+) -> Result<(), ApiError> {
+    let refused =
+        || ApiError::unauthenticated("Send the metrics token: Authorization: Bearer <STEWARD_METRICS_TOKEN>.");
+    let token = configured.ok_or_else(refused)?;
+    let presented = bearer.map_err(|_| refused())?;
+    if token.matches(&presented) {
+        Ok(())
+    } else {
+        Err(refused())
+    }
+}

@@ -166,6 +166,14 @@ impl Health {
     }
 }
 
+/// The pool's connections at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUse {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 #[derive(Clone)]
 pub struct Db {
     pool: DbPool,
@@ -195,6 +203,16 @@ impl Db {
             health: Arc::new(Health::new()),
             probe_timeout: PROBE_TIMEOUT.min(checkout_timeout),
         })
+    }
+
+    /// How many pooled connections are open, in use and idle, and the most there may be.
+    pub fn pool_use(&self) -> PoolUse {
+        let state = self.pool.state();
+        PoolUse {
+            in_use: state.connections.saturating_sub(state.idle_connections),
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+        }
     }
 
     /// Whether the database was found unreachable and has not answered since.

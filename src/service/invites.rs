@@ -472,7 +472,7 @@ fn enqueue_invite_mail(
     let limit = tx.config.limits.invites_per_organization;
     let organization_id = invite.root_account_id.as_str();
     let verdict = rate_limit::take(tx.conn, Bucket::InviteOrganization, limit, organization_id, tx.now)?;
-    policy::within_limit(verdict)?;
+    tx.within_limit(verdict)?;
     let valid_days = tx.config.invite_ttl.as_secs() / 86_400;
     notifications::enqueue(
         tx.conn,

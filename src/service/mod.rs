@@ -22,6 +22,7 @@ pub mod invites;
 pub mod lifecycle;
 pub mod members;
 pub mod messages;
+pub mod metrics;
 pub mod notifications;
 pub mod roles;
 pub mod scim;
@@ -38,6 +39,7 @@ use crate::auth::tokens::Tokens;
 use crate::config::Config;
 use crate::db::DbConnection;
 use crate::error::{ApiError, ProblemKind};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// One service call's connection and surroundings.
@@ -47,6 +49,8 @@ pub struct Tx<'a> {
     pub now: NaiveDateTime,
     pub config: &'a Config,
     pub tokens: &'a Tokens,
+    /// What operators watch: refusals and failures are counted as they are decided.
+    pub metrics: &'a Metrics,
     /// The request's `If-Match`, for a write that honours it ([`write_if`]).
     precondition: Option<String>,
     precondition_checked: bool,
@@ -74,6 +78,15 @@ impl Tx<'_> {
         self.check_version(current)?;
         self.precondition = None;
         Ok(())
+    }
+
+    /// Whether a rate limit let the event through (else 429); a refusal is counted in the
+    /// metrics, by limit.
+    pub fn within_limit(&self, verdict: crate::rate_limit::Verdict) -> Result<(), ApiError> {
+        if let Err(throttled) = &verdict {
+            self.metrics.rate_limited(throttled.bucket);
+        }
+        crate::auth::policy::within_limit(verdict)
     }
 
     /// Takes the caller's organization lock and returns the caller as they are now (R15):
@@ -138,6 +151,7 @@ fn new_tx<'a>(state: &'a AppState, conn: &'a mut DbConnection, precondition: Opt
         now: state.clock.now(),
         config: &state.config,
         tokens: &state.tokens,
+        metrics: &state.metrics,
         precondition,
         precondition_checked: false,
     }

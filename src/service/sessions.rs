@@ -22,9 +22,10 @@ use crate::db::repo::notifications::{self, Outgoing};
 use crate::db::repo::{memberships, password_resets, sessions, users};
 use crate::db::DbConnection;
 use crate::domain::{AuditAction, Email, NewPassword, NotificationKind, RevokeReason, UserStatus, Username};
-use crate::error::ApiError;
+use crate::error::{ApiError, ProblemKind};
 use crate::identity::{self, to_chrono, NewOrganization};
 use crate::ids::{AccountId, PasswordResetId, UserId};
+use crate::metrics::LoginFailure;
 use crate::rate_limit::{self, Bucket};
 use crate::service::{messages, Tx};
 
@@ -161,13 +162,8 @@ pub struct SignUp {
 /// the address has signed up too often. Every attempt counts, a refused one included.
 pub fn admit_sign_up(tx: &mut Tx<'_>, client: &ClientAddr) -> Result<(), ApiError> {
     let limit = tx.config.limits.signup_per_address;
-    policy::within_limit(rate_limit::take(
-        tx.conn,
-        Bucket::SignupAddress,
-        limit,
-        &client.subject(),
-        tx.now,
-    )?)
+    let verdict = rate_limit::take(tx.conn, Bucket::SignupAddress, limit, &client.subject(), tx.now)?;
+    tx.within_limit(verdict)
 }
 
 /// Creates the organization, its built-in roles and its owner (hashed password given), and
@@ -320,15 +316,18 @@ pub fn record_failed_login(tx: &mut Tx<'_>, failed: FailedLogin, request_id: &st
     let limit = tx.config.limits.login_per_address;
     rate_limit::count(tx.conn, Bucket::LoginAddress, limit, &failed.address, tx.now)?;
     let Some(user) = failed.user else {
-        let details = json!({ "reason": "unknown_user" });
+        tx.metrics.login_failed(LoginFailure::UnknownUser);
+        let details = json!({ "reason": LoginFailure::UnknownUser.as_str() });
         audit::record_untargeted(tx.conn, &ctx(None), AuditAction::AuthLoginFailed, details, tx.now)?;
         return Ok(());
     };
-    let reason = match (user.status, &user.password_hash) {
-        (UserStatus::Active, Some(_)) => "wrong_password",
-        (UserStatus::Active, None) => "no_password",
-        _ => "user_not_active",
+    let failure = match (user.status, &user.password_hash) {
+        (UserStatus::Active, Some(_)) => LoginFailure::WrongPassword,
+        (UserStatus::Active, None) => LoginFailure::NoPassword,
+        _ => LoginFailure::UserNotActive,
     };
+    tx.metrics.login_failed(failure);
+    let reason = failure.as_str();
     let mut roots: Vec<String> = memberships::usable_for_user(tx.conn, &user.id)?
         .into_iter()
         .map(|(_, root)| root.id.to_string())
@@ -367,14 +366,28 @@ pub fn start_login(
     let (per_address, per_account) = (limits.login_per_address, limits.login_per_account);
     let address = client.subject();
     let verdict = rate_limit::check(tx.conn, Bucket::LoginAddress, per_address, &address, tx.now)?;
-    policy::within_limit(verdict)?;
+    login_within_limit(tx, verdict)?;
     let verdict = rate_limit::take(tx.conn, Bucket::LoginAccount, per_account, identifier.subject(), tx.now)?;
-    policy::within_limit(verdict)?;
+    login_within_limit(tx, verdict)?;
     let user = match identifier {
         LoginIdentifier::Email(email) => users::find_by_email(tx.conn, email)?,
         LoginIdentifier::Username(name) => users::find_by_username(tx.conn, name)?,
     };
     Ok(LoginCandidate { user, address })
+}
+
+/// A login a rate limit refuses is a failed login too (`throttled`).
+fn login_within_limit(tx: &Tx<'_>, verdict: rate_limit::Verdict) -> Result<(), ApiError> {
+    if verdict.is_err() {
+        tx.metrics.login_failed(LoginFailure::Throttled);
+    }
+    tx.within_limit(verdict)
+}
+
+/// Counts a login refused after the right password, and gives its refusal.
+fn login_refused(tx: &Tx<'_>, reason: LoginFailure, refusal: ApiError) -> ApiError {
+    tx.metrics.login_failed(reason);
+    refusal
 }
 
 /// Opens a session for a verified user (second half of a login), scoped to the account
@@ -396,13 +409,20 @@ pub fn log_in(
     }
     let wanted = match account.as_ref().map(NamedAccount::id).transpose() {
         Ok(wanted) => wanted,
-        Err(refused) => return Ok(Err(refused)),
+        Err(refused) => return Ok(Err(login_refused(tx, LoginFailure::UnknownAccount, refused))),
     };
     // Organizations where a caretaker manages the user are closed to them (R7).
-    let choices = crate::service::caretakers::login_choices(tx.conn, &user)?;
+    let choices = match crate::service::caretakers::login_choices(tx.conn, &user) {
+        Ok(choices) => choices,
+        Err(e) if e.kind() == ProblemKind::AccountManaged => {
+            return Err(login_refused(tx, LoginFailure::ManagedAccount, e))
+        }
+        Err(e) => return Err(e),
+    };
     let account = match policy::login_account(&choices, wanted) {
         Ok(account) => account,
-        Err(refused) => return Ok(Err(refused)),
+        Err(refused) if choices.is_empty() => return Ok(Err(login_refused(tx, LoginFailure::NoAccount, refused))),
+        Err(refused) => return Ok(Err(login_refused(tx, LoginFailure::UnknownAccount, refused))),
     };
     let ttl = tx.config.refresh_token_ttl;
     let opened = identity::open_session(tx.conn, &user.id, account.as_ref(), ttl, tx.now)?;
@@ -548,9 +568,9 @@ pub fn admit_password_reset(tx: &mut Tx<'_>, email: &Email, client: &ClientAddr)
     let limits = &tx.config.limits;
     let (per_address, per_email) = (limits.reset_per_address, limits.reset_per_email);
     let verdict = rate_limit::take(tx.conn, Bucket::ResetAddress, per_address, &client.subject(), tx.now)?;
-    policy::within_limit(verdict)?;
+    tx.within_limit(verdict)?;
     let verdict = rate_limit::take(tx.conn, Bucket::ResetEmail, per_email, email.normalized(), tx.now)?;
-    policy::within_limit(verdict)
+    tx.within_limit(verdict)
 }
 
 /// Mails a single-use reset link to an active user with this address; does nothing for any

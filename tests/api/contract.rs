@@ -39,6 +39,10 @@ pub const OUTSIDE_THE_DOCUMENT: &[(&str, &str)] = &[
     ("/docs", "redirects to the Swagger UI"),
     ("/docs/*", "the Swagger UI's files"),
     (
+        "/metrics",
+        "for Prometheus, in its text format; off unless STEWARD_METRICS_TOKEN is set",
+    ),
+    (
         "/v1/nothing-here",
         "a deliberately unknown route: must answer a 404 problem",
     ),

@@ -158,6 +158,11 @@ impl TestApp {
         }
     }
 
+    /// The signing key file the server uses, for a process run beside it (the log tests).
+    pub fn signing_key_file(&self) -> std::path::PathBuf {
+        self._key_dir.0.path().join("signing-key.pem")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

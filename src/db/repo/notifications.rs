@@ -256,3 +256,31 @@ pub fn revive(conn: &mut DbConnection, id: &NotificationId, now: NaiveDateTime) 
     .execute(conn)?;
     Ok(n == 1)
 }
+
+/// How many messages wait in the outbox: pending and due now (leased ones included),
+/// pending until a later retry, and dead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxDepth {
+    pub due: i64,
+    pub scheduled: i64,
+    pub dead: i64,
+}
+
+/// Counts the outbox by state: three counts over the `(status, next_attempt_at)` index,
+/// whose cost does not depend on how many messages were delivered.
+pub fn depth(conn: &mut DbConnection, now: NaiveDateTime) -> RepoResult<OutboxDepth> {
+    let pending = || notifications::table.filter(notifications::status.eq(NotificationStatus::Pending.as_str()));
+    let due = pending()
+        .filter(notifications::next_attempt_at.le(now))
+        .count()
+        .get_result(conn)?;
+    let scheduled = pending()
+        .filter(notifications::next_attempt_at.gt(now))
+        .count()
+        .get_result(conn)?;
+    let dead = notifications::table
+        .filter(notifications::status.eq(NotificationStatus::Dead.as_str()))
+        .count()
+        .get_result(conn)?;
+    Ok(OutboxDepth { due, scheduled, dead })
+}
