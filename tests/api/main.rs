@@ -4,6 +4,7 @@
 mod client;
 mod contract;
 mod helpers;
+mod process;
 
 mod api_keys;
 mod audit;
@@ -17,6 +18,7 @@ mod errors;
 mod idempotency;
 mod impersonation;
 mod input_bounds;
+mod instances;
 mod invites;
 mod key_rotation;
 mod lifecycle;
