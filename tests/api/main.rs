@@ -13,6 +13,7 @@ mod authz_matrix;
 mod caretakers;
 mod cli;
 mod contacts;
+mod crash;
 mod delivery;
 mod errors;
 mod idempotency;
