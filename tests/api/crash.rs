@@ -168,6 +168,7 @@ async fn a_sigkill_under_load_loses_nothing_that_was_committed() {
             ("STEWARD_NOTIFY_SECRET", SECRET),
             ("STEWARD_OUTBOX_POLL_INTERVAL", "50ms"),
             ("STEWARD_WORKERS", "2"),
+            ("STEWARD_DATABASE_TIMEOUT", "10s"),
             ("STEWARD_LIMIT_INVITES_PER_ORGANIZATION", "100000/1h"),
         ];
         let mut first = ServerProcess::start(dir.path(), "first", &settings).await;

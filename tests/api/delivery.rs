@@ -279,3 +279,49 @@ async fn a_message_committed_before_a_crash_is_delivered_after_the_restart() {
     })
     .await;
 }
+
+/// A worker whose lease ran out (it hung) cannot overwrite the outcome of the worker that
+/// took the message over: outcomes are recorded only under the lease that claimed them.
+#[tokio::test]
+async fn an_outcome_is_recorded_only_under_the_lease_that_claimed_it() {
+    use steward::db::repo::notifications as outbox;
+    // The app's own worker polls once, at start, before the message exists.
+    on_each_backend_with(&[("STEWARD_OUTBOX_POLL_INTERVAL", "1h")], |app| async move {
+        app.sign_up("ada@example.com").await;
+        app.post("/v1/auth/password-reset", json!({ "email": "ada@example.com" }), None)
+            .await;
+        let message = app.wait_for_notification("ada@example.com", "password_reset").await;
+        let db = app.state.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.get().expect("connection");
+            let lease = chrono::Duration::seconds(60);
+            let t0 = message.next_attempt_at + chrono::Duration::seconds(1);
+            let first = outbox::claim_due(&mut conn, t0, lease, 10).expect("claim");
+            assert_eq!(first.len(), 1);
+            assert!(
+                outbox::claim_due(&mut conn, t0, lease, 10).expect("claim").is_empty(),
+                "leased"
+            );
+            // The first worker hangs past its lease; a second one takes the message over.
+            let t1 = t0 + chrono::Duration::seconds(61);
+            let second = outbox::claim_due(&mut conn, t1, lease, 10).expect("claim");
+            assert_eq!(second.len(), 1);
+            let (old, new) = (first[0].locked_until.unwrap(), second[0].locked_until.unwrap());
+            assert!(new > old);
+
+            let late = outbox::mark_failed(&mut conn, (&message.id, old), "timed out", Some(t1), t1);
+            assert!(!late.expect("mark"), "the stale lease records nothing");
+            assert!(outbox::mark_delivered(&mut conn, &message.id, old, t1)
+                .map(|held| !held)
+                .expect("mark"));
+            assert!(outbox::mark_delivered(&mut conn, &message.id, new, t1).expect("mark"));
+            let row = outbox::for_recipient(&mut conn, "ada@example.com").expect("query");
+            let row = row.iter().find(|n| n.id == message.id).expect("the message");
+            assert_eq!((row.status.to_string(), row.attempts), ("delivered".to_string(), 1));
+            assert_eq!(row.last_error, None);
+        })
+        .await
+        .expect("join");
+    })
+    .await;
+}

@@ -99,6 +99,8 @@ async fn two_instances(test: &str, settings: &[(&str, &str)]) -> Option<Pair> {
         ("STEWARD_LOG", "warn,steward=info"),
         ("STEWARD_WORKERS", "2"),
         ("STEWARD_DATABASE_POOL_SIZE", "4"),
+        // Bursts on a busy test machine wait for a connection rather than answer 503.
+        ("STEWARD_DATABASE_TIMEOUT", "10s"),
         ("STEWARD_OUTBOX_POLL_INTERVAL", "20ms"),
     ];
     all.extend_from_slice(settings);
