@@ -283,10 +283,10 @@ impl Outbox {
             self.metrics.delivery(channel, verdict);
         }
         self.db
-            .read(move |conn| {
+            .write(move |conn| {
                 for (message, (outcome, code)) in &results {
-                    record(conn, message, outcome, now, max_attempts)?;
-                    if message.webhook_endpoint_id.is_some() {
+                    let held = record(conn, message, outcome, now, max_attempts)?;
+                    if held && message.webhook_endpoint_id.is_some() {
                         webhooks::set_response_code(conn, &message.id, *code)?;
                     }
                 }
@@ -359,15 +359,20 @@ fn is_last_attempt(message: &NotificationRow, max_attempts: i32) -> bool {
     message.attempts + 1 >= max_attempts
 }
 
+/// Records an attempt's outcome, if the message's lease is still this worker's; returns
+/// whether it was (a worker that outlived its lease leaves the message to its new holder).
 fn record(
     conn: &mut crate::db::DbConnection,
     message: &NotificationRow,
     outcome: &Result<(), String>,
     now: NaiveDateTime,
     max_attempts: i32,
-) -> Result<(), DbError> {
-    match outcome {
-        Ok(()) => notifications::mark_delivered(conn, &message.id, now)?,
+) -> Result<bool, DbError> {
+    let Some(lease) = message.locked_until else {
+        return Ok(false);
+    };
+    let held = match outcome {
+        Ok(()) => notifications::mark_delivered(conn, &message.id, lease, now)?,
         Err(error) => {
             let attempts = message.attempts + 1;
             // After the first failure the wait is 10 s, then 20 s, 40 s, …
@@ -380,10 +385,16 @@ fn record(
                     message.id
                 );
             }
-            notifications::mark_failed(conn, &message.id, error, retry_at, now)?
+            notifications::mark_failed(conn, (&message.id, lease), error, retry_at, now)?
         }
+    };
+    if !held {
+        log::warn!(
+            "the lease on {} ran out before its outcome was recorded; another attempt decides it",
+            message.id
+        );
     }
-    Ok(())
+    Ok(held)
 }
 
 #[cfg(test)]

@@ -93,6 +93,21 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqliteTuning {
     }
 }
 
+/// The PostgreSQL advisory lock key that serializes migrations between instances (any
+/// fixed 64-bit number no other code uses: the bytes of "stewardm").
+pub const MIGRATION_LOCK: i64 = 0x7374_6577_6172_646d;
+
+/// A migration run that failed inside its transaction (rolled back as a whole).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct MigrationFailure(String);
+
+impl From<DbError> for MigrationFailure {
+    fn from(e: DbError) -> Self {
+        Self(e.to_string())
+    }
+}
+
 /// How long start-up and tools wait for a connection (requests wait `checkout_timeout`).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -252,22 +267,42 @@ impl Db {
         self.backend
     }
 
-    /// Applies the embedded migrations of this backend that have not run yet.
+    /// Applies the embedded migrations of this backend that have not run yet. Several
+    /// instances may start at the same moment on one database: on PostgreSQL the migrating
+    /// connection holds a session-level advisory lock ([`MIGRATION_LOCK`]) around the run, so
+    /// the others wait, then find nothing left to apply; on SQLite the whole run is one
+    /// `BEGIN IMMEDIATE` transaction, which takes the file's write lock up front (another
+    /// process waits on the busy timeout). Every migration must therefore be transactional.
     pub fn migrate(&self) -> Result<Vec<String>, DbSetupError> {
         let mut conn = self.pool.get_timeout(SETUP_TIMEOUT)?;
-        let migrations = match &mut *conn {
+        let failed = |e: &dyn std::fmt::Display| DbSetupError::Migrations(e.to_string());
+        let applied = match &mut *conn {
             DbConnection::Sqlite(c) => {
                 // Readers do not block the writer, and the writer does not block readers.
                 c.batch_execute("PRAGMA journal_mode = WAL;")
                     .map_err(|e| DbSetupError::Migrations(format!("cannot switch SQLite to WAL: {e}")))?;
-                SQLITE_MIGRATIONS
+                write_transaction(&mut conn, |conn| {
+                    conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                        .map(|applied| applied.iter().map(|v| v.to_string()).collect())
+                        .map_err(|e| MigrationFailure(e.to_string()))
+                })
+                .map_err(|e| failed(&e))?
             }
-            DbConnection::Postgres(_) => POSTGRES_MIGRATIONS,
+            DbConnection::Postgres(c) => {
+                c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                    .map_err(|e| failed(&e))?;
+                let applied = conn
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|applied| applied.iter().map(|v| v.to_string()).collect());
+                // Released whatever the outcome; if even that fails, the error stops start-up
+                // and the process's exit closes the connection, which releases it too.
+                let unlocked = conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+                let applied = applied.map_err(|e| failed(&e))?;
+                unlocked.map_err(|e| failed(&e))?;
+                applied
+            }
         };
-        let applied = conn
-            .run_pending_migrations(migrations)
-            .map_err(|e| DbSetupError::Migrations(e.to_string()))?;
-        Ok(applied.iter().map(|v| v.to_string()).collect())
+        Ok(applied)
     }
 
     /// A pooled connection for work already running off the async workers.

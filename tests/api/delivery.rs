@@ -7,11 +7,11 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::helpers::*;
+use crate::process::ServerProcess;
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -228,58 +228,15 @@ async fn a_message_that_keeps_failing_goes_dead() {
     }
 }
 
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the real binary on `database_url`; waits until it answers.
-async fn start_server(
-    database_url: &str,
-    dir: &std::path::Path,
-    receiver: &str,
-    poll: &str,
-) -> (ServerProcess, String) {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("STEWARD_DATABASE_URL", database_url)
-        .env("STEWARD_BIND", format!("127.0.0.1:{port}"))
-        .env("STEWARD_SIGNING_KEY_FILE", dir.join("key.pem"))
-        .env("STEWARD_NOTIFY_URL", receiver)
-        .env("STEWARD_NOTIFY_SECRET", SECRET)
-        .env("STEWARD_OUTBOX_POLL_INTERVAL", poll)
-        .env("STEWARD_LOG", "warn")
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let process = ServerProcess(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(res) = client.get(format!("{base}/healthz")).send_checked().await {
-            if res.status().is_success() {
-                return (process, base);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not start");
+/// Starts the real binary on `database_url`, delivering to `receiver`; waits until it answers.
+async fn start_server(database_url: &str, dir: &std::path::Path, receiver: &str, poll: &str) -> ServerProcess {
+    let settings = [
+        ("STEWARD_DATABASE_URL", database_url),
+        ("STEWARD_NOTIFY_URL", receiver),
+        ("STEWARD_NOTIFY_SECRET", SECRET),
+        ("STEWARD_OUTBOX_POLL_INTERVAL", poll),
+    ];
+    ServerProcess::start(dir, &format!("steward-{poll}"), &settings).await
 }
 
 /// A notification committed before the server is killed (SIGKILL, no graceful stop) is
@@ -291,7 +248,8 @@ async fn a_message_committed_before_a_crash_is_delivered_after_the_restart() {
         let receiver = Receiver::start(0).await;
         let dir = tempfile::tempdir().unwrap();
         // First life: the worker polls at start and then not for an hour.
-        let (mut first, base) = start_server(&app.database_url, dir.path(), &receiver.url, "1h").await;
+        let mut first = start_server(&app.database_url, dir.path(), &receiver.url, "1h").await;
+        let base = first.base.clone();
         let client = reqwest::Client::new();
         let signup = client
             .post(format!("{base}/v1/auth/signup"))
@@ -309,16 +267,61 @@ async fn a_message_committed_before_a_crash_is_delivered_after_the_restart() {
         assert_eq!(reset.status().as_u16(), 202);
         let committed = app.wait_for_notification("ada@example.com", "password_reset").await;
         assert_eq!(committed.status.to_string(), "pending");
-        first.0.kill().unwrap();
-        first.0.wait().unwrap();
+        first.kill();
         assert!(receiver.received().is_empty(), "nothing was delivered before the crash");
 
         // Second life: the message goes out.
-        let (_second, _) = start_server(&app.database_url, dir.path(), &receiver.url, "50ms").await;
+        let _second = start_server(&app.database_url, dir.path(), &receiver.url, "50ms").await;
         let got = receiver.wait_for(1, 20).await;
         assert_eq!(got[0].id, committed.id.as_str());
         assert!(got[0].signed_correctly());
         assert_eq!(got[0].json()["type"], "password_reset");
+    })
+    .await;
+}
+
+/// A worker whose lease ran out (it hung) cannot overwrite the outcome of the worker that
+/// took the message over: outcomes are recorded only under the lease that claimed them.
+#[tokio::test]
+async fn an_outcome_is_recorded_only_under_the_lease_that_claimed_it() {
+    use steward::db::repo::notifications as outbox;
+    // The app's own worker polls once, at start, before the message exists.
+    on_each_backend_with(&[("STEWARD_OUTBOX_POLL_INTERVAL", "1h")], |app| async move {
+        app.sign_up("ada@example.com").await;
+        app.post("/v1/auth/password-reset", json!({ "email": "ada@example.com" }), None)
+            .await;
+        let message = app.wait_for_notification("ada@example.com", "password_reset").await;
+        let db = app.state.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.get().expect("connection");
+            let lease = chrono::Duration::seconds(60);
+            let t0 = message.next_attempt_at + chrono::Duration::seconds(1);
+            let first = outbox::claim_due(&mut conn, t0, lease, 10).expect("claim");
+            assert_eq!(first.len(), 1);
+            assert!(
+                outbox::claim_due(&mut conn, t0, lease, 10).expect("claim").is_empty(),
+                "leased"
+            );
+            // The first worker hangs past its lease; a second one takes the message over.
+            let t1 = t0 + chrono::Duration::seconds(61);
+            let second = outbox::claim_due(&mut conn, t1, lease, 10).expect("claim");
+            assert_eq!(second.len(), 1);
+            let (old, new) = (first[0].locked_until.unwrap(), second[0].locked_until.unwrap());
+            assert!(new > old);
+
+            let late = outbox::mark_failed(&mut conn, (&message.id, old), "timed out", Some(t1), t1);
+            assert!(!late.expect("mark"), "the stale lease records nothing");
+            assert!(outbox::mark_delivered(&mut conn, &message.id, old, t1)
+                .map(|held| !held)
+                .expect("mark"));
+            assert!(outbox::mark_delivered(&mut conn, &message.id, new, t1).expect("mark"));
+            let row = outbox::for_recipient(&mut conn, "ada@example.com").expect("query");
+            let row = row.iter().find(|n| n.id == message.id).expect("the message");
+            assert_eq!((row.status.to_string(), row.attempts), ("delivered".to_string(), 1));
+            assert_eq!(row.last_error, None);
+        })
+        .await
+        .expect("join");
     })
     .await;
 }

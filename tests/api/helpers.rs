@@ -175,22 +175,9 @@ impl TestApp {
         body: Option<Value>,
         token: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, self.url(path));
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        let res = req.send_checked().await.expect("request sent");
-        let status = res.status();
-        let text = res.text().await.expect("body read");
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
+        call_at(&self.client, method, self.url(path), body, token)
+            .await
+            .expect("request sent and answered")
     }
 
     pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
@@ -293,6 +280,34 @@ impl Drop for TestApp {
             }
         }
     }
+}
+
+/// Sends a request with an optional JSON body and bearer token to `url` (checked against
+/// the committed document); returns status and body, or `None` when no answer came (the
+/// server is gone).
+pub async fn call_at(
+    client: &reqwest::Client,
+    method: Method,
+    url: String,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> Option<(StatusCode, Value)> {
+    let mut req = client.request(method, url);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send_checked().await.ok()?;
+    let status = res.status();
+    let text = res.text().await.ok()?;
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Some((status, value))
 }
 
 /// Asserts a problem response: status, content and `type`.

@@ -3,55 +3,32 @@
 //! the effective user, which differ under an impersonation.
 
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use crate::helpers::*;
+use crate::process::ServerProcess;
 
 /// Runs the binary on the app's database and signing key, with JSON logs, until `f` is done;
-/// returns every line it wrote to stderr.
+/// returns every line it wrote to its log.
 async fn json_log_of<F, Fut>(app: &TestApp, f: F) -> Vec<Value>
 where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let port = crate::delivery::free_port();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("STEWARD_DATABASE_URL", &app.database_url)
-        .env("STEWARD_BIND", format!("127.0.0.1:{port}"))
-        .env("STEWARD_SIGNING_KEY_FILE", app.signing_key_file())
+    let key = app.signing_key_file();
+    let settings = [
+        ("STEWARD_DATABASE_URL", app.database_url.as_str()),
+        ("STEWARD_SIGNING_KEY_FILE", key.to_str().unwrap()),
         // The same issuer as the app's, so that its tokens are accepted.
-        .env("STEWARD_PUBLIC_URL", "https://app.example.test")
-        .env("STEWARD_LOG", "info")
-        .env("STEWARD_LOG_FORMAT", "json")
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..200 {
-        if let Ok(res) = app.client.get(format!("{base}/healthz")).send_checked().await {
-            up = res.status().is_success();
-            if up {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if up {
-        f(base).await;
-    }
-    child.kill().unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(up, "the server did not start:\n{stderr}");
-    stderr
+        ("STEWARD_PUBLIC_URL", "https://app.example.test"),
+        ("STEWARD_LOG", "info"),
+        ("STEWARD_LOG_FORMAT", "json"),
+    ];
+    let mut server = ServerProcess::start(dir.path(), "json", &settings).await;
+    f(server.base.clone()).await;
+    server.kill();
+    server
+        .log()
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}")))
         .collect()

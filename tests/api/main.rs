@@ -4,6 +4,7 @@
 mod client;
 mod contract;
 mod helpers;
+mod process;
 
 mod api_keys;
 mod audit;
@@ -12,11 +13,13 @@ mod authz_matrix;
 mod caretakers;
 mod cli;
 mod contacts;
+mod crash;
 mod delivery;
 mod errors;
 mod idempotency;
 mod impersonation;
 mod input_bounds;
+mod instances;
 mod invites;
 mod key_rotation;
 mod lifecycle;

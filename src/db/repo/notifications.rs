@@ -7,6 +7,7 @@ use crate::db::schema::notifications;
 use crate::db::DbConnection;
 use crate::domain::{NotificationKind, NotificationStatus};
 use crate::ids::{ContactId, NotificationId};
+use diesel::PgConnection;
 
 /// A message to write to the outbox.
 pub struct Outgoing {
@@ -97,41 +98,86 @@ fn insert(
     Ok(id)
 }
 
-/// Leases up to `limit` due messages to this worker until `now + lease`. A message whose
-/// lease ran out (its worker crashed) is due again, so delivery is at least once. Each row
-/// is claimed by a conditional update, so two instances never hold the same lease.
+/// Whether a message is due for an attempt at `now`: pending, its time has come, and no
+/// worker holds a lease on it (or the lease ran out: its worker crashed or hung).
+#[diesel::dsl::auto_type(no_type_alias)]
+fn due(now: NaiveDateTime) -> _ {
+    let pending: &'static str = NotificationStatus::Pending.as_str();
+    notifications::status
+        .eq(pending)
+        .and(notifications::next_attempt_at.le(now))
+        .and(
+            notifications::locked_until
+                .is_null()
+                .or(notifications::locked_until.le(now)),
+        )
+}
+
+/// Leases up to `limit` due messages to this worker until `now + lease`; each returned row
+/// carries its lease (`locked_until`), which the worker hands back with the outcome
+/// ([`mark_delivered`], [`mark_failed`]). A message whose lease ran out is due again, so
+/// delivery is at least once; two workers (in one process or several) never hold a lease
+/// on the same message at once. On PostgreSQL one transaction selects the due rows
+/// `FOR UPDATE SKIP LOCKED` (rows another worker is claiming are passed over, not waited
+/// for) and leases them; on SQLite, where writers are serialized anyway, each row is
+/// claimed by a conditional update.
 pub fn claim_due(
     conn: &mut DbConnection,
     now: NaiveDateTime,
     lease: Duration,
     limit: i64,
 ) -> RepoResult<Vec<NotificationRow>> {
+    match conn {
+        DbConnection::Postgres(pg) => claim_skipping_locked(pg, now, now + lease, limit),
+        DbConnection::Sqlite(_) => claim_conditionally(conn, now, now + lease, limit),
+    }
+}
+
+fn claim_skipping_locked(
+    pg: &mut PgConnection,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+    limit: i64,
+) -> RepoResult<Vec<NotificationRow>> {
+    pg.transaction(|pg| {
+        let ids: Vec<String> = notifications::table
+            .filter(due(now))
+            .order(notifications::next_attempt_at.asc())
+            .limit(limit)
+            .select(notifications::id)
+            .for_update()
+            .skip_locked()
+            .load(pg)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut claimed: Vec<NotificationRow> =
+            diesel::update(notifications::table.filter(notifications::id.eq_any(&ids)))
+                .set(notifications::locked_until.eq(Some(until)))
+                .returning(NotificationRow::as_returning())
+                .get_results(pg)?;
+        claimed.sort_by_key(|m| m.next_attempt_at);
+        Ok(claimed)
+    })
+}
+
+fn claim_conditionally(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+    limit: i64,
+) -> RepoResult<Vec<NotificationRow>> {
     let candidates: Vec<String> = notifications::table
-        .filter(notifications::status.eq(NotificationStatus::Pending.as_str()))
-        .filter(notifications::next_attempt_at.le(now))
-        .filter(
-            notifications::locked_until
-                .is_null()
-                .or(notifications::locked_until.le(now)),
-        )
+        .filter(due(now))
         .order(notifications::next_attempt_at.asc())
         .limit(limit)
         .select(notifications::id)
         .load(conn)?;
     let mut claimed = Vec::with_capacity(candidates.len());
     for id in candidates {
-        let n = diesel::update(
-            notifications::table
-                .find(&id)
-                .filter(notifications::status.eq(NotificationStatus::Pending.as_str()))
-                .filter(
-                    notifications::locked_until
-                        .is_null()
-                        .or(notifications::locked_until.le(now)),
-                ),
-        )
-        .set(notifications::locked_until.eq(Some(now + lease)))
-        .execute(conn)?;
+        let n = diesel::update(notifications::table.find(&id).filter(due(now)))
+            .set(notifications::locked_until.eq(Some(until)))
+            .execute(conn)?;
         if n == 1 {
             if let Some(row) = notifications::table
                 .find(&id)
@@ -146,32 +192,47 @@ pub fn claim_due(
     Ok(claimed)
 }
 
-pub fn mark_delivered(conn: &mut DbConnection, id: &NotificationId, now: NaiveDateTime) -> RepoResult<()> {
-    diesel::update(notifications::table.find(id.as_str()))
+/// The rows of one message while `lease` (the `locked_until` its claim set) is still the
+/// message's: a worker whose lease ran out and was taken over, or whose message was
+/// replayed meanwhile, must not overwrite the newer outcome.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn leased(id: String, lease: NaiveDateTime) -> _ {
+    notifications::id.eq(id).and(notifications::locked_until.eq(lease))
+}
+
+/// Records a delivery; `false` (nothing written) when the lease was no longer this worker's.
+pub fn mark_delivered(
+    conn: &mut DbConnection,
+    id: &NotificationId,
+    lease: NaiveDateTime,
+    now: NaiveDateTime,
+) -> RepoResult<bool> {
+    let n = diesel::update(notifications::table.filter(leased(id.to_string(), lease)))
         .set((
             notifications::status.eq(NotificationStatus::Delivered.as_str()),
             notifications::delivered_at.eq(Some(now)),
             notifications::locked_until.eq(None::<NaiveDateTime>),
             notifications::attempts.eq(notifications::attempts + 1),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .execute(conn)?;
+    Ok(n == 1)
 }
 
-/// Records a failed attempt: retried at `retry_at`, or given up on (`dead`) when `None`.
+/// Records a failed attempt: retried at `retry_at`, or given up on (`dead`) when `None`;
+/// `false` (nothing written) when the lease was no longer this worker's.
 pub fn mark_failed(
     conn: &mut DbConnection,
-    id: &NotificationId,
+    (id, lease): (&NotificationId, NaiveDateTime),
     error: &str,
     retry_at: Option<NaiveDateTime>,
     now: NaiveDateTime,
-) -> RepoResult<()> {
+) -> RepoResult<bool> {
     let status = if retry_at.is_some() {
         NotificationStatus::Pending
     } else {
         NotificationStatus::Dead
     };
-    diesel::update(notifications::table.find(id.as_str()))
+    let n = diesel::update(notifications::table.filter(leased(id.to_string(), lease)))
         .set((
             notifications::status.eq(status.as_str()),
             notifications::last_error.eq(Some(error)),
@@ -179,8 +240,8 @@ pub fn mark_failed(
             notifications::next_attempt_at.eq(retry_at.unwrap_or(now)),
             notifications::attempts.eq(notifications::attempts + 1),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// Messages recorded for one contact, newest first (used by tests and support tooling).
