@@ -14,6 +14,7 @@ mod cli;
 mod contacts;
 mod delivery;
 mod errors;
+mod fuzzing;
 mod idempotency;
 mod impersonation;
 mod input_bounds;
