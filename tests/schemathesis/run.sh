@@ -19,6 +19,8 @@
 #   FUZZ_SEED=N             another seed (default: the fixed one CI uses)
 #   FUZZ_MAX_EXAMPLES=N     test cases per operation and phase (default 40)
 #   FUZZ_TIME_LIMIT=SECONDS the outer limit (default 600)
+#   FUZZ_POSTGRES=postgres://USER@HOST:PORT   serve on a fresh database of this PostgreSQL server
+#                           instead of SQLite (created with createdb, dropped at the end)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,7 +37,15 @@ tool_venv "$VENV" "$HERE/requirements.txt"
 "$VENV/bin/schemathesis" --version
 
 say "server"
-serve "$TMP" STEWARD_WORKERS=2 \
+DATABASE=()
+if [[ -n "${FUZZ_POSTGRES:-}" ]]; then
+  FUZZ_DB="steward_fuzz_$$"
+  createdb --maintenance-db="$FUZZ_POSTGRES/postgres" "$FUZZ_DB"
+  trap 'rc=$?; finish_server "$TMP" "$rc"; dropdb --maintenance-db="$FUZZ_POSTGRES/postgres" --if-exists "$FUZZ_DB" || true; exit "$rc"' EXIT
+  DATABASE=(STEWARD_DATABASE_URL="$FUZZ_POSTGRES/$FUZZ_DB")
+  echo "database $FUZZ_DB on $FUZZ_POSTGRES"
+fi
+serve "$TMP" "${DATABASE[@]}" STEWARD_WORKERS=2 \
   STEWARD_LIMIT_LOGIN_PER_ACCOUNT=off STEWARD_LIMIT_LOGIN_PER_ADDRESS=off \
   STEWARD_LIMIT_PASSWORD_RESET_PER_EMAIL=off STEWARD_LIMIT_PASSWORD_RESET_PER_ADDRESS=off \
   STEWARD_LIMIT_SIGNUP_PER_ADDRESS=off STEWARD_LIMIT_INVITES_PER_ORGANIZATION=off
