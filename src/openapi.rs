@@ -4,9 +4,10 @@
 
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema, SchemaType};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Type};
+use utoipa::openapi::{Content, ContentBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
@@ -52,7 +53,112 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .configure(crate::api::routes)
         .split_for_parts();
     Conventions.modify(&mut doc);
+    forbid_control_characters(&mut doc);
     doc
+}
+
+/// The operations of one path, whatever their method.
+fn operations_mut(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// What `api::extract::storable` refuses in any request text: the C0 controls but tab, line
+/// feed and carriage return, and DEL.
+const STORABLE: &str = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]*$";
+/// The same, for text that must also hold something other than white space (`\S`).
+const STORABLE_NOT_BLANK: &str = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]*[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\s][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]*$";
+
+/// Says in the document what the server refuses in every request: each free-text string of a
+/// request body or a parameter (and of the components they use) gets a `pattern` without the
+/// characters `storable` refuses, so that a client or a fuzzer reading the document knows a
+/// control character is not valid input. Strings with a format, a list of values or their own
+/// pattern (ids, names) are left as they are, but `\S`, which is merged in.
+fn forbid_control_characters(doc: &mut utoipa::openapi::OpenApi) {
+    let mut pending = Vec::new();
+    for item in doc.paths.paths.values_mut() {
+        for op in operations_mut(item) {
+            for parameter in op.parameters.iter_mut().flatten() {
+                if let RefOr::T(Parameter {
+                    schema: Some(schema), ..
+                }) = parameter
+                {
+                    storable_strings(schema, &mut pending);
+                }
+            }
+            if let Some(RefOr::T(body)) = &mut op.request_body {
+                for media in body.content.values_mut() {
+                    if let RefOr::T(Content {
+                        schema: Some(schema), ..
+                    }) = media
+                    {
+                        storable_strings(schema, &mut pending);
+                    }
+                }
+            }
+        }
+    }
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let mut done = std::collections::BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !done.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = components.schemas.get_mut(&name) {
+            storable_strings(schema, &mut pending);
+        }
+    }
+}
+
+/// Adds the `STORABLE` pattern to every free-text string in `schema`, and collects the names
+/// of the components it refers to.
+fn storable_strings(schema: &mut RefOr<Schema>, refs: &mut Vec<String>) {
+    let object = match schema {
+        RefOr::Ref(target) => {
+            if let Some(name) = target.ref_location.strip_prefix("#/components/schemas/") {
+                refs.push(name.to_string());
+            }
+            return;
+        }
+        RefOr::T(Schema::Array(array)) => {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                storable_strings(items, refs);
+            }
+            return;
+        }
+        RefOr::T(Schema::OneOf(one)) => return one.items.iter_mut().for_each(|s| storable_strings(s, refs)),
+        RefOr::T(Schema::AllOf(all)) => return all.items.iter_mut().for_each(|s| storable_strings(s, refs)),
+        RefOr::T(Schema::AnyOf(any)) => return any.items.iter_mut().for_each(|s| storable_strings(s, refs)),
+        RefOr::T(Schema::Object(object)) => object,
+        RefOr::T(_) => return,
+    };
+    let is_string = match &object.schema_type {
+        SchemaType::Type(t) => *t == Type::String,
+        SchemaType::Array(types) => types.contains(&Type::String),
+        SchemaType::AnyValue => false,
+    };
+    if is_string && object.format.is_none() && object.enum_values.is_none() {
+        match object.pattern.as_deref() {
+            None => object.pattern = Some(STORABLE.to_string()),
+            Some(r"\S") => object.pattern = Some(STORABLE_NOT_BLANK.to_string()),
+            Some(_) => {}
+        }
+    }
+    for property in object.properties.values_mut() {
+        storable_strings(property, refs);
+    }
+    if let Some(AdditionalProperties::RefOr(values)) = object.additional_properties.as_deref_mut() {
+        storable_strings(values, refs);
+    }
 }
 
 /// The document as served at `/openapi.json` and committed as `openapi/openapi.json`.
@@ -96,16 +202,7 @@ exchanged for an API key at `POST /v1/oauth/token`, or an API key's secret itsel
         );
         for (path, item) in doc.paths.paths.iter_mut() {
             let keeps_answers = !crate::idempotency::NOT_KEPT.contains(&path.as_str());
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for op in operations_mut(item) {
                 if keeps_answers {
                     add_idempotency_key(op);
                 }
@@ -304,12 +401,22 @@ the resource only if nobody changed it since.",
                 "The `ETag` read before the change (or `*`): when the resource has changed since, \
 nothing is written and the answer is 412 `precondition-failed`.",
             ))
-            .schema(Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1))))
+            // Visible ASCII, not starting or ending with a space: what `extract::IfMatch` takes.
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .pattern(Some(r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$")),
+            ))
             .build();
         op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(parameter));
         op.responses.responses.entry("412".to_string()).or_insert_with(|| {
             problem("`precondition-failed`: the resource changed since the `ETag` sent as `If-Match`")
         });
+        op.responses
+            .responses
+            .entry("422".to_string())
+            .or_insert_with(|| problem("Invalid fields, or an empty `If-Match`; `errors` lists each one"));
     }
 }
 

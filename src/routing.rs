@@ -91,23 +91,29 @@ impl KnownRoutes {
         self
     }
 
-    /// The methods the path answers, if the path is known at all.
-    pub fn allowed(&self, path: &str, _method: &Method) -> Option<String> {
+    /// The methods the path answers, if the path is known at all. A literal segment wins over
+    /// a parameter where both fit (`/v1/contacts/reassign` is not the contact `reassign`), as
+    /// OpenAPI matches concrete paths before templated ones.
+    pub fn allowed(&self, path: &str) -> Option<String> {
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let mut allowed: Vec<&str> = Vec::new();
-        for route in &self.routes {
-            let matches = route.segments.len() == parts.len()
-                && route.segments.iter().zip(&parts).all(|(seg, part)| match seg {
-                    Some(lit) => lit == part,
-                    None => !part.is_empty(),
-                });
-            if matches {
-                allowed.extend(route.methods.iter().map(String::as_str));
-            }
-        }
-        if allowed.is_empty() {
-            return None;
-        }
+        let matching: Vec<&Route> = self
+            .routes
+            .iter()
+            .filter(|route| {
+                route.segments.len() == parts.len()
+                    && route.segments.iter().zip(&parts).all(|(seg, part)| match seg {
+                        Some(lit) => lit == part,
+                        None => !part.is_empty(),
+                    })
+            })
+            .collect();
+        let literals = |route: &Route| route.segments.iter().map(Option::is_some).collect::<Vec<bool>>();
+        let best = matching.iter().map(|route| literals(route)).max()?;
+        let mut allowed: Vec<&str> = matching
+            .iter()
+            .filter(|route| literals(route) == best)
+            .flat_map(|route| route.methods.iter().map(String::as_str))
+            .collect();
         allowed.sort_unstable();
         allowed.dedup();
         Some(allowed.join(", "))

@@ -164,12 +164,21 @@ impl Fields {
     }
 }
 
+/// The kinds a sub-account may have.
+fn child_kinds() -> utoipa::openapi::Object {
+    crate::api::views::text_choices(
+        "`group` or `location` (an `organization` is only ever a root).",
+        [AccountKind::Group, AccountKind::Location].map(AccountKind::as_str),
+    )
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubAccount {
     #[schema(example = "North Region", min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// `group` or `location` (an `organization` is only ever a root).
+    #[schema(schema_with = child_kinds)]
     pub kind: AccountKind,
     #[schema(max_length = 500)]
     pub address: Option<String>,

@@ -289,10 +289,16 @@ pub async fn revoke_api_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The one grant this endpoint serves.
+fn client_credentials_only() -> utoipa::openapi::Object {
+    crate::api::views::text_choices("Must be `client_credentials`.", ["client_credentials"])
+}
+
 /// A client-credentials token request (RFC 6749 §4.4.2), form-encoded.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// Must be `client_credentials`.
+    #[schema(schema_with = client_credentials_only)]
     pub grant_type: String,
     /// The key's id (`key_…`); optional when the secret is sent, or sent with HTTP Basic.
     pub client_id: Option<String>,

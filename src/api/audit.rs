@@ -87,6 +87,14 @@ impl From<&AuditEventRow> for AuditEventView {
     }
 }
 
+/// The `action` filter's values: every audit action.
+fn audit_actions() -> utoipa::openapi::Object {
+    crate::api::views::text_choices(
+        "Only this action (e.g. `auth.login_failed`); an unknown action is refused.",
+        AuditAction::ALL.iter().map(|a| a.as_str()),
+    )
+}
+
 /// A query struct with the audit filters, plus `$extra` fields; and its parser.
 macro_rules! audit_query {
     ($(#[$meta:meta])* $name:ident { $($extra:tt)* }) => {
@@ -104,7 +112,8 @@ macro_rules! audit_query {
             /// Only events done as this user (`usr_…`), whoever really acted.
             #[param(pattern = "^usr_[0-9A-Za-z]{26}$")]
             pub effective_user: Option<String>,
-            /// Only this action (e.g. `auth.login_failed`); an unknown action is refused.
+            /// Only this action (e.g. `auth.login_failed`); its description is in `audit_actions`.
+            #[param(schema_with = audit_actions)]
             pub action: Option<String>,
             /// Only events about this target id (e.g. a `usr_…` or `acc_…`).
             pub target: Option<String>,

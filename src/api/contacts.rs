@@ -375,7 +375,9 @@ pub async fn list_contacts(
         (status = 404, description = "No such contact the caller can see", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[get("/v1/contacts/{contact_id}")]
+// The id's shape is in the route, so that `/v1/contacts/reassign` called with another method
+// reaches the fallback (405 with `Allow`) instead of being taken for a contact.
+#[get("/v1/contacts/{contact_id:con_[0-9A-Za-z]+}")]
 pub async fn get_contact(
     state: web::Data<AppState>,
     principal: Principal,
@@ -403,7 +405,7 @@ pub async fn get_contact(
         (status = 422, description = "Invalid fields; `email` is required (`required_with_subscriptions`) while any subscription is on", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[patch("/v1/contacts/{contact_id}")]
+#[patch("/v1/contacts/{contact_id:con_[0-9A-Za-z]+}")]
 pub async fn update_contact(
     state: web::Data<AppState>,
     principal: Principal,
@@ -433,7 +435,7 @@ pub async fn update_contact(
         (status = 404, description = "No such contact the caller can see", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[delete("/v1/contacts/{contact_id}")]
+#[delete("/v1/contacts/{contact_id:con_[0-9A-Za-z]+}")]
 pub async fn delete_contact(
     state: web::Data<AppState>,
     principal: Principal,

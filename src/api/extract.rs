@@ -90,6 +90,19 @@ fn find_oversized(prefix: &str, value: &Value, out: &mut Vec<FieldError>) {
     }
 }
 
+/// A list field that must name something (`minItems: 1`), checked by the handler before the
+/// write, so that an empty list is refused as bad input whatever `If-Match` says.
+pub fn not_empty<T>(field: &str, items: &[T], what: &str) -> Result<(), ApiError> {
+    if items.is_empty() {
+        return Err(ApiError::field(
+            field,
+            "required",
+            format!("must name at least one {what}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A list field's upper bound, checked by the handler that reads it.
 pub fn at_most<T>(field: &str, items: &[T], max: usize) -> Result<(), ApiError> {
     if items.len() > max {
@@ -121,6 +134,25 @@ fn find_unstorable(prefix: &str, value: &Value, out: &mut Vec<FieldError>) {
                 }
             }
         }
+        _ => {}
+    }
+}
+
+/// Numbers written with a zero fraction (`196.0`) become integers: JSON Schema counts them as
+/// integers (draft 2020-12 §6.1.1 of the validation vocabulary), so a field the document
+/// types `integer` takes them, while serde would refuse them for an integer type.
+fn integral_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64() {
+                // Exactly representable, within i64: 2^63 itself is not.
+                if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers),
         _ => {}
     }
 }
@@ -184,6 +216,7 @@ fn check_shape(value: &Value) -> Result<(), ApiError> {
 /// first type error.
 pub fn parse_object<T: DeserializeOwned>(mut value: Value) -> Result<T, ApiError> {
     check_shape(&value)?;
+    integral_numbers(&mut value);
     let mut errors = Vec::new();
     find_unstorable("", &value, &mut errors);
     // Each pass names one unknown field; drop it and look again, so all are reported (up
@@ -354,10 +387,16 @@ impl FromRequest for IfMatch {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let value = match req.headers().get(actix_web::http::header::IF_MATCH) {
             None => Ok(None),
-            Some(v) => v
-                .to_str()
-                .map(|s| Some(s.to_string()))
-                .map_err(|_| ApiError::field("If-Match", "format", "must be an entity tag from an ETag header, or *")),
+            // An empty value names no entity tag at all: it is malformed, not a precondition
+            // that fails (the document says `minLength: 1`).
+            Some(v) => match v.to_str().map(str::trim) {
+                Ok(s) if !s.is_empty() => Ok(Some(s.to_string())),
+                _ => Err(ApiError::field(
+                    "If-Match",
+                    "format",
+                    "must be an entity tag from an ETag header, or *",
+                )),
+            },
         };
         std::future::ready(value.map(IfMatch))
     }
@@ -412,6 +451,20 @@ mod tests {
                 ("zzz".into(), "unknown_field".into()),
             ]
         );
+    }
+
+    #[test]
+    fn integral_numbers_are_integers() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Grace {
+            grace_seconds: i64,
+            price: f64,
+        }
+        let parsed: Grace = parse_object(json!({"grace_seconds": 196.0, "price": 2.5})).unwrap();
+        assert_eq!((parsed.grace_seconds, parsed.price), (196, 2.5));
+        let err = parse_object::<Grace>(json!({"grace_seconds": 1.5, "price": 1})).unwrap_err();
+        assert_eq!(fields(err), vec![("grace_seconds".into(), "invalid".into())]);
     }
 
     #[test]

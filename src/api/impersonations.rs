@@ -64,6 +64,10 @@ impl ImpersonationView {
     }
 }
 
+fn confirmation() -> utoipa::openapi::Object {
+    crate::api::views::only_true("Must be `true`: the caller confirms they mean to act as this user.")
+}
+
 /// Start an impersonation.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +79,7 @@ pub struct StartImpersonationRequest {
     #[schema(min_length = 3, max_length = 500)]
     pub reason: String,
     /// Must be `true`: the caller confirms they mean to act as this user.
+    #[schema(schema_with = confirmation)]
     pub confirm: bool,
     /// `read_only` (the default) or `full`.
     #[serde(default)]

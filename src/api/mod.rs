@@ -126,11 +126,14 @@ pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
         .body(state.openapi_json.clone())
 }
 
-/// Anything no route took: 405 with `Allow` for a known path, 404 otherwise.
+/// Anything no route took: 405 with `Allow` for a known path called with another method,
+/// 404 otherwise (also when the method is allowed but a path parameter cannot be an id, such
+/// as `GET /v1/contacts/x`, which no route takes).
 pub async fn fallback(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Err(match state.routes.allowed(req.path(), req.method()) {
-        Some(allow) => ApiError::method_not_allowed(allow),
-        None => ApiError::new(
+    let method = req.method().as_str();
+    Err(match state.routes.allowed(req.path()) {
+        Some(allow) if !allow.split(", ").any(|m| m == method) => ApiError::method_not_allowed(allow),
+        _ => ApiError::new(
             crate::error::ProblemKind::NotFound,
             format!("There is no route {}.", req.path()),
         ),

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use utoipa::{IntoParams, ToSchema};
 use validator::ValidationError;
 
-use crate::api::extract::{at_most, Body, IfMatch, Query};
+use crate::api::extract::{at_most, not_empty, Body, IfMatch, Query};
 use crate::api::pagination::PageRequest;
 use crate::api::views::{versioned, MemberView};
 use crate::api::MAX_ROLE_IDS;
@@ -418,6 +418,7 @@ pub async fn set_user_roles(
     body: Body<SetRoles>,
 ) -> Result<HttpResponse, ApiError> {
     let role_ids = body.into_inner().role_ids;
+    not_empty("role_ids", &role_ids, "role")?;
     at_most("role_ids", &role_ids, MAX_ROLE_IDS)?;
     let id = path.into_inner();
     let member = service::write_if(&state, if_match.0, move |tx| {

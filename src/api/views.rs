@@ -279,3 +279,23 @@ pub fn versioned<T: Serialize>(etag: String, body: &T) -> actix_web::HttpRespons
         .insert_header((actix_web::http::header::ETAG, etag))
         .json(body)
 }
+
+/// A string schema that takes exactly these values: for a field whose type has more values
+/// than the request accepts (`schema_with` on the field, which then needs its description
+/// here).
+pub fn text_choices<'a>(description: &str, values: impl IntoIterator<Item = &'a str>) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .description(Some(description))
+        .enum_values(Some(values.into_iter().map(str::to_string)))
+        .build()
+}
+
+/// A boolean that must be `true` (a confirmation).
+pub fn only_true(description: &str) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Boolean)
+        .description(Some(description))
+        .enum_values(Some([true]))
+        .build()
+}

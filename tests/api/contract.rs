@@ -189,7 +189,9 @@ impl Contract {
         Self { operations, problem }
     }
 
-    /// The operations whose template matches `path`, most literal segments first.
+    /// The operations whose template matches `path`; where several templates do, only the
+    /// most literal ones (OpenAPI matches `/v1/contacts/reassign` before
+    /// `/v1/contacts/{contact_id}`, as `src/routing.rs` does).
     fn matching(&self, path: &str) -> Vec<&Operation> {
         let parts = segments(path);
         let mut found: Vec<&Operation> = self
@@ -203,7 +205,11 @@ impl Contract {
                     })
             })
             .collect();
-        found.sort_by_key(|op| std::cmp::Reverse(op.segments.iter().filter(|s| s.is_some()).count()));
+        let literals = |op: &Operation| op.segments.iter().map(Option::is_some).collect::<Vec<bool>>();
+        let Some(best) = found.iter().map(|op| literals(op)).max() else {
+            return found;
+        };
+        found.retain(|op| literals(op) == best);
         found
     }
 }

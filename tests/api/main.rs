@@ -16,6 +16,7 @@ mod contacts;
 mod crash;
 mod delivery;
 mod errors;
+mod fuzzing;
 mod idempotency;
 mod impersonation;
 mod input_bounds;

@@ -44,6 +44,7 @@ from steward_client.models import (
     CreateApiKey,
     CreateInvite,
     CreateSubAccount,
+    CreateSubAccountKind,
     Delegation,
     ImpersonationMode,
     ImpersonationStarted,
@@ -64,6 +65,7 @@ from steward_client.models import (
     SignupRequest,
     StartImpersonationRequest,
     TokenRequest,
+    TokenRequestGrantType,
     TokenResponse,
     UserStatus,
 )
@@ -187,7 +189,7 @@ def main(base_url: str) -> None:
     # 4. A sub-account below the organization.
     step = "createSubAccount"
     sub = expect(step, create_sub_account.sync_detailed(org.id, client=owner, body=CreateSubAccount(
-        name="North Region", kind=AccountKind.GROUP)), 201, AccountView)
+        name="North Region", kind=CreateSubAccountKind.GROUP)), 201, AccountView)
     check(step, sub.kind == AccountKind.GROUP, f"kind is {sub.kind!r}")
     check(step, sub.status == AccountStatus.ACTIVE, f"status is {sub.status!r}")
     check(step, sub.parent_id == org.id and sub.root_id == org.id and sub.depth == 1,
@@ -342,7 +344,7 @@ def main(base_url: str) -> None:
     check(step, issued.key.state == ApiKeyState.ACTIVE, f"state is {issued.key.state!r}")
     step = "exchangeClientCredentials"
     exchanged = expect(step, exchange_client_credentials.sync_detailed(client=anon, body=TokenRequest(
-        grant_type="client_credentials", client_id=issued.key.id, client_secret=issued.secret)),
+        grant_type=TokenRequestGrantType.CLIENT_CREDENTIALS, client_id=issued.key.id, client_secret=issued.secret)),
         200, ClientCredentialsToken)
     for label, credential in [("exchanged token", exchanged.access_token), ("key itself", issued.secret)]:
         step = f"listRoles ({label})"
@@ -357,7 +359,7 @@ def main(base_url: str) -> None:
     check(step, revoked.status_code == 204, f"got {int(revoked.status_code)}")
     step = "exchangeClientCredentials (revoked)"
     expect_problem(step, exchange_client_credentials.sync_detailed(client=anon, body=TokenRequest(
-        grant_type="client_credentials", client_id=issued.key.id, client_secret=issued.secret)),
+        grant_type=TokenRequestGrantType.CLIENT_CREDENTIALS, client_id=issued.key.id, client_secret=issued.secret)),
         401, "invalid-credentials")
 
     print("python flow: all steps passed", flush=True)
