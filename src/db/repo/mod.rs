@@ -17,6 +17,7 @@ pub mod invites;
 pub mod memberships;
 pub mod notifications;
 pub mod password_resets;
+pub mod principals;
 pub mod rate_limits;
 pub mod roles;
 pub mod seats;
