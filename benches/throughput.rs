@@ -1,24 +1,37 @@
-//! Throughput benchmark: `cargo bench --bench throughput`.
+//! Performance benchmark: `cargo bench --bench throughput`. Measures every row of the
+//! performance table in the README (issue 13) in one run, and prints each value against its
+//! target with PASS or FAIL.
 //!
-//! Measures, on the machine it runs on:
-//! 1. the raw argon2id hash rate: one thread per core calling `hash_blocking` in a loop, measured
-//!    before and after the login phase because it drifts on a shared machine;
-//! 2. logins per second through `POST /v1/auth/login`, and their ratio to that hash rate (a login
-//!    is one argon2id verification plus a session write, so the hash rate is its ceiling);
-//! 3. authenticated `GET /v1/me` requests per second on SQLite.
+//! In one process, on the machine it runs on:
+//! 1. the raw argon2id hash rate: one thread per core hashing in a loop, before and after the
+//!    login phase (it drifts on a shared machine; the ratio uses the mean);
+//! 2. the reference: a bare actix-web server with as many workers as Steward, answering a
+//!    constant JSON body, under the same load as `GET /v1/me`;
+//! 3. on SQLite, and on PostgreSQL when `BENCH_DATABASE_URL` (or `TEST_DATABASE_URL`) names a
+//!    server whose user may create databases (a fresh one is created and dropped):
+//!    `GET /v1/me` with 64 connections; logins per second with 8 clients (SQLite); `GET /v1/me`
+//!    while 8 clients log in (SQLite); refresh-token rotations per second with 8 clients, each
+//!    rotating its own session; then organizations of `BENCH_MEMBERS` members, seeded through
+//!    the repository layer (batched inserts in transactions, not the HTTP API), where it times
+//!    the first and the last page of `GET /v1/users?limit=50` and a search for a rare name;
+//! 4. the process's resident memory and threads at the end (`/proc/self/status`; the load
+//!    client lives in the same process, so this is an upper bound for the server).
 //!
-//! The server runs in-process on 127.0.0.1:0 with its own actix worker threads and a SQLite file
-//! in a temporary directory. The load comes from a minimal HTTP/1.1 keep-alive client over
-//! `tokio::net::TcpStream` on a current-thread runtime built in `main`: every client connection
-//! (and the server's control future; actix accepts and serves on threads of its own) lives on
-//! the main thread, so the client uses at most one core and leaves the rest to the server. A response counts only when it completes inside the measured window; any
-//! non-2xx status or I/O failure is an error and is printed.
+//! The servers run in-process on 127.0.0.1:0 with their own actix worker threads. The load comes
+//! from a minimal HTTP/1.1 keep-alive client over `tokio::net::TcpStream` on a current-thread
+//! runtime: every client connection lives on the main thread, so the client uses at most one
+//! core. A response counts only when it completes inside the measured window; any non-2xx
+//! status or I/O failure is an error and is printed.
 //!
 //! Environment (all optional):
 //!   BENCH_HASH_SECONDS   length of the raw hash phase (default 5)
 //!   BENCH_SECONDS        length of each HTTP phase (default 10)
-//!   BENCH_LOGIN_CLIENTS  concurrent clients in the login phase (default 8)
-//!   BENCH_CLIENTS        keep-alive connections in the GET /v1/me phase (default 64)
+//!   BENCH_PAGE_SECONDS   length of each list/search timing, one client (default 2)
+//!   BENCH_LOGIN_CLIENTS  concurrent clients logging in or rotating refresh tokens (default 8)
+//!   BENCH_CLIENTS        keep-alive connections in the GET /v1/me phases (default 64)
+//!   BENCH_MEMBERS        organization sizes to seed and list, comma-separated
+//!                        (default 1000,100000,1000000; e.g. 10000 for a quick run)
+//!   BENCH_DATABASE_URL   PostgreSQL server for the PostgreSQL rows (else TEST_DATABASE_URL)
 //!   STEWARD_*            server settings; the database URL and bind address are fixed by the
 //!                        benchmark, STEWARD_LOG defaults to warn, STEWARD_DATABASE_POOL_SIZE to 16
 
@@ -28,6 +41,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use diesel::connection::SimpleConnection;
+use diesel::Connection as _;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -36,15 +51,25 @@ use steward::auth::keys::SigningKeys;
 use steward::auth::password::hash_blocking;
 use steward::clock::SystemClock;
 use steward::config::Config;
+use steward::db::models::{NewMembership, NewUser};
+use steward::db::repo::{memberships, users};
+use steward::domain::{MembershipStatus, UserStatus};
+use steward::ids::{AccountId, MembershipId, UserId};
 
 const EMAIL: &str = "bench@example.com";
 const PASSWORD: &str = "correct horse battery staple";
+/// The rare name the search looks for: one member of each seeded organization has it.
+const RARE_NAME: &str = "Quetzalcoatl";
+const RARE_QUERY: &str = "etzalco";
 
 struct Settings {
     hash_seconds: u64,
     seconds: u64,
+    page_seconds: u64,
     login_clients: usize,
     me_clients: usize,
+    members: Vec<u64>,
+    postgres: Option<String>,
     cores: usize,
 }
 
@@ -59,11 +84,25 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
+    let members = std::env::var("BENCH_MEMBERS").unwrap_or_else(|_| "1000,100000,1000000".into());
     let settings = Settings {
         hash_seconds: env_number("BENCH_HASH_SECONDS", 5),
         seconds: env_number("BENCH_SECONDS", 10),
+        page_seconds: env_number("BENCH_PAGE_SECONDS", 2),
         login_clients: env_number("BENCH_LOGIN_CLIENTS", 8) as usize,
         me_clients: env_number("BENCH_CLIENTS", 64) as usize,
+        members: members
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("BENCH_MEMBERS must list whole numbers, not {members:?}"))
+            })
+            .collect(),
+        postgres: std::env::var("BENCH_DATABASE_URL")
+            .or_else(|_| std::env::var("TEST_DATABASE_URL"))
+            .ok()
+            .filter(|u| !u.is_empty()),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -104,79 +143,344 @@ async fn raw_hash_rate(threads: usize, seconds: u64) -> f64 {
     .expect("hash phase panicked")
 }
 
-async fn run(settings: Settings) {
-    // The raw rate is measured before and after the login phase: on a shared machine it drifts,
-    // and the ratio uses the mean of the two.
-    println!(
-        "[1/4] raw argon2id: {} thread(s) hashing for {} s ...",
-        settings.cores, settings.hash_seconds
-    );
-    let hash_before = raw_hash_rate(settings.cores, settings.hash_seconds).await;
-    println!("      {hash_before:.1} hashes/s");
+/// One row of the final table.
+struct Row {
+    measure: String,
+    value: String,
+    target: String,
+    /// measured ÷ target, oriented so that ≥ 1 meets it.
+    ratio: f64,
+}
 
-    let dir = tempfile::tempdir().expect("create a temporary directory for the SQLite file");
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+impl Row {
+    /// A value that must reach at least `target`.
+    fn at_least(measure: impl Into<String>, value: f64, target: f64, unit: &str) -> Self {
+        Row {
+            measure: measure.into(),
+            value: format!("{value:.1} {unit}"),
+            target: format!(">= {target:.1} {unit}"),
+            ratio: value / target,
+        }
+    }
+
+    /// A value that must stay below `target`.
+    fn at_most(measure: impl Into<String>, value: f64, target: f64, unit: &str) -> Self {
+        Row {
+            measure: measure.into(),
+            value: format!("{value:.2} {unit}"),
+            target: format!("<= {target:.2} {unit}"),
+            ratio: target / value,
+        }
+    }
+}
+
+/// Starts a bare actix-web server answering a constant JSON body, with `workers` workers.
+fn bare_actix(workers: usize) -> (SocketAddr, actix_web::dev::Server) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let server = HttpServer::new(|| {
+        App::new().route(
+            "/",
+            web::get().to(|| async { HttpResponse::Ok().json(json!({ "id": "usr_0", "status": "active" })) }),
+        )
+    })
+    .workers(workers)
+    .bind(("127.0.0.1", 0))
+    .expect("bind the bare actix server");
+    let addr = server.addrs()[0];
+    (addr, server.run())
+}
+
+/// A PostgreSQL database created for this run and dropped at the end.
+struct BenchDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDatabase {
+    fn create(admin_url: &str) -> Self {
+        let name = format!("steward_bench_{}", std::process::id());
+        let mut admin = diesel::PgConnection::establish(admin_url).expect("connect to the PostgreSQL server");
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.batch_execute(&sql).expect("create the benchmark database");
+        }
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+        BenchDatabase {
+            admin_url: admin_url.to_string(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        match diesel::PgConnection::establish(&self.admin_url) {
+            Ok(mut admin) => {
+                if let Err(e) = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
+                    eprintln!("could not drop {}: {e}", self.name);
+                }
+            }
+            Err(e) => eprintln!("could not drop {}: {e}", self.name),
+        }
+    }
+}
+
+fn server_config(url: &str) -> Config {
     let fixed: HashMap<&str, String> = [
-        ("STEWARD_DATABASE_URL", url),
+        ("STEWARD_DATABASE_URL", url.to_string()),
         ("STEWARD_BIND", "127.0.0.1:0".to_string()),
     ]
     .into();
     let defaults: HashMap<&str, &str> = [("STEWARD_LOG", "warn"), ("STEWARD_DATABASE_POOL_SIZE", "16")].into();
-    let config = Config::from_lookup(|k| {
+    Config::from_lookup(|k| {
         fixed
             .get(k)
             .cloned()
             .or_else(|| std::env::var(k).ok())
             .or_else(|| defaults.get(k).map(|v| v.to_string()))
     })
-    .unwrap_or_else(|e| panic!("invalid server settings: {e}"));
-    env_logger::Builder::new().parse_filters(&config.log_filter).init();
-    println!(
-        "server: {} worker(s), pool {}, hash concurrency {}, SQLite in {}",
-        config.workers,
-        config.database_pool_size,
-        config.hash_concurrency,
-        dir.path().display()
-    );
+    .unwrap_or_else(|e| panic!("invalid server settings: {e}"))
+}
 
+async fn run(settings: Settings) {
+    let window = Duration::from_secs(settings.seconds);
+    let mut rows = Vec::new();
+    println!(
+        "raw argon2id: {} thread(s) hashing for {} s ...",
+        settings.cores, settings.hash_seconds
+    );
+    let hash_before = raw_hash_rate(settings.cores, settings.hash_seconds).await;
+    println!("      {hash_before:.1} hashes/s");
+
+    let probe = server_config("sqlite://unused.db");
+    env_logger::Builder::new().parse_filters(&probe.log_filter).init();
+    println!(
+        "bare actix-web: {} worker(s), {} connection(s) for {} s ...",
+        probe.workers, settings.me_clients, settings.seconds
+    );
+    let (bare_addr, bare_server) = bare_actix(probe.workers);
+    let bare_handle = bare_server.handle();
+    let bare_task = tokio::spawn(bare_server);
+    let bare_get = format!("GET / HTTP/1.1\r\nHost: {bare_addr}\r\n\r\n").into_bytes();
+    run_phase(bare_addr, bare_get.clone(), settings.me_clients, Duration::from_secs(1)).await;
+    let bare = run_phase(bare_addr, bare_get, settings.me_clients, window).await;
+    bare.print_progress();
+    bare_handle.stop(true).await;
+    let _ = bare_task.await;
+
+    let dir = tempfile::tempdir().expect("create a temporary directory for the SQLite file");
+    let sqlite_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    backend_rows(&settings, "SQLite", &sqlite_url, bare.rate(), &mut rows, hash_before).await;
+    if let Some(admin) = &settings.postgres {
+        let db = BenchDatabase::create(admin);
+        backend_rows(&settings, "PostgreSQL", &db.url, bare.rate(), &mut rows, hash_before).await;
+    }
+    println!();
+    println!(
+        "Summary: {} core(s), HTTP phases of {} s, page timings of {} s, one client thread; bare actix-web: {:.0} req/s, p99 {:.2} ms",
+        settings.cores,
+        settings.seconds,
+        settings.page_seconds,
+        bare.rate(),
+        bare.percentile_ms(0.99)
+    );
+    println!(
+        "| {:<72} | {:>12} | {:>13} | {:>6} | {:<4} |",
+        "measure", "value", "target", "ratio", ""
+    );
+    println!("|{:-<74}|{:-<14}|{:-<15}|{:-<8}|{:-<6}|", "", "", "", "", "");
+    for row in &rows {
+        let verdict = if row.ratio >= 1.0 { "PASS" } else { "FAIL" };
+        println!(
+            "| {:<72} | {:>12} | {:>13} | {:>6.2} | {verdict} |",
+            row.measure, row.value, row.target, row.ratio
+        );
+    }
+}
+
+/// VmRSS (kB) and Threads of this process.
+fn memory() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("Threads:"))
+}
+
+/// Every measurement on one backend; pushes its rows.
+async fn backend_rows(
+    settings: &Settings,
+    backend: &str,
+    url: &str,
+    bare_rate: f64,
+    rows: &mut Vec<Row>,
+    hash_before: f64,
+) {
+    let sqlite = backend == "SQLite";
+    let window = Duration::from_secs(settings.seconds);
+    let config = server_config(url);
+    println!(
+        "{backend}: {} worker(s), pool {}, hash concurrency {}",
+        config.workers, config.database_pool_size, config.hash_concurrency
+    );
     let keys = SigningKeys::ephemeral().expect("generate an in-memory signing key");
     let app = steward::Application::build(config, Arc::new(SystemClock), keys).expect("start the server");
     let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
+    let state = app.state();
     let handle = app.server_handle();
     let server = tokio::spawn(app.run_until_stopped());
 
-    let token = sign_up_and_log_in(addr).await;
-    let window = Duration::from_secs(settings.seconds);
-
+    let body = sign_up(addr, EMAIL, "Bench").await;
+    let token = body["access_token"].as_str().expect("an access token").to_string();
+    let me = format!("GET /v1/me HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n").into_bytes();
     println!(
-        "[2/4] POST /v1/auth/login: {} client(s) for {} s ...",
-        settings.login_clients, settings.seconds
+        "  GET /v1/me: {} connection(s) for {} s (after 1 s of warm-up) ...",
+        settings.me_clients, settings.seconds
     );
+    run_phase(addr, me.clone(), settings.me_clients, Duration::from_secs(1)).await;
+    let me_alone = run_phase(addr, me.clone(), settings.me_clients, window).await;
+    me_alone.print_progress();
+    let (share, p99_target) = if sqlite { (30.0, 5.0) } else { (10.0, 10.0) };
+    rows.push(Row::at_least(
+        format!("{backend}: GET /v1/me, % of bare actix"),
+        100.0 * me_alone.rate() / bare_rate,
+        share,
+        "%",
+    ));
+    rows.push(Row::at_most(
+        format!("{backend}: GET /v1/me p99"),
+        me_alone.percentile_ms(0.99),
+        p99_target,
+        "ms",
+    ));
+
     let login_body = json!({ "identifier": EMAIL, "password": PASSWORD }).to_string();
     let login = format!(
         "POST /v1/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n{login_body}",
         login_body.len()
-    );
-    let login = run_phase(addr, login.into_bytes(), settings.login_clients, window).await;
-    login.print_progress();
+    )
+    .into_bytes();
+    if sqlite {
+        println!(
+            "  POST /v1/auth/login: {} client(s) for {} s ...",
+            settings.login_clients, settings.seconds
+        );
+        let logins = run_phase(addr, login.clone(), settings.login_clients, window).await;
+        logins.print_progress();
+        let hash_after = raw_hash_rate(settings.cores, settings.hash_seconds).await;
+        println!("      raw argon2id again: {hash_after:.1} hashes/s");
+        let raw = (hash_before + hash_after) / 2.0;
+        rows.push(Row::at_least(
+            format!("SQLite: logins/s, % of the raw hash rate ({raw:.1}/s)"),
+            100.0 * logins.rate() / raw,
+            95.0,
+            "%",
+        ));
+
+        println!("  GET /v1/me while {} client(s) log in ...", settings.login_clients);
+        let (me_busy, _) = tokio::join!(
+            run_phase(addr, me.clone(), settings.me_clients, window),
+            run_phase(addr, login.clone(), settings.login_clients, window),
+        );
+        me_busy.print_progress();
+        let alone = me_alone.percentile_ms(0.99);
+        rows.push(Row::at_most(
+            format!("SQLite: GET /v1/me p99 while logging in, x its p99 alone ({alone:.2} ms)"),
+            me_busy.percentile_ms(0.99) / alone,
+            2.0,
+            "x",
+        ));
+    }
 
     println!(
-        "[3/4] raw argon2id again: {} thread(s) for {} s (the server is idle) ...",
-        settings.cores, settings.hash_seconds
+        "  POST /v1/auth/refresh: {} client(s), each rotating its own session ...",
+        settings.login_clients
     );
-    let hash_after = raw_hash_rate(settings.cores, settings.hash_seconds).await;
-    println!("      {hash_after:.1} hashes/s");
+    let mut refresh_tokens = Vec::new();
+    for _ in 0..settings.login_clients {
+        let body = post_json(
+            addr,
+            "/v1/auth/login",
+            &json!({ "identifier": EMAIL, "password": PASSWORD }),
+            None,
+        )
+        .await;
+        refresh_tokens.push(body["refresh_token"].as_str().expect("a refresh token").to_string());
+    }
+    let rotations = rotate_phase(addr, refresh_tokens, window).await;
+    rotations.print_progress();
+    let per_core = if sqlite { 1500.0 } else { 1000.0 };
+    rows.push(Row::at_least(
+        format!("{backend}: refresh rotations/s, {} clients", settings.login_clients),
+        rotations.rate(),
+        per_core * settings.cores as f64,
+        "/s",
+    ));
+    rows.push(Row::at_most(
+        format!("{backend}: refresh rotation p99"),
+        rotations.percentile_ms(0.99),
+        20.0,
+        "ms",
+    ));
 
-    println!(
-        "[4/4] GET /v1/me: {} keep-alive connection(s) for {} s (after 1 s of warm-up) ...",
-        settings.me_clients, settings.seconds
-    );
-    let me = format!("GET /v1/me HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n").into_bytes();
-    let warm_up = run_phase(addr, me.clone(), settings.me_clients, Duration::from_secs(1)).await;
-    println!("      warm-up: {} ok, {} error(s)", warm_up.ok, warm_up.errors());
-    let me = run_phase(addr, me, settings.me_clients, window).await;
-    me.print_progress();
+    for &size in &settings.members {
+        let email = format!("owner{size}@example.com");
+        let body = sign_up(addr, &email, &format!("Org of {size}")).await;
+        let token = body["access_token"].as_str().expect("an access token").to_string();
+        let root = AccountId::from(body["account"]["id"].as_str().expect("the account id").to_string());
+        let started = Instant::now();
+        let db = state.db.clone();
+        let last_cursor = tokio::task::spawn_blocking(move || seed(&db, &root, size))
+            .await
+            .expect("seeding panicked");
+        println!("  seeded {size} members in {:.1} s", started.elapsed().as_secs_f64());
+        let page_window = Duration::from_secs(settings.page_seconds);
+        let get = |path: String| {
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n").into_bytes()
+        };
+        for (which, path) in [
+            ("first", "/v1/users?limit=50".to_string()),
+            ("last", format!("/v1/users?limit=50&cursor={last_cursor}")),
+        ] {
+            let timing = run_phase(addr, get(path), 1, page_window).await;
+            print!("  {which} page of {size}:");
+            timing.print_progress();
+            rows.push(Row::at_most(
+                format!("{backend}: GET /v1/users?limit=50, {size} members, {which} page (p50)"),
+                timing.percentile_ms(0.5),
+                3.0,
+                "ms",
+            ));
+        }
+        let timing = run_phase(addr, get(format!("/v1/users?q={RARE_QUERY}")), 1, page_window).await;
+        print!("  search in {size}:");
+        timing.print_progress();
+        rows.push(Row::at_most(
+            format!("{backend}: GET /v1/users?q=<rare name>, {size} members (p50)"),
+            timing.percentile_ms(0.5),
+            10.0,
+            "ms",
+        ));
+    }
+
+    // Before the server stops, while its workers and pools still exist.
+    let (rss_kb, threads) = memory();
+    rows.push(Row::at_most(
+        format!("{backend}: resident memory after its runs ({threads} threads)"),
+        rss_kb as f64 / 1024.0,
+        60.0,
+        "MB",
+    ));
 
     handle.stop(true).await;
     match server.await {
@@ -184,43 +488,169 @@ async fn run(settings: Settings) {
         Ok(Err(e)) => eprintln!("server stopped with an error: {e}"),
         Err(e) => eprintln!("server task failed: {e}"),
     }
-
-    summary(&settings, [hash_before, hash_after], &login, &me);
 }
 
-/// Creates the benchmark's organization and user, and returns an access token for it.
-async fn sign_up_and_log_in(addr: SocketAddr) -> String {
-    let client = reqwest::Client::new();
-    let signup = client
-        .post(format!("http://{addr}/v1/auth/signup"))
-        .json(&json!({
-            "organization_name": "Bench",
-            "email": EMAIL,
+/// Seeds `size` members into the organization `root` through the repository layer, in
+/// transactions of 5,000, then analyzed on PostgreSQL; one of them has the rare name. Returns the cursor of the last page
+/// (the ids are generated in ascending order, before the owner's).
+fn seed(db: &steward::db::Db, root: &AccountId, size: u64) -> String {
+    use base64::Engine;
+    let mut pooled = db.get().expect("a connection");
+    let conn: &mut steward::db::DbConnection = &mut pooled;
+    let now = chrono::Utc::now().naive_utc();
+    let start_ms = (chrono::Utc::now().timestamp_millis() as u64).saturating_sub(size + 1_000);
+    let mut last_cursor = String::new();
+    let batch = 5_000;
+    let mut i = 0;
+    while i < size {
+        let end = (i + batch).min(size);
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            for n in i..end {
+                // Unique across the organizations of one run: the random part names the size too.
+                let ulid = ulid::Ulid::from_parts(start_ms + n, (u128::from(size) << 64) | u128::from(n));
+                let id = UserId::from(format!("usr_{}", ulid.to_string().to_lowercase()));
+                let email = format!("member{n}@org{size}.bench.example");
+                let last = if n == size / 2 {
+                    RARE_NAME.to_string()
+                } else {
+                    format!("Member{n}")
+                };
+                users::insert(
+                    conn,
+                    NewUser {
+                        id: id.clone(),
+                        email: &email,
+                        email_normalized: &email,
+                        username: None,
+                        username_normalized: None,
+                        first_name: "Bench",
+                        last_name: &last,
+                        phone: None,
+                        password_hash: None,
+                        must_change_password: false,
+                        status: UserStatus::Active,
+                        show_calendar: false,
+                        daily_email_reminders: false,
+                        created_at: now,
+                        updated_at: now,
+                    },
+                )?;
+                memberships::insert(
+                    conn,
+                    NewMembership {
+                        id: MembershipId::generate(),
+                        user_id: id.clone(),
+                        root_account_id: root.clone(),
+                        account_id: root.clone(),
+                        status: MembershipStatus::Active,
+                        created_at: now,
+                        updated_at: now,
+                        external_id: None,
+                        scim_user_name: None,
+                    },
+                    &[],
+                )?;
+                if size >= 50 && n == size - 50 {
+                    last_cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_str());
+                }
+            }
+            Ok(())
+        })
+        .expect("seed a batch of members");
+        i = end;
+    }
+    // PostgreSQL's autovacuum would analyze the tables after such an import within a minute;
+    // the benchmark does not wait for it. (SQLite keeps no statistics unless asked.)
+    if matches!(conn, steward::db::DbConnection::Postgres(_)) {
+        conn.batch_execute("ANALYZE").expect("analyze the seeded tables");
+    }
+    last_cursor
+}
+
+async fn sign_up(addr: SocketAddr, email: &str, organization: &str) -> Value {
+    post_json(
+        addr,
+        "/v1/auth/signup",
+        &json!({
+            "organization_name": organization,
+            "email": email,
             "first_name": "Ada",
             "last_name": "Lovelace",
             "password": PASSWORD,
-        }))
-        .send()
-        .await
-        .expect("send the sign-up request");
-    let status = signup.status();
-    let body = signup.text().await.unwrap_or_default();
-    assert!(status.is_success(), "sign-up failed with {status}: {body}");
+        }),
+        None,
+    )
+    .await
+}
 
-    let login = client
-        .post(format!("http://{addr}/v1/auth/login"))
-        .json(&json!({ "identifier": EMAIL, "password": PASSWORD }))
-        .send()
-        .await
-        .expect("send the login request");
-    let status = login.status();
-    let body = login.text().await.unwrap_or_default();
-    assert!(status.is_success(), "login failed with {status}: {body}");
-    let body: Value = serde_json::from_str(&body).expect("login response is JSON");
-    body["access_token"]
-        .as_str()
-        .expect("login response has an access_token")
-        .to_string()
+async fn post_json(addr: SocketAddr, path: &str, body: &Value, token: Option<&str>) -> Value {
+    let client = reqwest::Client::new();
+    let mut request = client.post(format!("http://{addr}{path}")).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert!(status.is_success(), "POST {path} failed with {status}: {text}");
+    serde_json::from_str(&text).expect("a JSON response")
+}
+
+/// Each client rotates its own refresh token in a loop: every response carries the next one.
+async fn rotate_phase(addr: SocketAddr, tokens: Vec<String>, window: Duration) -> Tally {
+    let deadline = Instant::now() + window;
+    let tasks: Vec<_> = tokens
+        .into_iter()
+        .map(|token| tokio::spawn(rotate_client(addr, token, deadline)))
+        .collect();
+    gather(tasks, window).await
+}
+
+async fn rotate_client(addr: SocketAddr, mut token: String, deadline: Instant) -> Tally {
+    let mut tally = Tally::default();
+    let Ok(mut conn) = Connection::open(addr).await else {
+        tally.io_errors += 1;
+        return tally;
+    };
+    while Instant::now() < deadline {
+        let body = json!({ "refresh_token": token }).to_string();
+        let request = format!(
+            "POST /v1/auth/refresh HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let started = Instant::now();
+        let result = conn.send(request.as_bytes()).await;
+        let finished = Instant::now();
+        if finished > deadline {
+            tally.late += 1;
+            break;
+        }
+        match result {
+            Ok(response) if response.status == 200 => {
+                let next: Value = serde_json::from_slice(&conn.buf[response.body]).unwrap_or(Value::Null);
+                let Some(next) = next["refresh_token"].as_str() else {
+                    tally.io_errors += 1;
+                    break;
+                };
+                token = next.to_string();
+                tally.ok += 1;
+                tally
+                    .latencies_us
+                    .push(u32::try_from((finished - started).as_micros()).unwrap_or(u32::MAX));
+            }
+            Ok(response) => {
+                *tally.failed.entry(response.status).or_default() += 1;
+                break;
+            }
+            Err(e) => {
+                tally.io_errors += 1;
+                tally.first_io_error.get_or_insert_with(|| e.to_string());
+                break;
+            }
+        }
+    }
+    tally
 }
 
 /// One HTTP/1.1 keep-alive connection that sends a prepared request and reads whole responses
@@ -233,6 +663,8 @@ struct Connection {
 struct Response {
     status: u16,
     keep_alive: bool,
+    /// Where the body lies in the connection's buffer, until the next request.
+    body: std::ops::Range<usize>,
 }
 
 fn protocol_error(message: &str) -> io::Error {
@@ -293,7 +725,11 @@ impl Connection {
         while self.buf.len() < head_len + body_len {
             self.fill().await?;
         }
-        Ok(Response { status, keep_alive })
+        Ok(Response {
+            status,
+            keep_alive,
+            body: head_len..head_len + body_len,
+        })
     }
 
     async fn fill(&mut self) -> io::Result<()> {
@@ -370,12 +806,8 @@ impl Tally {
 
 /// Runs `clients` closed-loop clients, each sending `request` over its own keep-alive connection
 /// until the window closes.
-async fn run_phase(addr: SocketAddr, request: Vec<u8>, clients: usize, window: Duration) -> Tally {
-    let request: Arc<[u8]> = request.into();
-    let deadline = Instant::now() + window;
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| tokio::spawn(client(addr, request.clone(), deadline)))
-        .collect();
+/// Waits for every client of a phase and merges what they saw.
+async fn gather(tasks: Vec<tokio::task::JoinHandle<Tally>>, window: Duration) -> Tally {
     let mut total = Tally {
         window,
         ..Tally::default()
@@ -385,6 +817,15 @@ async fn run_phase(addr: SocketAddr, request: Vec<u8>, clients: usize, window: D
     }
     total.latencies_us.sort_unstable();
     total
+}
+
+async fn run_phase(addr: SocketAddr, request: Vec<u8>, clients: usize, window: Duration) -> Tally {
+    let request: Arc<[u8]> = request.into();
+    let deadline = Instant::now() + window;
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| tokio::spawn(client(addr, request.clone(), deadline)))
+        .collect();
+    gather(tasks, window).await
 }
 
 async fn client(addr: SocketAddr, request: Arc<[u8]>, deadline: Instant) -> Tally {
@@ -431,50 +872,4 @@ async fn client(addr: SocketAddr, request: Arc<[u8]>, deadline: Instant) -> Tall
         }
     }
     tally
-}
-
-fn summary(settings: &Settings, raw: [f64; 2], login: &Tally, me: &Tally) {
-    let row = |name: &str, clients: usize, rate: f64, http: Option<&Tally>| {
-        let (p50, p99, errors) = match http {
-            Some(t) => (
-                format!("{:.2}", t.percentile_ms(0.50)),
-                format!("{:.2}", t.percentile_ms(0.99)),
-                t.errors().to_string(),
-            ),
-            None => ("-".into(), "-".into(), "-".into()),
-        };
-        println!("| {name:<27} | {clients:>7} | {rate:>10.1} | {p50:>7} | {p99:>7} | {errors:>6} |");
-    };
-    println!();
-    println!(
-        "Summary: {} core(s), HTTP phases of {} s, one client thread",
-        settings.cores, settings.seconds
-    );
-    println!(
-        "| {:<27} | {:>7} | {:>10} | {:>7} | {:>7} | {:>6} |",
-        "measure", "clients", "per second", "p50 ms", "p99 ms", "errors"
-    );
-    println!("|{:-<29}|{:-<9}|{:-<12}|{:-<9}|{:-<9}|{:-<8}|", "", "", "", "", "", "");
-    row("argon2id hash, raw (before)", settings.cores, raw[0], None);
-    row("argon2id hash, raw (after)", settings.cores, raw[1], None);
-    row("POST /v1/auth/login", settings.login_clients, login.rate(), Some(login));
-    row("GET /v1/me", settings.me_clients, me.rate(), Some(me));
-
-    let raw_mean = (raw[0] + raw[1]) / 2.0;
-    let ratio = 100.0 * login.rate() / raw_mean;
-    let verdict = |met: bool| if met { "met" } else { "NOT met" };
-    println!();
-    println!(
-        "logins/s ÷ raw hash rate: {ratio:.1} % of the mean {raw_mean:.1}/s ({:.1} % of before, {:.1} % of after); \
-         target >= 90 %: {}",
-        100.0 * login.rate() / raw[0],
-        100.0 * login.rate() / raw[1],
-        verdict(ratio >= 90.0)
-    );
-    println!(
-        "GET /v1/me: {:.0} req/s; target > 10000: {}",
-        me.rate(),
-        verdict(me.rate() > 10_000.0)
-    );
-    println!("errors: {} (any non-2xx or I/O failure)", login.errors() + me.errors());
 }

@@ -3,7 +3,6 @@
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use diesel::prelude::*;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -11,8 +10,8 @@ use crate::auth::secrets::{hash_token, API_KEY_PREFIX};
 use crate::auth::tokens::AccessClaims;
 use crate::db::models::{AccountRow, ApiKeyRow, ImpersonationRow, MembershipRow, RoleRow, SessionRow, UserRow};
 use crate::db::repo::audit::AuditContext;
-use crate::db::repo::{accounts, api_keys, impersonations, memberships};
-use crate::db::schema::{sessions, users};
+use crate::db::repo::principals::{self, MemberRights};
+use crate::db::repo::{accounts, api_keys, impersonations};
 use crate::db::DbConnection;
 use crate::domain::permissions::PermissionSet;
 use crate::domain::{AccountStatus, Delegation, MembershipStatus, UserStatus};
@@ -330,13 +329,8 @@ fn load(
     }
     let ended = || ApiError::unauthenticated("The session has ended; log in again.");
     let sid = SessionId::parse(&claims.sid).ok_or_else(ended)?;
-    let (session, user): (SessionRow, UserRow) = sessions::table
-        .inner_join(users::table)
-        .filter(sessions::id.eq(sid.as_str()))
-        .select((SessionRow::as_select(), UserRow::as_select()))
-        .get_result(conn)
-        .optional()?
-        .ok_or_else(ended)?;
+    let found = principals::for_session(conn, &sid)?.ok_or_else(ended)?;
+    let (session, user) = (found.session, found.user);
     let consistent = session.user_id.as_str() == claims.sub
         && session.account_id == claims.acc
         && session.actor_user_id == claims.act.as_ref().map(|a| a.sub.clone());
@@ -347,11 +341,8 @@ fn load(
         return Err(ended());
     }
     // A delegated session lives only while its real actor may still act (R8).
-    if let Some(actor) = session.actor() {
-        let actor_active = crate::db::repo::users::find(conn, &actor)?.is_some_and(|a| a.status == UserStatus::Active);
-        if !actor_active {
-            return Err(ended());
-        }
+    if session.actor().is_some() && found.actor_status.as_deref() != Some(UserStatus::Active.as_str()) {
+        return Err(ended());
     }
     let impersonation = match session.delegation() {
         Some(Delegation::Impersonation) => Some(impersonations::for_session(conn, &session.id)?.ok_or_else(ended)?),
@@ -359,7 +350,7 @@ fn load(
     };
     let tenant = match session.account() {
         None => None,
-        Some(root) => Some(load_tenant(conn, &user.id, root)?),
+        Some(root) => Some(tenant_context(root, found.rights)?),
     };
     // An impersonation never outgrows its actor (R9), also when rights change while it runs:
     // the actor must still be an active member who may impersonate and holds every
@@ -385,28 +376,28 @@ fn load(
 }
 
 fn load_tenant(conn: &mut DbConnection, user: &UserId, root: AccountId) -> Result<TenantContext, ApiError> {
+    let rights = principals::for_member(conn, user, &root)?;
+    tenant_context(root, rights)
+}
+
+/// The caller's place in `root`, checked: an active membership at an active node of an
+/// active organization.
+fn tenant_context(root: AccountId, rights: Option<MemberRights>) -> Result<TenantContext, ApiError> {
     let gone = || ApiError::unauthenticated("Your access to this account has ended; log in again.");
-    let membership = memberships::find_for_user_in(conn, user, &root)?.ok_or_else(gone)?;
-    if membership.status != MembershipStatus::Active {
+    let rights = rights.ok_or_else(gone)?;
+    if rights.membership.status != MembershipStatus::Active
+        || rights.root.status != AccountStatus::Active
+        || rights.node.status != AccountStatus::Active
+    {
         return Err(gone());
     }
-    let node = accounts::find(conn, &membership.account_id)?.ok_or_else(gone)?;
-    let root_row = if node.id == root {
-        node.clone()
-    } else {
-        accounts::find(conn, &root)?.ok_or_else(gone)?
-    };
-    if root_row.status != AccountStatus::Active || node.status != AccountStatus::Active {
-        return Err(gone());
-    }
-    let roles = memberships::roles_of(conn, &membership.id)?;
-    let permissions = crate::service::roles::permissions_of(conn, &roles)?;
+    let permissions = crate::service::roles::permissions_from(&rights.roles, &rights.stored_permissions);
     Ok(TenantContext {
         root,
-        account: root_row,
-        membership: Some(membership),
-        node,
-        roles,
+        account: rights.root,
+        membership: Some(rights.membership),
+        node: rights.node,
+        roles: rights.roles,
         permissions,
     })
 }

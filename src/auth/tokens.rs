@@ -8,6 +8,7 @@
 use chrono::NaiveDateTime;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::keys::SigningKeys;
@@ -47,12 +48,21 @@ pub struct AccessClaims {
     pub client_id: Option<String>,
 }
 
+/// How many verified access tokens [`Tokens::verify`] remembers.
+pub const VERIFIED_CACHE_CAPACITY: usize = 10_000;
+
 pub struct Tokens {
     keys: SigningKeys,
     issuer: String,
     audience: String,
     ttl: Duration,
     leeway: Duration,
+    /// Tokens whose signature, header, issuer and audience have been checked, with their
+    /// claims: a token presented again skips the Ed25519 verification. Safe to share between
+    /// requests because a token's bytes fix its claims and this process's keys never change;
+    /// expiry is checked on every use and an expired entry is dropped. The session behind a
+    /// token is still read on every request, so revocation is unaffected.
+    verified: quick_cache::sync::Cache<String, Arc<AccessClaims>>,
 }
 
 /// A freshly signed access token.
@@ -69,6 +79,7 @@ impl Tokens {
             audience,
             ttl,
             leeway: DEFAULT_LEEWAY,
+            verified: quick_cache::sync::Cache::new(VERIFIED_CACHE_CAPACITY),
         }
     }
 
@@ -153,7 +164,31 @@ impl Tokens {
     /// one of our keys (the current one or a retired one still kept), and issuer, audience and expiry (against `now`) must hold. The session is
     /// checked by the caller.
     pub fn verify(&self, token: &str, now: NaiveDateTime) -> Result<AccessClaims, ApiError> {
-        let refuse = |why: &str| ApiError::unauthenticated(format!("The access token is not valid: {why}."));
+        let now = now.and_utc().timestamp();
+        let claims = match self.verified.get(token) {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(self.verify_signed(token)?);
+                if self.live(&claims, now) {
+                    self.verified.insert(token.to_string(), claims.clone());
+                }
+                claims
+            }
+        };
+        if !self.live(&claims, now) {
+            self.verified.remove(token);
+            return Err(refuse("expired"));
+        }
+        Ok(AccessClaims::clone(&claims))
+    }
+
+    /// Whether a token with these claims is still accepted at `now` (seconds).
+    fn live(&self, claims: &AccessClaims, now: i64) -> bool {
+        claims.exp.saturating_add(self.leeway.as_secs() as i64) > now
+    }
+
+    /// Everything [`Tokens::verify`] checks but expiry.
+    fn verify_signed(&self, token: &str) -> Result<AccessClaims, ApiError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("malformed"))?;
         if header.alg != Algorithm::EdDSA {
             return Err(refuse("wrong algorithm"));
@@ -170,15 +205,15 @@ impl Tokens {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        // Expiry is checked below against the service's clock, which tests can move.
+        // Expiry is checked by `verify` against the service's clock, which tests can move.
         validation.validate_exp = false;
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|e| refuse(&describe(&e)))?;
-        let now = now.and_utc().timestamp();
-        if data.claims.exp.saturating_add(self.leeway.as_secs() as i64) <= now {
-            return Err(refuse("expired"));
-        }
         Ok(data.claims)
     }
+}
+
+fn refuse(why: &str) -> ApiError {
+    ApiError::unauthenticated(format!("The access token is not valid: {why}."))
 }
 
 fn describe(err: &jsonwebtoken::errors::Error) -> String {
@@ -190,5 +225,52 @@ fn describe(err: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::MissingRequiredClaim(c) => format!("missing claim {c}"),
         ErrorKind::InvalidAlgorithm => "wrong algorithm".into(),
         _ => "malformed".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+
+    fn at(seconds: i64) -> NaiveDateTime {
+        DateTime::from_timestamp(seconds, 0).expect("a time").naive_utc()
+    }
+
+    /// A cached token is checked against the clock on every use, and a token the cache has
+    /// not seen (a forged one included) is verified in full.
+    #[test]
+    fn a_verified_token_is_remembered_until_it_expires() {
+        let tokens = Tokens::new(
+            SigningKeys::ephemeral().expect("a key"),
+            "iss".into(),
+            "aud".into(),
+            Duration::from_secs(60),
+        )
+        .with_leeway(Duration::ZERO);
+        let claims = AccessClaims {
+            iss: "iss".into(),
+            aud: "aud".into(),
+            sub: "usr_1".into(),
+            acc: None,
+            sid: "ses_1".into(),
+            jti: "tok_1".into(),
+            iat: 1_000,
+            exp: 1_060,
+            act: None,
+            client_id: None,
+        };
+        let token = tokens.sign_claims(&claims, 60).expect("signed").token;
+        assert_eq!(tokens.verify(&token, at(1_001)).expect("valid").sub, "usr_1");
+        assert_eq!(tokens.verified.len(), 1);
+        assert_eq!(tokens.verify(&token, at(1_059)).expect("still valid").jti, "tok_1");
+        assert!(tokens.verify(&token, at(1_060)).is_err(), "expired, though cached");
+        assert_eq!(tokens.verified.len(), 0, "an expired entry is dropped");
+
+        let at_signature = token.rfind('.').expect("a JWT") + 10;
+        let mut forged = token.clone().into_bytes();
+        forged[at_signature] = if forged[at_signature] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).expect("ASCII");
+        assert!(tokens.verify(&forged, at(1_001)).is_err());
     }
 }

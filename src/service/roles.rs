@@ -53,19 +53,36 @@ pub fn catalog() -> &'static [Permission] {
 /// The permissions a set of roles grants together (their union): built-in roles from the
 /// catalog, custom roles from what is stored for them, read in at most one query.
 pub fn permissions_of(conn: &mut DbConnection, roles: &[RoleRow]) -> Result<PermissionSet, ApiError> {
+    let custom: Vec<RoleId> = roles
+        .iter()
+        .filter(|r| r.builtin.is_none())
+        .map(|r| r.id.clone())
+        .collect();
+    let stored = if custom.is_empty() {
+        Vec::new()
+    } else {
+        roles::permission_names(conn, &custom)?
+    };
+    Ok(permissions_from(roles, &stored))
+}
+
+/// The union of `roles`' permissions, given the custom roles' stored `(role id, name)`
+/// pairs (already read, e.g. in the principal's one query). A stored name this version does
+/// not know grants nothing.
+pub fn permissions_from(roles: &[RoleRow], stored: &[(String, String)]) -> PermissionSet {
     let mut set = PermissionSet::new();
-    let mut custom = Vec::new();
     for role in roles {
         match role.builtin {
             Some(builtin) => set.extend(builtin.permissions()),
-            None => custom.push(role.id.clone()),
+            None => set.extend(
+                stored
+                    .iter()
+                    .filter(|(id, _)| id == role.id.as_str())
+                    .filter_map(|(_, name)| Permission::parse(name)),
+            ),
         }
     }
-    if !custom.is_empty() {
-        let stored = roles::permission_names(conn, &custom)?;
-        set.extend(stored.iter().filter_map(|(_, name)| Permission::parse(name)));
-    }
-    Ok(set)
+    set
 }
 
 /// Each role's own permissions, in the order of `roles`, with the custom ones read in at

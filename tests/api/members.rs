@@ -149,3 +149,82 @@ async fn a_malformed_user_id_in_a_path_is_not_found() {
     })
     .await;
 }
+
+/// The member list reads its page through `memberships_root_user_idx` (organization, user id)
+/// and never sorts the organization: not on the first page, not after a cursor, not with a
+/// search (SQLite's trigram index finds the users; the index serves the order).
+#[tokio::test]
+async fn the_member_list_is_served_by_its_index() {
+    use steward::db::repo::memberships::{page_plan, MemberFilter};
+    use steward::domain::UserStatus;
+    use steward::ids::AccountId;
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let pages = [
+            (None, None),
+            (None, Some(org.owner_id.clone())),
+            (Some("harbour".to_string()), None),
+            (Some("ab".to_string()), Some(org.owner_id.clone())),
+        ];
+        for (text, after) in pages {
+            let root = AccountId::from(org.root.clone());
+            let filter = MemberFilter {
+                within_paths: vec![format!("/{}/", org.root)],
+                user_status: Some(UserStatus::Active),
+                text,
+                after,
+                limit: 51,
+                ..MemberFilter::default()
+            };
+            let plan = app
+                .state
+                .db
+                .read(move |conn| page_plan(conn, &root, &filter).map_err(steward::db::DbError::from))
+                .await
+                .expect("plan");
+            if app.backend == Backend::Postgres {
+                assert!(plan.is_empty());
+                continue;
+            }
+            let plan = plan.join("\n");
+            assert!(plan.contains("memberships_root_user_idx"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+            assert!(!plan.contains("SCAN memberships"), "{plan}");
+        }
+    })
+    .await;
+}
+
+/// `q` keeps its meaning on both backends whichever way it is served: a case-insensitive
+/// substring of first or last name, email or username; quotes and LIKE wildcards are plain
+/// text; two characters still match.
+#[tokio::test]
+async fn searching_members_finds_substrings_of_names_and_emails() {
+    on_each_backend(|app| async move {
+        let org = app.org("owner@example.com").await;
+        let (zoe, _) = app
+            .member(&org.owner_token, "zoe.quartermain@example.com", &["viewer"], &org.root)
+            .await;
+        let found = |q: &str| {
+            let url = format!("/v1/users?q={}", urlencode(q));
+            let app = &app;
+            let token = org.owner_token.clone();
+            async move {
+                let (status, page) = app.get(&url, Some(&token)).await;
+                assert_eq!(status, StatusCode::OK, "{page}");
+                member_ids(&page)
+            }
+        };
+        assert_eq!(found("QUARTER").await, vec![zoe.clone()]);
+        assert_eq!(found("rtermain@exa").await, vec![zoe.clone()]);
+        assert_eq!(found("zo").await, vec![zoe.clone()]);
+        assert!(found("quarter%").await.is_empty());
+        assert!(found("\"quarter\"").await.is_empty());
+        assert!(found("main quarter").await.is_empty());
+    })
+    .await;
+}
+
+fn urlencode(raw: &str) -> String {
+    serde_urlencoded::to_string([("q", raw)]).unwrap()[2..].to_string()
+}

@@ -214,51 +214,93 @@ pub struct MemberFilter {
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
+/// The query of [`page`]; `$sqlite` says whether it runs on SQLite.
+macro_rules! member_page {
+    ($sqlite:expr, $root:expr, $filter:expr) => {{
+        let (root, filter, indexed_search): (&AccountId, &MemberFilter, bool) = ($root, $filter, $sqlite);
+        let mut query = memberships::table
+            .inner_join(users::table)
+            .inner_join(accounts::table.on(accounts::id.eq(memberships::account_id)))
+            .filter(memberships::root_account_id.eq(root.as_str()))
+            .select((MembershipRow::as_select(), UserRow::as_select()))
+            .into_boxed::<crate::db::MultiBackend>();
+        for path in &filter.within_paths {
+            query = query.filter(super::accounts::at_or_below(path));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(memberships::status.eq(status.as_str()));
+        }
+        if let Some(status) = filter.user_status {
+            query = query.filter(users::status.eq(status.as_str()));
+        }
+        if let Some(role) = &filter.role {
+            let holders = membership_roles::table
+                .filter(membership_roles::role_id.eq(role.as_str().to_string()))
+                .select(membership_roles::membership_id);
+            query = query.filter(memberships::id.eq_any(holders));
+        }
+        match &filter.text {
+            // SQLite: the trigram index `users_search` finds the users holding the text (three
+            // characters or more), so a rare name costs a few index reads, not the organization.
+            Some(text) if indexed_search && text.chars().count() >= 3 => {
+                let phrase = format!(
+                    "{{first_name last_name email username}} : \"{}\"",
+                    text.replace('"', "\"\"")
+                );
+                query = query.filter(
+                    diesel::dsl::sql::<diesel::sql_types::Bool>(
+                        "memberships.user_id IN (SELECT user_id FROM user_search_keys WHERE key IN \
+                     (SELECT rowid FROM users_search WHERE users_search MATCH ",
+                    )
+                    .bind::<diesel::sql_types::Text, _>(phrase)
+                    .sql("))"),
+                );
+            }
+            // PostgreSQL (served by the pg_trgm index `users_search_idx`), and shorter text.
+            Some(text) => {
+                let pattern = format!("%{}%", super::escape_like(&text.to_lowercase()));
+                query = query.filter(
+                    lower(users::first_name)
+                        .like(pattern.clone())
+                        .escape('\\')
+                        .or(lower(users::last_name).like(pattern.clone()).escape('\\'))
+                        .or(users::email_normalized.like(pattern.clone()).escape('\\'))
+                        .or(users::username_normalized.like(pattern).escape('\\')),
+                );
+            }
+            None => {}
+        }
+        if let Some(external_id) = &filter.external_id {
+            query = query.filter(memberships::external_id.eq(external_id.clone()));
+        }
+        if let Some(after) = &filter.after {
+            query = query.filter(memberships::user_id.gt(after.clone()));
+        }
+        // The membership's own copy of the user id: `memberships_root_user_idx` serves the
+        // organization, the order and the cursor, so no page sorts the organization.
+        query.order(memberships::user_id.asc()).limit(filter.limit)
+    }};
+}
+
 /// One page of the root account's members, ordered by user id (creation order).
 pub fn page(
     conn: &mut DbConnection,
     root: &AccountId,
     filter: &MemberFilter,
 ) -> RepoResult<Vec<(MembershipRow, UserRow)>> {
-    let mut query = memberships::table
-        .inner_join(users::table)
-        .inner_join(accounts::table.on(accounts::id.eq(memberships::account_id)))
-        .filter(memberships::root_account_id.eq(root.as_str()))
-        .select((MembershipRow::as_select(), UserRow::as_select()))
-        .into_boxed::<crate::db::MultiBackend>();
-    for path in &filter.within_paths {
-        query = query.filter(super::accounts::at_or_below(path));
+    let sqlite = matches!(conn, DbConnection::Sqlite(_));
+    member_page!(sqlite, root, filter).load(conn)
+}
+
+/// How SQLite runs [`page`] (the `detail` lines of `EXPLAIN QUERY PLAN`), so that a test
+/// can hold the member list to its index; empty on PostgreSQL, whose plan depends on the
+/// table statistics.
+pub fn page_plan(conn: &mut DbConnection, root: &AccountId, filter: &MemberFilter) -> RepoResult<Vec<String>> {
+    if !matches!(conn, DbConnection::Sqlite(_)) {
+        return Ok(Vec::new());
     }
-    if let Some(status) = filter.status {
-        query = query.filter(memberships::status.eq(status.as_str()));
-    }
-    if let Some(status) = filter.user_status {
-        query = query.filter(users::status.eq(status.as_str()));
-    }
-    if let Some(role) = &filter.role {
-        let holders = membership_roles::table
-            .filter(membership_roles::role_id.eq(role.as_str().to_string()))
-            .select(membership_roles::membership_id);
-        query = query.filter(memberships::id.eq_any(holders));
-    }
-    if let Some(text) = &filter.text {
-        let pattern = format!("%{}%", super::escape_like(&text.to_lowercase()));
-        query = query.filter(
-            lower(users::first_name)
-                .like(pattern.clone())
-                .escape('\\')
-                .or(lower(users::last_name).like(pattern.clone()).escape('\\'))
-                .or(users::email_normalized.like(pattern.clone()).escape('\\'))
-                .or(users::username_normalized.like(pattern).escape('\\')),
-        );
-    }
-    if let Some(external_id) = &filter.external_id {
-        query = query.filter(memberships::external_id.eq(external_id.clone()));
-    }
-    if let Some(after) = &filter.after {
-        query = query.filter(users::id.gt(after.clone()));
-    }
-    query.order(users::id.asc()).limit(filter.limit).load(conn)
+    let rows: Vec<(i32, i32, i32, String)> = super::QueryPlan(member_page!(true, root, filter)).load(conn)?;
+    Ok(rows.into_iter().map(|(_, _, _, detail)| detail).collect())
 }
 
 /// Deactivates or reactivates a membership (R10); its roles and data stay.
@@ -420,7 +462,7 @@ pub fn scim_page(
 ) -> RepoResult<Vec<(MembershipRow, UserRow)>> {
     scim_members!(root, filter)
         .select((MembershipRow::as_select(), UserRow::as_select()))
-        .order(users::id.asc())
+        .order(memberships::user_id.asc())
         .offset(offset)
         .limit(limit)
         .load(conn)
@@ -444,7 +486,7 @@ pub fn holding_roles(
         .filter(memberships::root_account_id.eq(root.as_str()))
         .filter(users::status.eq(UserStatus::Active.as_str()))
         .filter(membership_roles::role_id.eq_any(ids))
-        .order(users::id.asc())
+        .order(memberships::user_id.asc())
         .select((
             membership_roles::role_id,
             MembershipRow::as_select(),
