@@ -22,6 +22,24 @@ use crate::auth::secrets;
 use crate::error::ApiError;
 use crate::metrics::{HashMetrics, HashOperation};
 
+/// Lowers the calling thread's scheduling priority (nice 10): a hash is tens of milliseconds
+/// of CPU that no one waits on to the millisecond, while every other request is a fraction of a
+/// millisecond, so a login storm takes the cores only when nothing else wants them. On an idle
+/// machine hashing runs as fast as before. Linux keeps a nice value per thread.
+fn yield_to_requests() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority reads only its integer arguments; `0` names the calling thread.
+        let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+        if done != 0 {
+            log::warn!(
+                "cannot lower the priority of a hashing thread: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 /// How long a request waits for a free hashing thread before it is told to come back.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -96,14 +114,17 @@ impl Passwords {
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("steward-hash-{index}"))
-                .spawn(move || loop {
-                    // The lock is held only while waiting for the next job, never while hashing.
-                    let next = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
-                    let Ok(job) = next else { return };
-                    // A panicking hash must not take the thread with it: its caller sees the
-                    // dropped reply and answers 500.
-                    if catch_unwind(AssertUnwindSafe(job)).is_err() {
-                        log::error!("a password hash panicked");
+                .spawn(move || {
+                    yield_to_requests();
+                    loop {
+                        // The lock is held only while waiting for the next job, never while hashing.
+                        let next = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
+                        let Ok(job) = next else { return };
+                        // A panicking hash must not take the thread with it: its caller sees the
+                        // dropped reply and answers 500.
+                        if catch_unwind(AssertUnwindSafe(job)).is_err() {
+                            log::error!("a password hash panicked");
+                        }
                     }
                 })
                 .map_err(|e| ApiError::internal(format!("cannot start a hashing thread: {e}")))?;
