@@ -47,9 +47,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use steward::auth::keys::SigningKeys;
 use steward::auth::password::hash_blocking;
-use steward::clock::SystemClock;
 use steward::config::Config;
 use steward::db::models::{NewMembership, NewUser};
 use steward::db::repo::{memberships, users};
@@ -302,9 +300,9 @@ async fn run(settings: Settings) {
     }
 }
 
-/// VmRSS (kB) and Threads of this process.
-fn memory() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// VmRSS (kB) and Threads from a `/proc/<pid>/status` file.
+fn memory_of(path: &str) -> (u64, u64) {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -332,12 +330,9 @@ async fn backend_rows(
         "{backend}: {} worker(s), pool {}, hash concurrency {}",
         config.workers, config.database_pool_size, config.hash_concurrency
     );
-    let keys = SigningKeys::ephemeral().expect("generate an in-memory signing key");
-    let app = steward::Application::build(config, Arc::new(SystemClock), keys).expect("start the server");
-    let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
-    let state = app.state();
-    let handle = app.server_handle();
-    let server = tokio::spawn(app.run_until_stopped());
+    let server = ServerChild::start(url).await;
+    let addr = server.addr;
+    let db = steward::db::Db::connect(&config.database_url, 2, Duration::from_secs(30)).expect("open the database");
 
     let body = sign_up(addr, EMAIL, "Bench").await;
     let token = body["access_token"].as_str().expect("an access token").to_string();
@@ -439,7 +434,7 @@ async fn backend_rows(
         let token = body["access_token"].as_str().expect("an access token").to_string();
         let root = AccountId::from(body["account"]["id"].as_str().expect("the account id").to_string());
         let started = Instant::now();
-        let db = state.db.clone();
+        let db = db.clone();
         let last_cursor = tokio::task::spawn_blocking(move || seed(&db, &root, size))
             .await
             .expect("seeding panicked");
@@ -474,19 +469,88 @@ async fn backend_rows(
     }
 
     // Before the server stops, while its workers and pools still exist.
-    let (rss_kb, threads) = memory();
+    let (rss_kb, threads) = server.memory();
     rows.push(Row::at_most(
-        format!("{backend}: resident memory after its runs ({threads} threads)"),
+        format!("{backend}: server's resident memory after its runs ({threads} threads)"),
         rss_kb as f64 / 1024.0,
         60.0,
         "MB",
     ));
+    server.stop();
+}
 
-    handle.stop(true).await;
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("server stopped with an error: {e}"),
-        Err(e) => eprintln!("server task failed: {e}"),
+/// `steward serve` as a child process, as an operator runs it: its memory is its own, not the
+/// load client's. Its settings are the benchmark's environment (`STEWARD_*`) with the database
+/// URL, a free port and a signing key in a temporary directory fixed, and the defaults of
+/// [`server_config`]. Killed when dropped.
+struct ServerChild {
+    child: std::process::Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl ServerChild {
+    async fn start(url: &str) -> Self {
+        let dir = tempfile::tempdir().expect("create a directory for the signing key");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_steward"));
+        for (name, value) in [("STEWARD_LOG", "warn"), ("STEWARD_DATABASE_POOL_SIZE", "16")] {
+            if std::env::var_os(name).is_none() {
+                command.env(name, value);
+            }
+        }
+        let child = command
+            .env("STEWARD_DATABASE_URL", url)
+            .env("STEWARD_BIND", addr.to_string())
+            .env("STEWARD_SIGNING_KEY_FILE", dir.path().join("key.pem"))
+            .arg("serve")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start steward serve");
+        let mut server = ServerChild { child, addr, _dir: dir };
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("steward serve exited at start: {status}");
+            }
+            let ready = reqwest::get(format!("http://{addr}/readyz")).await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return server;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "steward serve not ready after 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// VmRSS (kB) and threads of the server process.
+    fn memory(&self) -> (u64, u64) {
+        memory_of(&format!("/proc/{}/status", self.child.id()))
+    }
+
+    fn stop(mut self) {
+        // SIGTERM: the server finishes what is in flight and exits.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(35);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("steward serve did not stop within 35 s of SIGTERM");
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

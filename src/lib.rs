@@ -40,9 +40,11 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::keys::SigningKeys;
 use crate::auth::password::Passwords;
+use crate::auth::principal_cache::PrincipalCache;
 use crate::auth::tokens::Tokens;
 use crate::clock::SharedClock;
-use crate::config::Config;
+use crate::config::{Config, DatabaseUrl};
+use crate::db::change_stamp::ChangeStamps;
 use crate::db::Db;
 use crate::state::AppState;
 
@@ -74,6 +76,7 @@ impl Application {
         if !applied.is_empty() {
             log::info!("applied {} migration(s) on {}", applied.len(), db.backend());
         }
+        let principals = principal_cache(&config.database_url);
         let listener = TcpListener::bind(config.bind).map_err(|e| StartError::Bind(config.bind.to_string(), e))?;
         let port = listener
             .local_addr()
@@ -108,6 +111,7 @@ impl Application {
             clock,
             passwords,
             tokens,
+            principals,
         });
 
         let sink: Arc<dyn notify::Sink> = match (&state.config.notify_url, &state.config.notify_secret) {
@@ -203,6 +207,13 @@ impl Application {
                 .wrap(from_fn(routing::head_as_get))
         })
         .workers(state.config.workers)
+        // Every blocking task holds or waits for a pooled connection (hashing has its own
+        // threads), so threads beyond each worker's share of the pool would only queue on the
+        // pool's lock, switching context and keeping stacks and allocator arenas for nothing.
+        .worker_max_blocking_threads(blocking_threads(
+            state.config.database_pool_size,
+            state.config.workers,
+        ))
         .shutdown_timeout(30)
         .listen(listener)
         .map_err(|e| StartError::Bind(state.config.bind.to_string(), e))?
@@ -223,6 +234,27 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// On SQLite, principals are cached against the file's change stamp; elsewhere (or when the
+/// stamp cannot be read) nothing is.
+fn principal_cache(url: &DatabaseUrl) -> PrincipalCache {
+    let DatabaseUrl::Sqlite(path) = url else {
+        return PrincipalCache::disabled();
+    };
+    match ChangeStamps::open(path) {
+        Ok(stamps) => PrincipalCache::new(stamps),
+        Err(e) => {
+            log::warn!("principals are not cached: the SQLite change stamp cannot be read ({e})");
+            PrincipalCache::disabled()
+        }
+    }
+}
+
+/// Each worker's blocking threads: its share of the connection pool, rounded up, and at
+/// least two so that a slow query never holds up a worker's every database call.
+fn blocking_threads(pool_size: u32, workers: usize) -> usize {
+    (pool_size as usize).div_ceil(workers.max(1)).max(2)
 }
 
 impl Application {

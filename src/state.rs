@@ -1,6 +1,7 @@
 //! What every handler can reach: settings, storage, the clock, hashing, tokens and metrics.
 
 use crate::auth::password::Passwords;
+use crate::auth::principal_cache::PrincipalCache;
 use crate::auth::tokens::Tokens;
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -18,4 +19,6 @@ pub struct AppState {
     pub openapi_json: String,
     pub routes: KnownRoutes,
     pub metrics: Metrics,
+    /// Principals of recent access tokens, while the database has not changed.
+    pub principals: PrincipalCache,
 }

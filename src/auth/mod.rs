@@ -5,5 +5,6 @@ pub mod extract;
 pub mod keys;
 pub mod password;
 pub mod policy;
+pub mod principal_cache;
 pub mod secrets;
 pub mod tokens;

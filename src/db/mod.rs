@@ -2,13 +2,14 @@
 //! an r2d2 pool, the embedded migrations of each backend, and the two ways handlers touch
 //! the database: [`Db::read`] and [`Db::write`], both run on actix's blocking pool.
 
+pub mod change_stamp;
 pub mod models;
 pub mod repo;
 pub mod schema;
 
 use actix_web::web;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,8 +28,76 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
-pub type DbPool = Pool<ConnectionManager<DbConnection>>;
-pub type PooledDb = PooledConnection<ConnectionManager<DbConnection>>;
+pub type DbPool = Pool<Manager>;
+pub type PooledDb = PooledConnection<Manager>;
+
+/// A pooled connection with what the pool must know about it beyond diesel's view: when it
+/// last answered, and whether it must prove it still works before its next use.
+pub struct TrackedConnection {
+    conn: DbConnection,
+    last_ok: Instant,
+    suspect: bool,
+    broken: bool,
+}
+
+impl std::ops::Deref for TrackedConnection {
+    type Target = DbConnection;
+
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for TrackedConnection {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+impl TrackedConnection {
+    /// Whether this connection must be pinged before it is handed out: after a failed use,
+    /// or after it sat idle long enough for the server or a proxy to have dropped it.
+    fn needs_check(&self) -> bool {
+        self.suspect || self.last_ok.elapsed() >= IDLE_CHECK
+    }
+
+    /// Records a use; a failed one makes the connection suspect (it may be the connection
+    /// that failed, not the query).
+    fn used(&mut self, ok: bool) {
+        if ok {
+            self.last_ok = Instant::now();
+        }
+        self.suspect = !ok;
+    }
+}
+
+/// r2d2's manager for [`TrackedConnection`]s. r2d2's own test on checkout (a `SELECT 1`
+/// before every use) would cost every request a round trip; [`Db::checkout`] pings only a
+/// connection that [`TrackedConnection::needs_check`], and a connection that fails its ping is
+/// marked broken, so the pool closes it instead of taking it back.
+pub struct Manager(ConnectionManager<DbConnection>);
+
+impl ManageConnection for Manager {
+    type Connection = TrackedConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<TrackedConnection, Self::Error> {
+        Ok(TrackedConnection {
+            conn: self.0.connect()?,
+            last_ok: Instant::now(),
+            suspect: false,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut TrackedConnection) -> Result<(), Self::Error> {
+        self.0.is_valid(&mut conn.conn)
+    }
+
+    fn has_broken(&self, conn: &mut TrackedConnection) -> bool {
+        conn.broken || self.0.has_broken(&mut conn.conn)
+    }
+}
 
 /// Start-up failures of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -83,9 +152,9 @@ impl DbError {
 #[derive(Debug)]
 struct SqliteTuning;
 
-impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqliteTuning {
-    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        if let DbConnection::Sqlite(c) = conn {
+impl CustomizeConnection<TrackedConnection, diesel::r2d2::Error> for SqliteTuning {
+    fn on_acquire(&self, conn: &mut TrackedConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(c) = &mut conn.conn {
             c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
                 .map_err(diesel::r2d2::Error::QueryError)?;
         }
@@ -107,6 +176,9 @@ impl From<DbError> for MigrationFailure {
         Self(e.to_string())
     }
 }
+
+/// A pooled connection idle this long is pinged before it is used again.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
 
 /// How long start-up and tools wait for a connection (requests wait `checkout_timeout`).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -215,8 +287,9 @@ impl Db {
         let pool = Pool::builder()
             .max_size(pool_size)
             .connection_timeout(checkout_timeout)
+            .test_on_check_out(false)
             .connection_customizer(Box::new(SqliteTuning))
-            .build_unchecked(ConnectionManager::<DbConnection>::new(raw));
+            .build_unchecked(Manager(ConnectionManager::<DbConnection>::new(raw)));
         Ok(Self {
             pool,
             backend,
@@ -242,31 +315,63 @@ impl Db {
     }
 
     /// A connection for a request: at once an error while the database is known to be down
-    /// (but for the periodic probe), else the pool's checkout with its short timeout.
+    /// (but for the periodic probe), else the pool's checkout with its short timeout. A
+    /// connection that [`TrackedConnection::needs_check`] is pinged first; one that fails is
+    /// closed and the next one tried, until the checkout's time is up.
     fn checkout(pool: &DbPool, health: &Health, probe_timeout: Duration) -> Result<PooledDb, DbError> {
         if !health.may_try() {
             return Err(DbError::Down);
         }
-        let got = if health.is_down() {
-            pool.get_timeout(probe_timeout)
+        let timeout = if health.is_down() {
+            probe_timeout
         } else {
-            pool.get()
+            pool.connection_timeout()
         };
-        match got {
-            Ok(conn) => {
-                // r2d2 tests a connection when it is checked out: this one works.
-                health.mark_up();
-                Ok(conn)
-            }
-            Err(e) => {
-                // r2d2 says why only when making a connection failed; a bare timeout is a
-                // busy pool, which is no reason to stop trying.
-                if e.to_string().contains(": ") || health.is_down() {
-                    health.mark_down();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = pool.get_timeout(deadline.saturating_duration_since(Instant::now()));
+            let mut conn = match got {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // r2d2 says why only when making a connection failed; a bare timeout is a
+                    // busy pool, which is no reason to stop trying.
+                    if e.to_string().contains(": ") || health.is_down() {
+                        health.mark_down();
+                    }
+                    return Err(DbError::Unavailable(e));
                 }
-                Err(DbError::Unavailable(e))
+            };
+            // While the database is marked down, only a connection that answers brings it up.
+            if !conn.needs_check() && !health.is_down() {
+                return Ok(conn);
+            }
+            if conn.conn.ping().is_ok() {
+                conn.used(true);
+                health.mark_up();
+                return Ok(conn);
+            }
+            conn.broken = true;
+            if Instant::now() >= deadline {
+                health.mark_down();
+                return Err(DbError::Down);
             }
         }
+    }
+
+    /// Runs `f` with a connection checked out of the pool and records how the use went.
+    fn with_connection<T, E>(
+        pool: &DbPool,
+        health: &Health,
+        probe: Duration,
+        f: impl FnOnce(&mut PooledDb) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let mut conn = Self::checkout(pool, health, probe)?;
+        let result = f(&mut conn);
+        conn.used(result.is_ok());
+        result
     }
 
     pub fn backend(&self) -> &'static str {
@@ -282,7 +387,7 @@ impl Db {
     pub fn migrate(&self) -> Result<Vec<String>, DbSetupError> {
         let mut conn = self.pool.get_timeout(SETUP_TIMEOUT)?;
         let failed = |e: &dyn std::fmt::Display| DbSetupError::Migrations(e.to_string());
-        let applied = match &mut *conn {
+        let applied = match &mut **conn {
             DbConnection::Sqlite(c) => {
                 // Readers do not block the writer, and the writer does not block readers.
                 c.batch_execute("PRAGMA journal_mode = WAL;")
@@ -331,10 +436,7 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let (pool, health, probe) = (self.pool.clone(), self.health.clone(), self.probe_timeout);
-        web::block(move || {
-            let mut conn = Self::checkout(&pool, &health, probe)?;
-            f(&mut conn)
-        })
+        web::block(move || Self::with_connection(&pool, &health, probe, |conn| f(conn)))
         .await
         .map_err(|e| E::from(DbError::Blocking(e.to_string())))?
     }
@@ -350,12 +452,14 @@ impl Db {
         let (pool, health, probe) = (self.pool.clone(), self.health.clone(), self.probe_timeout);
         let writer = self.sqlite_writer.clone();
         web::block(move || {
-            let mut conn = Self::checkout(&pool, &health, probe)?;
-            // Taken with a connection in hand, so the holder never waits for the pool. The lock
-            // guards no data, so one poisoned by a writer that panicked is still a free turn.
-            let _turn =
-                matches!(*conn, DbConnection::Sqlite(_)).then(|| writer.lock().unwrap_or_else(PoisonError::into_inner));
-            write_transaction(&mut conn, f)
+            Self::with_connection(&pool, &health, probe, |conn| {
+                // Taken with a connection in hand, so the holder never waits for the pool. The
+                // lock guards no data, so one poisoned by a writer that panicked is still a
+                // free turn.
+                let _turn = matches!(***conn, DbConnection::Sqlite(_))
+                    .then(|| writer.lock().unwrap_or_else(PoisonError::into_inner));
+                write_transaction(conn, f)
+            })
         })
         .await
         .map_err(|e| E::from(DbError::Blocking(e.to_string())))?
