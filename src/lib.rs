@@ -4,6 +4,7 @@
 //! a view. [`Application`] builds the server so that `main` and the tests share one
 //! constructor.
 
+pub mod allocator;
 pub mod api;
 pub mod auth;
 pub mod client_addr;
@@ -148,6 +149,8 @@ impl Application {
             state.clock.clone(),
             std::time::Duration::from_secs(60),
         );
+
+        allocator::spawn_release(std::time::Duration::from_secs(10));
 
         let app_state = state.clone();
         let max_body = state.config.max_body_bytes;

@@ -50,6 +50,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    steward::allocator::tune();
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
         print!("{}", steward::openapi::document_json());

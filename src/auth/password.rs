@@ -5,7 +5,8 @@
 //! service, and a request waits its turn for at most [`QUEUE_TIMEOUT`]. Each thread keeps
 //! its 19 MiB argon2 work area between hashes: allocating and faulting in a fresh one per
 //! login cost about 5 % of login throughput, and handing each hash to a fresh blocking-pool
-//! thread left cores idle. Memory is bounded: `hash_concurrency` × 19 MiB.
+//! thread left cores idle. Memory is bounded: `hash_concurrency` × 19 MiB while logins come
+//! in; a thread gives its work area back after a second without one.
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::PasswordHasher as _;
@@ -53,6 +54,9 @@ fn hash_now(password: &str) -> Result<String, ApiError> {
         .map(|h| h.to_string())
         .map_err(|e| ApiError::internal(e.to_string()))
 }
+
+/// How long a hashing thread keeps its work area once no hash is waiting.
+const KEEP_WORK_AREA: Duration = Duration::from_secs(1);
 
 thread_local! {
     /// The argon2 work area of a hashing thread, reused from one verification to the next.
@@ -118,8 +122,20 @@ impl Passwords {
                     yield_to_requests();
                     loop {
                         // The lock is held only while waiting for the next job, never while hashing.
-                        let next = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
-                        let Ok(job) = next else { return };
+                        let next = queue
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .recv_timeout(KEEP_WORK_AREA);
+                        let job = match next {
+                            Ok(job) => job,
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                // Idle: the work area goes back to the system until the next
+                                // burst (the threads take turns waiting, so each gets here).
+                                WORK_AREA.with(|area| *area.borrow_mut() = Vec::new());
+                                continue;
+                            }
+                            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        };
                         // A panicking hash must not take the thread with it: its caller sees the
                         // dropped reply and answers 500.
                         if catch_unwind(AssertUnwindSafe(job)).is_err() {
