@@ -2,22 +2,23 @@
 //! performance table in the README (issue 13) in one run, and prints each value against its
 //! target with PASS or FAIL.
 //!
-//! In one process, on the machine it runs on:
+//! On the machine it runs on:
 //! 1. the raw argon2id hash rate: one thread per core hashing in a loop, before and after the
 //!    login phase (it drifts on a shared machine; the ratio uses the mean);
 //! 2. the reference: a bare actix-web server with as many workers as Steward, answering a
 //!    constant JSON body, under the same load as `GET /v1/me`;
 //! 3. on SQLite, and on PostgreSQL when `BENCH_DATABASE_URL` (or `TEST_DATABASE_URL`) names a
-//!    server whose user may create databases (a fresh one is created and dropped):
+//!    server whose user may create databases (a fresh one is created and dropped), against
+//!    `steward serve` started as its own process, as an operator runs it:
 //!    `GET /v1/me` with 64 connections; logins per second with 8 clients (SQLite); `GET /v1/me`
 //!    while 8 clients log in (SQLite); refresh-token rotations per second with 8 clients, each
 //!    rotating its own session; then organizations of `BENCH_MEMBERS` members, seeded through
-//!    the repository layer (batched inserts in transactions, not the HTTP API), where it times
-//!    the first and the last page of `GET /v1/users?limit=50` and a search for a rare name;
-//! 4. the process's resident memory and threads at the end (`/proc/self/status`; the load
-//!    client lives in the same process, so this is an upper bound for the server).
+//!    the repository layer (batched inserts in transactions, not the HTTP API) by this
+//!    process, where it times the first and the last page of `GET /v1/users?limit=50` and a
+//!    search for a rare name;
+//! 4. the server's resident memory and threads at the end (`/proc/<pid>/status`).
 //!
-//! The servers run in-process on 127.0.0.1:0 with their own actix worker threads. The load comes
+//! The bare actix-web server runs in this process, on its own worker threads. The load comes
 //! from a minimal HTTP/1.1 keep-alive client over `tokio::net::TcpStream` on a current-thread
 //! runtime: every client connection lives on the main thread, so the client uses at most one
 //! core. A response counts only when it completes inside the measured window; any non-2xx
@@ -521,7 +522,10 @@ impl ServerChild {
             if ready.is_ok_and(|r| r.status().is_success()) {
                 return server;
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "steward serve not ready after 60 s");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "steward serve not ready after 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

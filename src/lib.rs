@@ -213,10 +213,7 @@ impl Application {
         // Every blocking task holds or waits for a pooled connection (hashing has its own
         // threads), so threads beyond each worker's share of the pool would only queue on the
         // pool's lock, switching context and keeping stacks and allocator arenas for nothing.
-        .worker_max_blocking_threads(blocking_threads(
-            state.config.database_pool_size,
-            state.config.workers,
-        ))
+        .worker_max_blocking_threads(blocking_threads(state.config.database_pool_size, state.config.workers))
         .shutdown_timeout(30)
         .listen(listener)
         .map_err(|e| StartError::Bind(state.config.bind.to_string(), e))?

@@ -166,6 +166,23 @@ impl CustomizeConnection<TrackedConnection, diesel::r2d2::Error> for SqliteTunin
 /// fixed 64-bit number no other code uses: the bytes of "stewardm").
 pub const MIGRATION_LOCK: i64 = 0x7374_6577_6172_646d;
 
+/// Puts a SQLite file in WAL mode (a no-op when it is already). Switching needs the file to
+/// itself, and SQLite answers "database is locked" at once, without its busy handler, while
+/// another process has it open: a second instance starting beside the first one did fail
+/// here now and then. It is tried again for up to [`SETUP_TIMEOUT`].
+fn switch_to_wal(conn: &mut SqliteConnection) -> Result<(), DbSetupError> {
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    loop {
+        match conn.batch_execute("PRAGMA journal_mode = WAL;") {
+            Ok(()) => return Ok(()),
+            Err(e) if e.to_string().contains("locked") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(DbSetupError::Migrations(format!("cannot switch SQLite to WAL: {e}"))),
+        }
+    }
+}
+
 /// A migration run that failed inside its transaction (rolled back as a whole).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -390,8 +407,7 @@ impl Db {
         let applied = match &mut **conn {
             DbConnection::Sqlite(c) => {
                 // Readers do not block the writer, and the writer does not block readers.
-                c.batch_execute("PRAGMA journal_mode = WAL;")
-                    .map_err(|e| DbSetupError::Migrations(format!("cannot switch SQLite to WAL: {e}")))?;
+                switch_to_wal(c)?;
                 write_transaction(&mut conn, |conn| {
                     conn.run_pending_migrations(SQLITE_MIGRATIONS)
                         .map(|applied| applied.iter().map(|v| v.to_string()).collect())
@@ -437,8 +453,8 @@ impl Db {
     {
         let (pool, health, probe) = (self.pool.clone(), self.health.clone(), self.probe_timeout);
         web::block(move || Self::with_connection(&pool, &health, probe, |conn| f(conn)))
-        .await
-        .map_err(|e| E::from(DbError::Blocking(e.to_string())))?
+            .await
+            .map_err(|e| E::from(DbError::Blocking(e.to_string())))?
     }
 
     /// Runs `f` on the blocking pool inside one write transaction: everything it changes

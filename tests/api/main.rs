@@ -33,6 +33,7 @@ mod operations;
 mod outage;
 mod password_policy;
 mod passwords;
+mod principal_cache;
 mod rate_limits;
 mod scim;
 mod surface;
