@@ -224,17 +224,12 @@ impl FromRequest for Principal {
                     .await?
             } else {
                 let claims = state.tokens.verify(&token, now)?;
-                match state.principals.get(&token, now) {
-                    Some(cached) => Principal { request_id, ..cached },
-                    None => {
-                        let stamp = state.principals.stamp();
-                        let loaded = state.db.read(move |conn| load(conn, claims, now, request_id)).await?;
-                        if let Some(stamp) = stamp {
-                            state.principals.put(&token, stamp, &loaded);
-                        }
-                        loaded
-                    }
-                }
+                let id = request_id.clone();
+                let loaded = state
+                    .principals
+                    .get_or_load(&token, now, || state.db.read(move |conn| load(conn, claims, now, id)))
+                    .await?;
+                Principal { request_id, ..loaded }
             };
             crate::request_id::set_caller(principal.caller());
             if let Some(impersonation) = principal.impersonation() {

@@ -15,10 +15,13 @@
 //! cached: using a key records its use.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Mutex, PoisonError};
+use tokio::sync::watch;
 
 use crate::auth::extract::{Credential, Principal};
 use crate::db::change_stamp::{ChangeStamp, ChangeStamps};
+use crate::error::ApiError;
 
 /// At most this many principals; when full, the map starts over.
 const CAPACITY: usize = 4096;
@@ -26,6 +29,16 @@ const CAPACITY: usize = 4096;
 pub struct PrincipalCache {
     stamps: Option<ChangeStamps>,
     entries: Mutex<Entries>,
+    /// Loads under way, by token: concurrent requests with the same token in the same state
+    /// wait for the one load instead of each running it (after a commit, every connection of
+    /// a busy client misses at once).
+    loading: Mutex<HashMap<String, Flight>>,
+}
+
+/// A load under way: the state it started in, and where its principal will appear.
+struct Flight {
+    stamp: ChangeStamp,
+    result: watch::Receiver<Option<Principal>>,
 }
 
 #[derive(Default)]
@@ -42,6 +55,7 @@ impl PrincipalCache {
         Self {
             stamps: None,
             entries: Mutex::default(),
+            loading: Mutex::default(),
         }
     }
 
@@ -49,6 +63,7 @@ impl PrincipalCache {
         Self {
             stamps: Some(stamps),
             entries: Mutex::default(),
+            loading: Mutex::default(),
         }
     }
 
@@ -62,6 +77,65 @@ impl PrincipalCache {
         self.stamps.as_ref().and_then(ChangeStamps::current)
     }
 
+    /// The principal for `token`: cached, or loaded by a concurrent request in the same state,
+    /// or else loaded by `load` (and kept).
+    pub async fn get_or_load<Fut>(
+        &self,
+        token: &str,
+        now: chrono::NaiveDateTime,
+        load: impl FnOnce() -> Fut,
+    ) -> Result<Principal, ApiError>
+    where
+        Fut: Future<Output = Result<Principal, ApiError>>,
+    {
+        if let Some(cached) = self.get(token, now) {
+            return Ok(cached);
+        }
+        let Some(stamp) = self.stamp() else {
+            return load().await;
+        };
+        let joined = {
+            let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+            match loading.get(token) {
+                // A load that started in this very state and is still running (or done).
+                Some(flight) if flight.stamp == stamp && flight.result.has_changed().is_ok() => {
+                    Err(flight.result.clone())
+                }
+                _ => {
+                    let (sender, result) = watch::channel(None);
+                    loading.insert(token.to_string(), Flight { stamp, result });
+                    Ok(sender)
+                }
+            }
+        };
+        match joined {
+            Err(mut result) => {
+                // Its principal, or nothing if it failed or its request went away: then this
+                // request loads its own.
+                let shared = match result.wait_for(Option::is_some).await {
+                    Ok(shared) => shared.clone(),
+                    Err(_) => None,
+                };
+                match shared {
+                    Some(principal) if live(&principal, now) => Ok(principal),
+                    _ => load().await,
+                }
+            }
+            Ok(sender) => {
+                let loaded = load().await;
+                if let Ok(principal) = &loaded {
+                    self.put(token, stamp, principal);
+                    sender.send_replace(Some(principal.clone()));
+                }
+                let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+                if loading.get(token).is_some_and(|f| f.stamp == stamp) {
+                    loading.remove(token);
+                }
+                loaded
+            }
+        }
+    }
+
     /// The principal cached for `token`, if the database has not changed since it was loaded
     /// and its session has not expired by `now`.
     pub fn get(&self, token: &str, now: chrono::NaiveDateTime) -> Option<Principal> {
@@ -73,10 +147,7 @@ impl PrincipalCache {
             return None;
         }
         let principal = entries.by_token.get(token)?;
-        match &principal.credential {
-            Credential::Session(caller) if caller.session.expires_at > now => Some(principal.clone()),
-            _ => None,
-        }
+        live(principal, now).then(|| principal.clone())
     }
 
     /// Keeps `principal`, loaded for `token` after `stamp` was read, unless the database has
@@ -98,4 +169,9 @@ impl PrincipalCache {
         }
         entries.by_token.insert(token.to_string(), principal.clone());
     }
+}
+
+/// Whether a cached session principal may still be used at `now`.
+fn live(principal: &Principal, now: chrono::NaiveDateTime) -> bool {
+    matches!(&principal.credential, Credential::Session(caller) if caller.session.expires_at > now)
 }

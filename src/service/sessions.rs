@@ -35,15 +35,23 @@ pub type AccountChoice = (MembershipRow, AccountRow, Vec<String>);
 
 /// The accounts a user can log in to, with their role names there.
 pub fn account_choices(conn: &mut DbConnection, user: &UserRow) -> Result<Vec<AccountChoice>, ApiError> {
-    let mut out = Vec::new();
-    for (membership, root) in memberships::usable_for_user(conn, &user.id)? {
-        let roles = memberships::roles_of(conn, &membership.id)?
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
-        out.push((membership, root, roles));
+    let usable = memberships::usable_for_user(conn, &user.id)?;
+    if usable.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    // One query for the roles of every membership, each list in name order.
+    let ids: Vec<String> = usable.iter().map(|(m, _)| m.id.to_string()).collect();
+    let mut roles: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for (membership, role) in memberships::roles_of_many(conn, &ids)? {
+        roles.entry(membership).or_default().push(role.name);
+    }
+    Ok(usable
+        .into_iter()
+        .map(|(membership, root)| {
+            let names = roles.remove(membership.id.as_str()).unwrap_or_default();
+            (membership, root, names)
+        })
+        .collect())
 }
 
 /// What a session is handed: a signed access token, perhaps a refresh token, and the
@@ -457,12 +465,12 @@ pub fn refresh(
         ))
     };
     let hash = secrets::hash_token(refresh_token);
-    let Some(token) = sessions::find_refresh_token(tx.conn, &hash)? else {
+    let Some((token, session, user)) = sessions::find_refresh_token(tx.conn, &hash)? else {
         return Ok(invalid());
     };
-    let Some(session) = sessions::find(tx.conn, &token.session_id)?.filter(|s| live(s, tx.now)) else {
+    if !live(&session, tx.now) {
         return Ok(invalid());
-    };
+    }
     if !sessions::spend_refresh_token(tx.conn, &token, tx.now)? {
         revoke_reused_family(tx, &session, request_id)?;
         return Ok(Err(ApiError::unauthenticated(
@@ -472,9 +480,9 @@ pub fn refresh(
     if token.expires_at <= tx.now {
         return Ok(invalid());
     }
-    let Some(user) = users::find(tx.conn, &session.user_id)?.filter(|u| u.status == UserStatus::Active) else {
+    if user.status != UserStatus::Active {
         return Ok(invalid());
-    };
+    }
     let choices = account_choices(tx.conn, &user)?;
     if let Some(account) = session.account() {
         if policy::own_account(&choices, &account).is_err() {

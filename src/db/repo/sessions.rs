@@ -2,8 +2,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::RepoResult;
-use crate::db::models::{NewRefreshToken, NewSession, RefreshTokenRow, SessionRow};
-use crate::db::schema::{refresh_tokens, sessions};
+use crate::db::models::{NewRefreshToken, NewSession, RefreshTokenRow, SessionRow, UserRow};
+use crate::db::schema::{refresh_tokens, sessions, users};
 use crate::db::DbConnection;
 use crate::domain::{Delegation, RevokeReason};
 use crate::ids::{SessionId, UserId};
@@ -87,10 +87,21 @@ pub fn insert_refresh_token(conn: &mut DbConnection, token: NewRefreshToken) -> 
         .map(|_| ())
 }
 
-pub fn find_refresh_token(conn: &mut DbConnection, token_hash: &str) -> RepoResult<Option<RefreshTokenRow>> {
+/// A refresh token by the digest of its secret, with its session and the session's user, in
+/// one query (a rotation runs on every refresh, so its round trips count).
+pub fn find_refresh_token(
+    conn: &mut DbConnection,
+    token_hash: &str,
+) -> RepoResult<Option<(RefreshTokenRow, SessionRow, UserRow)>> {
     refresh_tokens::table
+        .inner_join(sessions::table.on(sessions::id.eq(refresh_tokens::session_id)))
+        .inner_join(users::table.on(users::id.eq(sessions::user_id)))
         .filter(refresh_tokens::token_hash.eq(token_hash))
-        .select(RefreshTokenRow::as_select())
+        .select((
+            RefreshTokenRow::as_select(),
+            SessionRow::as_select(),
+            UserRow::as_select(),
+        ))
         .get_result(conn)
         .optional()
 }
