@@ -227,7 +227,12 @@ impl FromRequest for Principal {
                 let id = request_id.clone();
                 let loaded = state
                     .principals
-                    .get_or_load(&token, now, || state.db.read(move |conn| load(conn, claims, now, id)))
+                    .get_or_load(&token, now, |started| {
+                        state.db.read(move |conn| {
+                            started.mark();
+                            load(conn, claims, now, id)
+                        })
+                    })
                     .await?;
                 Principal { request_id, ..loaded }
             };

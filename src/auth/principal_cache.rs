@@ -1,22 +1,27 @@
-//! Principals loaded for access tokens, kept while the database has not changed since: a
-//! cached principal is handed out only when the database's [`ChangeStamp`] equals the one read
-//! before it was loaded, so no transaction of any connection or process committed in between,
-//! and a logout, a deactivation or a change of rights takes effect at the very next request
-//! exactly as without the cache. Any commit makes every entry stale (the whole map is dropped
-//! at the next look-up), so the cache pays off for bursts of reads, and costs a stamp read and
-//! a map look-up otherwise.
+//! Principals loaded for access tokens, shared without ever being older than the request:
 //!
-//! Only SQLite has a stamp that can be read without a query (its WAL index, shared by every
-//! process on the file). On PostgreSQL nothing local tells that another instance committed,
-//! so every request loads its principal there.
+//! - **Cached** (SQLite): a principal is kept with the database's [`ChangeStamp`] read before
+//!   it was loaded, and handed out only while the stamp is unchanged, so no transaction of any
+//!   connection or process committed in between: a logout, a deactivation or a change of
+//!   rights takes effect at the very next request exactly as without the cache. Any commit
+//!   makes every entry stale (the whole map is dropped at the next look-up), so the cache pays
+//!   off for bursts of reads, and costs a stamp read and a map look-up otherwise. Only SQLite
+//!   has a stamp that can be read without a query (its WAL index, shared by every process on
+//!   the file); on PostgreSQL nothing local tells that another instance committed, so nothing
+//!   is kept there between requests.
+//! - **Coalesced** (both): requests with the same token wait for a load that another request
+//!   started for it instead of each running their own, if that load has not yet begun to query
+//!   the database when they arrive (on SQLite: if the stamp is still the one it started in).
+//!   Its result then reflects the database at or after their arrival, as their own load would.
 //!
 //! What passes with time rather than by a commit is checked at every use: the access token
 //! (verified before the look-up) and the session's expiry. Principals of API keys are never
-//! cached: using a key records its use.
+//! shared: using a key records its use.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 
 use crate::auth::extract::{Credential, Principal};
@@ -29,16 +34,32 @@ const CAPACITY: usize = 4096;
 pub struct PrincipalCache {
     stamps: Option<ChangeStamps>,
     entries: Mutex<Entries>,
-    /// Loads under way, by token: concurrent requests with the same token in the same state
-    /// wait for the one load instead of each running it (after a commit, every connection of
-    /// a busy client misses at once).
+    /// Loads under way, by token (see the module's documentation).
     loading: Mutex<HashMap<String, Flight>>,
 }
 
-/// A load under way: the state it started in, and where its principal will appear.
+/// A load under way: the state it started in (on SQLite), whether it has begun to query, and
+/// where its principal will appear.
 struct Flight {
-    stamp: ChangeStamp,
+    stamp: Option<ChangeStamp>,
+    started: LoadStart,
     result: watch::Receiver<Option<Principal>>,
+}
+
+/// Marks the moment a load begins to query the database: from then on, requests that arrive
+/// may not wait for its result (it may predate them).
+#[derive(Clone, Default)]
+pub struct LoadStart(Arc<AtomicBool>);
+
+impl LoadStart {
+    /// Call right before the load's first query.
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    fn is_marked(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 #[derive(Default)]
@@ -77,13 +98,13 @@ impl PrincipalCache {
         self.stamps.as_ref().and_then(ChangeStamps::current)
     }
 
-    /// The principal for `token`: cached, or loaded by a concurrent request in the same state,
-    /// or else loaded by `load` (and kept).
+    /// The principal for `token`: cached, or loaded by a concurrent request that may be
+    /// shared, or else loaded by `load` (which must [`LoadStart::mark`] its start) and kept.
     pub async fn get_or_load<Fut>(
         &self,
         token: &str,
         now: chrono::NaiveDateTime,
-        load: impl FnOnce() -> Fut,
+        load: impl FnOnce(LoadStart) -> Fut,
     ) -> Result<Principal, ApiError>
     where
         Fut: Future<Output = Result<Principal, ApiError>>,
@@ -91,20 +112,21 @@ impl PrincipalCache {
         if let Some(cached) = self.get(token, now) {
             return Ok(cached);
         }
-        let Some(stamp) = self.stamp() else {
-            return load().await;
-        };
+        let stamp = self.stamp();
         let joined = {
             let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
             match loading.get(token) {
-                // A load that started in this very state and is still running (or done).
-                Some(flight) if flight.stamp == stamp && flight.result.has_changed().is_ok() => {
-                    Err(flight.result.clone())
-                }
+                Some(flight) if flight.may_be_joined(stamp) => Err(flight.result.clone()),
                 _ => {
                     let (sender, result) = watch::channel(None);
-                    loading.insert(token.to_string(), Flight { stamp, result });
-                    Ok(sender)
+                    let started = LoadStart::default();
+                    let flight = Flight {
+                        stamp,
+                        started: started.clone(),
+                        result,
+                    };
+                    loading.insert(token.to_string(), flight);
+                    Ok((sender, started))
                 }
             }
         };
@@ -118,17 +140,22 @@ impl PrincipalCache {
                 };
                 match shared {
                     Some(principal) if live(&principal, now) => Ok(principal),
-                    _ => load().await,
+                    _ => load(LoadStart::default()).await,
                 }
             }
-            Ok(sender) => {
-                let loaded = load().await;
+            Ok((sender, started)) => {
+                let loaded = load(started.clone()).await;
                 if let Ok(principal) = &loaded {
-                    self.put(token, stamp, principal);
+                    if let Some(stamp) = stamp {
+                        self.put(token, stamp, principal);
+                    }
                     sender.send_replace(Some(principal.clone()));
                 }
                 let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
-                if loading.get(token).is_some_and(|f| f.stamp == stamp) {
+                if loading
+                    .get(token)
+                    .is_some_and(|f| Arc::ptr_eq(&f.started.0, &started.0))
+                {
                     loading.remove(token);
                 }
                 loaded
@@ -168,6 +195,19 @@ impl PrincipalCache {
             entries.by_token.clear();
         }
         entries.by_token.insert(token.to_string(), principal.clone());
+    }
+}
+
+impl Flight {
+    /// Whether a request that finds the database at `stamp` may wait for this load: on
+    /// SQLite while nothing has committed since it started, elsewhere while it has not begun
+    /// to query. Never a load that failed or whose request went away.
+    fn may_be_joined(&self, stamp: Option<ChangeStamp>) -> bool {
+        let same_state = match (stamp, self.stamp) {
+            (Some(now), Some(then)) => now == then,
+            _ => !self.started.is_marked(),
+        };
+        same_state && self.result.has_changed().is_ok()
     }
 }
 

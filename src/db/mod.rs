@@ -13,7 +13,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Poo
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::DatabaseUrl;
@@ -121,6 +121,9 @@ pub enum DbError {
     /// The database was found unreachable a moment ago; not tried again yet (see [`Health`]).
     #[error("the database is unreachable")]
     Down,
+    /// A connection could not be opened (SQLite's writing connection).
+    #[error("cannot open a database connection: {0}")]
+    Open(String),
     /// The blocking pool could not run the work (it was cancelled or panicked).
     #[error("the blocking pool failed: {0}")]
     Blocking(String),
@@ -135,7 +138,7 @@ impl DbError {
     /// opposed to a query that failed: worth a 503 and a retry, not a 500.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            DbError::Unavailable(_) | DbError::Down => true,
+            DbError::Unavailable(_) | DbError::Down | DbError::Open(_) => true,
             DbError::Query(diesel::result::Error::DatabaseError(kind, _)) => matches!(
                 kind,
                 diesel::result::DatabaseErrorKind::ClosedConnection
@@ -155,11 +158,20 @@ struct SqliteTuning;
 impl CustomizeConnection<TrackedConnection, diesel::r2d2::Error> for SqliteTuning {
     fn on_acquire(&self, conn: &mut TrackedConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(c) = &mut conn.conn {
-            c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            c.batch_execute(SQLITE_SETTINGS)
                 .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }
+}
+
+const SQLITE_SETTINGS: &str = "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+/// The connection a SQLite database is written through, with the pool's settings.
+fn open_sqlite_writer(path: &str) -> Result<DbConnection, DbError> {
+    let mut conn = SqliteConnection::establish(path).map_err(|e| DbError::Open(e.to_string()))?;
+    conn.batch_execute(SQLITE_SETTINGS)?;
+    Ok(DbConnection::Sqlite(conn))
 }
 
 /// The PostgreSQL advisory lock key that serializes migrations between instances (any
@@ -284,11 +296,17 @@ pub struct Db {
     backend: &'static str,
     health: Arc<Health>,
     probe_timeout: Duration,
-    /// SQLite takes one writer at a time. This process's writers queue here, where the next
-    /// one is woken the moment the last commits, instead of in SQLite's busy handler, which
-    /// polls with sleeps of up to 100 ms (the p99 of concurrent writes was that sleep). The
-    /// busy timeout still orders writers of other processes on the same file.
-    sqlite_writer: Arc<Mutex<()>>,
+    /// On SQLite, the one connection this process writes through (`None` until first used).
+    /// SQLite takes one writer at a time: this process's writers queue on this lock, where the
+    /// next one is woken the moment the last commits, instead of in SQLite's busy handler,
+    /// which polls with sleeps of up to 100 ms (the p99 of concurrent writes was that sleep);
+    /// the busy timeout still orders writers of other processes on the same file. One writing
+    /// connection also keeps its page cache: SQLite drops a connection's cache whenever
+    /// another connection has committed, so writes spread over the pool read their pages
+    /// from the file again each time.
+    sqlite_writer: Option<Arc<Mutex<Option<DbConnection>>>>,
+    /// What [`Db::sqlite_writer`] opens.
+    sqlite_path: String,
 }
 
 impl Db {
@@ -306,13 +324,15 @@ impl Db {
             .connection_timeout(checkout_timeout)
             .test_on_check_out(false)
             .connection_customizer(Box::new(SqliteTuning))
-            .build_unchecked(Manager(ConnectionManager::<DbConnection>::new(raw)));
+            .build_unchecked(Manager(ConnectionManager::<DbConnection>::new(raw.clone())));
+        let sqlite = backend == "sqlite";
         Ok(Self {
             pool,
             backend,
             health: Arc::new(Health::new()),
             probe_timeout: PROBE_TIMEOUT.min(checkout_timeout),
-            sqlite_writer: Arc::new(Mutex::new(())),
+            sqlite_writer: sqlite.then(|| Arc::new(Mutex::new(None))),
+            sqlite_path: if sqlite { raw } else { String::new() },
         })
     }
 
@@ -465,20 +485,28 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let (pool, health, probe) = (self.pool.clone(), self.health.clone(), self.probe_timeout);
-        let writer = self.sqlite_writer.clone();
-        web::block(move || {
-            Self::with_connection(&pool, &health, probe, |conn| {
-                // Taken with a connection in hand, so the holder never waits for the pool. The
-                // lock guards no data, so one poisoned by a writer that panicked is still a
-                // free turn.
-                let _turn = matches!(***conn, DbConnection::Sqlite(_))
-                    .then(|| writer.lock().unwrap_or_else(PoisonError::into_inner));
+        if let Some(writer) = &self.sqlite_writer {
+            let (writer, path) = (writer.clone(), self.sqlite_path.clone());
+            return web::block(move || {
+                let mut slot = writer.lock().unwrap_or_else(|poisoned| {
+                    // A writer panicked mid-transaction: its connection is not trusted again.
+                    let mut slot = poisoned.into_inner();
+                    *slot = None;
+                    slot
+                });
+                let conn = match &mut *slot {
+                    Some(conn) => conn,
+                    empty => empty.insert(open_sqlite_writer(&path)?),
+                };
                 write_transaction(conn, f)
             })
-        })
-        .await
-        .map_err(|e| E::from(DbError::Blocking(e.to_string())))?
+            .await
+            .map_err(|e| E::from(DbError::Blocking(e.to_string())))?;
+        }
+        let (pool, health, probe) = (self.pool.clone(), self.health.clone(), self.probe_timeout);
+        web::block(move || Self::with_connection(&pool, &health, probe, |conn| write_transaction(conn, f)))
+            .await
+            .map_err(|e| E::from(DbError::Blocking(e.to_string())))?
     }
 }
 
