@@ -1,7 +1,8 @@
 //! What an authenticated request needs to know about its caller, each in ONE query: the
 //! session with its user, its real actor's status, and the caller's place in the account
-//! (membership, node, root account, roles and the custom roles' permissions). Nothing is
-//! cached between requests, so a revocation or a change of rights takes effect at once on
+//! (membership, node, root account, roles and the custom roles' permissions). What it loads
+//! is kept between requests only while the database provably has not changed
+//! (`auth::principal_cache`), so a revocation or a change of rights takes effect at once on
 //! every instance.
 
 use diesel::prelude::*;
