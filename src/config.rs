@@ -11,7 +11,7 @@ use crate::rate_limit::Limit;
 /// Where the data lives; chosen from the URL's scheme, never by trial.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatabaseUrl {
-    /// A SQLite file path (or `:memory:`).
+    /// A SQLite file path.
     Sqlite(String),
     /// A PostgreSQL connection URL, passed to libpq as given.
     Postgres(String),
@@ -28,6 +28,11 @@ impl DatabaseUrl {
             .ok_or_else(|| "expected a URL starting with sqlite:// or postgres:// (or postgresql://)".to_string())?;
         if path.is_empty() {
             return Err("the sqlite:// URL names no file".into());
+        }
+        if path.contains(":memory:") || path.contains("mode=memory") {
+            // Each connection would get a database of its own: the pool's, the writer's and
+            // the migrations' would all differ.
+            return Err("an in-memory SQLite database exists once per connection; name a file".into());
         }
         Ok(Self::Sqlite(path.to_string()))
     }
@@ -599,6 +604,14 @@ mod tests {
         assert_eq!(c.database_url.backend_name(), "postgres");
         let err = config(&[("STEWARD_DATABASE_URL", "mysql://x")]).unwrap_err();
         assert_eq!(err.var, "STEWARD_DATABASE_URL");
+        for memory in [
+            "sqlite://:memory:",
+            "sqlite:file::memory:?cache=shared",
+            "sqlite://file:x?mode=memory",
+        ] {
+            let err = config(&[("STEWARD_DATABASE_URL", memory)]).unwrap_err();
+            assert_eq!(err.var, "STEWARD_DATABASE_URL", "{memory}");
+        }
     }
 
     #[test]
