@@ -27,7 +27,7 @@ use crate::identity::{self, to_chrono, NewOrganization};
 use crate::ids::{AccountId, PasswordResetId, UserId};
 use crate::metrics::LoginFailure;
 use crate::rate_limit::{self, Bucket};
-use crate::service::{messages, Tx};
+use crate::service::{messages, roles, Tx};
 
 /// An organization a user can log in to: the membership, its root account, and the names
 /// of the user's roles there.
@@ -41,14 +41,14 @@ pub fn account_choices(conn: &mut DbConnection, user: &UserRow) -> Result<Vec<Ac
     }
     // One query for the roles of every membership, each list in name order.
     let ids: Vec<String> = usable.iter().map(|(m, _)| m.id.to_string()).collect();
-    let mut roles: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
-    for (membership, role) in memberships::roles_of_many(conn, &ids)? {
-        roles.entry(membership).or_default().push(role.name);
-    }
+    let held = memberships::roles_of_many(conn, &ids)?;
     Ok(usable
         .into_iter()
         .map(|(membership, root)| {
-            let names = roles.remove(membership.id.as_str()).unwrap_or_default();
+            let names = roles::held_by(&held, membership.id.as_str())
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
             (membership, root, names)
         })
         .collect())
