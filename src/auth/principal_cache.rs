@@ -88,10 +88,6 @@ impl PrincipalCache {
         }
     }
 
-    pub fn is_enabled(&self) -> bool {
-        self.stamps.is_some()
-    }
-
     /// The database's stamp now, to be taken before a principal is loaded; `None` when
     /// nothing may be cached.
     pub fn stamp(&self) -> Option<ChangeStamp> {

@@ -296,7 +296,7 @@ pub struct Db {
     backend: &'static str,
     health: Arc<Health>,
     probe_timeout: Duration,
-    /// On SQLite, the one connection this process writes through (`None` until first used).
+    /// On SQLite, the one connection this process writes through (`None` on PostgreSQL).
     /// SQLite takes one writer at a time: this process's writers queue on this lock, where the
     /// next one is woken the moment the last commits, instead of in SQLite's busy handler,
     /// which polls with sleeps of up to 100 ms (the p99 of concurrent writes was that sleep);
@@ -304,9 +304,14 @@ pub struct Db {
     /// connection also keeps its page cache: SQLite drops a connection's cache whenever
     /// another connection has committed, so writes spread over the pool read their pages
     /// from the file again each time.
-    sqlite_writer: Option<Arc<Mutex<Option<DbConnection>>>>,
-    /// What [`Db::sqlite_writer`] opens.
-    sqlite_path: String,
+    sqlite_writer: Option<Arc<SqliteWriter>>,
+}
+
+/// SQLite's writing connection: opened from `path` at the first write, behind the lock that
+/// orders this process's writers.
+struct SqliteWriter {
+    path: String,
+    conn: Mutex<Option<DbConnection>>,
 }
 
 impl Db {
@@ -325,14 +330,17 @@ impl Db {
             .test_on_check_out(false)
             .connection_customizer(Box::new(SqliteTuning))
             .build_unchecked(Manager(ConnectionManager::<DbConnection>::new(raw.clone())));
-        let sqlite = backend == "sqlite";
         Ok(Self {
             pool,
             backend,
             health: Arc::new(Health::new()),
             probe_timeout: PROBE_TIMEOUT.min(checkout_timeout),
-            sqlite_writer: sqlite.then(|| Arc::new(Mutex::new(None))),
-            sqlite_path: if sqlite { raw } else { String::new() },
+            sqlite_writer: (backend == "sqlite").then(|| {
+                Arc::new(SqliteWriter {
+                    path: raw,
+                    conn: Mutex::new(None),
+                })
+            }),
         })
     }
 
@@ -486,9 +494,9 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         if let Some(writer) = &self.sqlite_writer {
-            let (writer, path) = (writer.clone(), self.sqlite_path.clone());
+            let writer = writer.clone();
             return web::block(move || {
-                let mut slot = writer.lock().unwrap_or_else(|poisoned| {
+                let mut slot = writer.conn.lock().unwrap_or_else(|poisoned| {
                     // A writer panicked mid-transaction: its connection is not trusted again.
                     let mut slot = poisoned.into_inner();
                     *slot = None;
@@ -496,7 +504,7 @@ impl Db {
                 });
                 let conn = match &mut *slot {
                     Some(conn) => conn,
-                    empty => empty.insert(open_sqlite_writer(&path)?),
+                    empty => empty.insert(open_sqlite_writer(&writer.path)?),
                 };
                 write_transaction(conn, f)
             })
