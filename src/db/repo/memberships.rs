@@ -26,6 +26,17 @@ pub fn insert(conn: &mut DbConnection, membership: NewMembership, role_ids: &[Ro
     Ok(id)
 }
 
+/// Inserts many memberships without roles in one statement (an import); see
+/// `users::insert_many` for why each backend's own connection runs it.
+pub fn insert_many(conn: &mut DbConnection, memberships: Vec<NewMembership>) -> RepoResult<()> {
+    let insert = diesel::insert_into(memberships::table).values(memberships);
+    match conn {
+        DbConnection::Sqlite(c) => insert.execute(c),
+        DbConnection::Postgres(c) => insert.execute(c),
+    }
+    .map(|_| ())
+}
+
 /// New membership row with fresh id and timestamps.
 pub fn new_active(user: &UserId, node: &AccountRow, now: NaiveDateTime) -> NewMembership {
     NewMembership {

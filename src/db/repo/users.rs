@@ -12,6 +12,18 @@ pub fn insert(conn: &mut DbConnection, user: NewUser<'_>) -> RepoResult<()> {
     diesel::insert_into(users::table).values(user).execute(conn).map(|_| ())
 }
 
+/// Inserts many users in one statement (an import). `MultiConnection` has no batch insert,
+/// so each backend's own connection runs it; keep `users` under the backend's limit of bound
+/// parameters (a thousand rows is well under both).
+pub fn insert_many(conn: &mut DbConnection, users: Vec<NewUser<'_>>) -> RepoResult<()> {
+    let insert = diesel::insert_into(users::table).values(users);
+    match conn {
+        DbConnection::Sqlite(c) => insert.execute(c),
+        DbConnection::Postgres(c) => insert.execute(c),
+    }
+    .map(|_| ())
+}
+
 pub fn find(conn: &mut DbConnection, id: &UserId) -> RepoResult<Option<UserRow>> {
     users::table
         .find(id.as_str())
