@@ -77,7 +77,7 @@ impl Application {
         if !applied.is_empty() {
             log::info!("applied {} migration(s) on {}", applied.len(), db.backend());
         }
-        let principals = principal_cache(&config.database_url);
+        let principals = principal_cache(&db, &config.database_url);
         let listener = TcpListener::bind(config.bind).map_err(|e| StartError::Bind(config.bind.to_string(), e))?;
         let port = listener
             .local_addr()
@@ -236,14 +236,19 @@ impl Application {
     }
 }
 
-/// On SQLite, principals are cached against the file's change stamp; elsewhere (or when the
-/// stamp cannot be read) nothing is.
-fn principal_cache(url: &DatabaseUrl) -> PrincipalCache {
+/// On SQLite, principals are cached against the file's principal epoch, which this process's
+/// own commits move only when they write a table principals are read from; elsewhere (or
+/// when the stamp cannot be read) nothing is.
+fn principal_cache(db: &Db, url: &DatabaseUrl) -> PrincipalCache {
     let DatabaseUrl::Sqlite(path) = url else {
         return PrincipalCache::disabled();
     };
     match ChangeStamps::open(path) {
-        Ok(stamps) => PrincipalCache::new(stamps),
+        Ok(stamps) => {
+            let stamps = std::sync::Arc::new(stamps);
+            db.keep_principal_epoch(stamps.clone());
+            PrincipalCache::new(stamps)
+        }
         Err(e) => {
             log::warn!("principals are not cached: the SQLite change stamp cannot be read ({e})");
             PrincipalCache::disabled()

@@ -1,17 +1,18 @@
 //! Principals loaded for access tokens, shared without ever being older than the request:
 //!
-//! - **Cached** (SQLite): a principal is kept with the database's [`ChangeStamp`] read before
-//!   it was loaded, and handed out only while the stamp is unchanged, so no transaction of any
-//!   connection or process committed in between: a logout, a deactivation or a change of
-//!   rights takes effect at the very next request exactly as without the cache. Any commit
-//!   makes every entry stale (the whole map is dropped at the next look-up), so the cache pays
-//!   off for bursts of reads, and costs a stamp read and a map look-up otherwise. Only SQLite
+//! - **Cached** (SQLite): a principal is kept with the database's [`PrincipalEpoch`] read
+//!   before it was loaded, and handed out only while the epoch is unchanged, so no transaction
+//!   of any connection or process that may have changed a principal committed in between: a
+//!   logout, a deactivation or a change of rights takes effect at the very next request
+//!   exactly as without the cache. Such a commit makes every entry stale (the whole map is
+//!   dropped at the next look-up); commits of this process that write no principal table (a
+//!   login's bookkeeping, audit events) keep the epoch (see `db::change_stamp`). Only SQLite
 //!   has a stamp that can be read without a query (its WAL index, shared by every process on
 //!   the file); on PostgreSQL nothing local tells that another instance committed, so nothing
 //!   is kept there between requests.
 //! - **Coalesced** (both): requests with the same token wait for a load that another request
 //!   started for it instead of each running their own, if that load has not yet begun to query
-//!   the database when they arrive (on SQLite: if the stamp is still the one it started in).
+//!   the database when they arrive (on SQLite: if the principal epoch is still the one it started in).
 //!   Its result then reflects the database at or after their arrival, as their own load would.
 //!
 //! What passes with time rather than by a commit is checked at every use: the access token
@@ -25,14 +26,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 
 use crate::auth::extract::{Credential, Principal};
-use crate::db::change_stamp::{ChangeStamp, ChangeStamps};
+use crate::db::change_stamp::{ChangeStamps, PrincipalEpoch};
 use crate::error::ApiError;
 
 /// At most this many principals; when full, the map starts over.
 const CAPACITY: usize = 4096;
 
 pub struct PrincipalCache {
-    stamps: Option<ChangeStamps>,
+    stamps: Option<Arc<ChangeStamps>>,
     entries: Mutex<Entries>,
     /// Loads under way, by token (see the module's documentation).
     loading: Mutex<HashMap<String, Flight>>,
@@ -41,7 +42,7 @@ pub struct PrincipalCache {
 /// A load under way: the state it started in (on SQLite), whether it has begun to query, and
 /// where its principal will appear.
 struct Flight {
-    stamp: Option<ChangeStamp>,
+    epoch: Option<PrincipalEpoch>,
     started: LoadStart,
     result: watch::Receiver<Option<Principal>>,
 }
@@ -65,7 +66,7 @@ impl LoadStart {
 #[derive(Default)]
 struct Entries {
     /// The state every entry was loaded in.
-    stamp: Option<ChangeStamp>,
+    epoch: Option<PrincipalEpoch>,
     /// By access token.
     by_token: HashMap<String, Principal>,
 }
@@ -80,7 +81,7 @@ impl PrincipalCache {
         }
     }
 
-    pub fn new(stamps: ChangeStamps) -> Self {
+    pub fn new(stamps: Arc<ChangeStamps>) -> Self {
         Self {
             stamps: Some(stamps),
             entries: Mutex::default(),
@@ -88,10 +89,10 @@ impl PrincipalCache {
         }
     }
 
-    /// The database's stamp now, to be taken before a principal is loaded; `None` when
-    /// nothing may be cached.
-    pub fn stamp(&self) -> Option<ChangeStamp> {
-        self.stamps.as_ref().and_then(ChangeStamps::current)
+    /// The database's principal epoch now, to be taken before a principal is loaded; `None`
+    /// when nothing may be cached.
+    pub fn epoch(&self) -> Option<PrincipalEpoch> {
+        self.stamps.as_ref().and_then(|s| s.principal_epoch())
     }
 
     /// The principal for `token`: cached, or loaded by a concurrent request that may be
@@ -108,16 +109,16 @@ impl PrincipalCache {
         if let Some(cached) = self.get(token, now) {
             return Ok(cached);
         }
-        let stamp = self.stamp();
+        let epoch = self.epoch();
         let joined = {
             let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
             match loading.get(token) {
-                Some(flight) if flight.may_be_joined(stamp) => Err(flight.result.clone()),
+                Some(flight) if flight.may_be_joined(epoch) => Err(flight.result.clone()),
                 _ => {
                     let (sender, result) = watch::channel(None);
                     let started = LoadStart::default();
                     let flight = Flight {
-                        stamp,
+                        epoch,
                         started: started.clone(),
                         result,
                     };
@@ -142,8 +143,8 @@ impl PrincipalCache {
             Ok((sender, started)) => {
                 let loaded = load(started.clone()).await;
                 if let Ok(principal) = &loaded {
-                    if let Some(stamp) = stamp {
-                        self.put(token, stamp, principal);
+                    if let Some(epoch) = epoch {
+                        self.put(token, epoch, principal);
                     }
                     sender.send_replace(Some(principal.clone()));
                 }
@@ -162,30 +163,30 @@ impl PrincipalCache {
     /// The principal cached for `token`, if the database has not changed since it was loaded
     /// and its session has not expired by `now`.
     pub fn get(&self, token: &str, now: chrono::NaiveDateTime) -> Option<Principal> {
-        let stamp = self.stamp()?;
+        let epoch = self.epoch()?;
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.stamp != Some(stamp) {
+        if entries.epoch != Some(epoch) {
             entries.by_token.clear();
-            entries.stamp = Some(stamp);
+            entries.epoch = Some(epoch);
             return None;
         }
         let principal = entries.by_token.get(token)?;
         live(principal, now).then(|| principal.clone())
     }
 
-    /// Keeps `principal`, loaded for `token` after `stamp` was read, unless the database has
+    /// Keeps `principal`, loaded for `token` after `epoch` was read, unless the database has
     /// moved on since (then it may already be stale).
-    pub fn put(&self, token: &str, stamp: ChangeStamp, principal: &Principal) {
+    pub fn put(&self, token: &str, epoch: PrincipalEpoch, principal: &Principal) {
         if !matches!(principal.credential, Credential::Session(_)) {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.stamp != Some(stamp) {
-            if self.stamp() != Some(stamp) {
+        if entries.epoch != Some(epoch) {
+            if self.epoch() != Some(epoch) {
                 return;
             }
             entries.by_token.clear();
-            entries.stamp = Some(stamp);
+            entries.epoch = Some(epoch);
         }
         if entries.by_token.len() >= CAPACITY {
             entries.by_token.clear();
@@ -195,11 +196,11 @@ impl PrincipalCache {
 }
 
 impl Flight {
-    /// Whether a request that finds the database at `stamp` may wait for this load: on
+    /// Whether a request that finds the database at `epoch` may wait for this load: on
     /// SQLite while nothing has committed since it started, elsewhere while it has not begun
     /// to query. Never a load that failed or whose request went away.
-    fn may_be_joined(&self, stamp: Option<ChangeStamp>) -> bool {
-        let same_state = match (stamp, self.stamp) {
+    fn may_be_joined(&self, epoch: Option<PrincipalEpoch>) -> bool {
+        let same_state = match (epoch, self.epoch) {
             (Some(now), Some(then)) => now == then,
             _ => !self.started.is_marked(),
         };

@@ -4,6 +4,7 @@
 
 pub mod change_stamp;
 pub mod models;
+pub mod principal_writes;
 pub mod repo;
 pub mod schema;
 
@@ -13,10 +14,12 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Poo
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::config::DatabaseUrl;
+use change_stamp::ChangeStamps;
+use principal_writes::PrincipalWrites;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -167,11 +170,28 @@ impl CustomizeConnection<TrackedConnection, diesel::r2d2::Error> for SqliteTunin
 
 const SQLITE_SETTINGS: &str = "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
-/// The connection a SQLite database is written through, with the pool's settings.
-fn open_sqlite_writer(path: &str) -> Result<DbConnection, DbError> {
+/// The connection a SQLite database is written through, with the pool's settings, and its
+/// watch on principal tables when its commits are to keep the principal epoch.
+fn open_sqlite_writer(path: &str, stamps: Option<&Arc<ChangeStamps>>) -> Result<WriterConnection, DbError> {
     let mut conn = SqliteConnection::establish(path).map_err(|e| DbError::Open(e.to_string()))?;
     conn.batch_execute(SQLITE_SETTINGS)?;
-    Ok(DbConnection::Sqlite(conn))
+    let quiet = match stamps {
+        None => None,
+        Some(stamps) => match PrincipalWrites::watch(&mut conn) {
+            Ok(writes) => Some(QuietCommits {
+                stamps: stamps.clone(),
+                writes,
+            }),
+            Err(e) => {
+                log::warn!("every commit invalidates cached principals: {e}");
+                None
+            }
+        },
+    };
+    Ok(WriterConnection {
+        conn: DbConnection::Sqlite(conn),
+        quiet,
+    })
 }
 
 /// The PostgreSQL advisory lock key that serializes migrations between instances (any
@@ -308,10 +328,23 @@ pub struct Db {
 }
 
 /// SQLite's writing connection: opened from `path` at the first write, behind the lock that
-/// orders this process's writers.
+/// orders this process's writers; with `stamps`, its commits that change no principal table
+/// keep the principal epoch (see [`Db::keep_principal_epoch`]).
 struct SqliteWriter {
     path: String,
-    conn: Mutex<Option<DbConnection>>,
+    stamps: OnceLock<Arc<ChangeStamps>>,
+    conn: Mutex<Option<WriterConnection>>,
+}
+
+struct WriterConnection {
+    conn: DbConnection,
+    quiet: Option<QuietCommits>,
+}
+
+/// What a writer needs to announce its quiet commits.
+struct QuietCommits {
+    stamps: Arc<ChangeStamps>,
+    writes: PrincipalWrites,
 }
 
 impl Db {
@@ -338,10 +371,22 @@ impl Db {
             sqlite_writer: (backend == "sqlite").then(|| {
                 Arc::new(SqliteWriter {
                     path: raw,
+                    stamps: OnceLock::new(),
                     conn: Mutex::new(None),
                 })
             }),
         })
+    }
+
+    /// From now on, this process's SQLite commits that write no table principals are read
+    /// from keep `stamps`' principal epoch (see `change_stamp`). Call once, after the
+    /// migrations: the writer watches the tables that exist when it opens (it is reopened).
+    pub fn keep_principal_epoch(&self, stamps: Arc<ChangeStamps>) {
+        if let Some(writer) = &self.sqlite_writer {
+            if writer.stamps.set(stamps).is_ok() {
+                *writer.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            }
+        }
     }
 
     /// How many pooled connections are open, in use and idle, and the most there may be.
@@ -502,11 +547,11 @@ impl Db {
                     *slot = None;
                     slot
                 });
-                let conn = match &mut *slot {
-                    Some(conn) => conn,
-                    empty => empty.insert(open_sqlite_writer(&writer.path)?),
+                let writing = match &mut *slot {
+                    Some(writing) => writing,
+                    empty => empty.insert(open_sqlite_writer(&writer.path, writer.stamps.get())?),
                 };
-                write_transaction(conn, f)
+                watched_write_transaction(&mut writing.conn, writing.quiet.as_ref(), f)
             })
             .await
             .map_err(|e| E::from(DbError::Blocking(e.to_string())))?;
@@ -527,22 +572,47 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<DbError>,
 {
+    watched_write_transaction(conn, None, f)
+}
+
+/// A write transaction that, with `quiet`, announces its commit quiet when it wrote no
+/// principal table: after `BEGIN IMMEDIATE` and before `COMMIT` the write lock is this
+/// connection's, so the next commit after the stamp it announces from is its own.
+fn watched_write_transaction<T, E, F>(conn: &mut DbConnection, quiet: Option<&QuietCommits>, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<DbError>,
+{
     let begun = match conn {
         DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
         DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c),
     };
     begun.map_err(DbError::from)?;
+    if let Some(quiet) = quiet {
+        quiet.writes.reset();
+    }
     type Manager = <DbConnection as Connection>::TransactionManager;
     match f(conn) {
-        Ok(value) => match Manager::commit_transaction(conn) {
-            Ok(()) => Ok(value),
-            Err(commit_err) => {
-                if let Err(e) = Manager::rollback_transaction(conn) {
-                    log::warn!("rollback after a failed commit failed too: {e}");
+        Ok(value) => {
+            let announced = quiet.filter(|q| q.writes.only_elsewhere() && q.stamps.announce_quiet_commit());
+            match Manager::commit_transaction(conn) {
+                Ok(()) => {
+                    if let Some(quiet) = announced {
+                        quiet.stamps.committed();
+                    }
+                    Ok(value)
                 }
-                Err(DbError::from(commit_err).into())
+                Err(commit_err) => {
+                    if let Some(quiet) = announced {
+                        quiet.stamps.withdraw_quiet_commit();
+                    }
+                    if let Err(e) = Manager::rollback_transaction(conn) {
+                        log::warn!("rollback after a failed commit failed too: {e}");
+                    }
+                    Err(DbError::from(commit_err).into())
+                }
             }
-        },
+        }
         Err(err) => {
             if let Err(e) = Manager::rollback_transaction(conn) {
                 log::warn!("rollback failed: {e}");
