@@ -5,7 +5,9 @@ use chrono::{Duration, NaiveDateTime};
 use serde_json::json;
 
 use crate::auth::secrets;
-use crate::db::models::{AccountRow, BillingProfileRow, NewRefreshToken, NewSession, NewUser, SessionRow, UserRow};
+use crate::db::models::{
+    AccountRow, BillingProfileRow, NewRefreshToken, NewSession, NewUser, RefreshTokenRow, SessionRow, UserRow,
+};
 use crate::db::repo::audit::{self, AuditContext, AuditEntry};
 use crate::db::repo::{accounts, memberships, roles, sessions, users};
 use crate::db::{is_unique_violation, DbConnection};
@@ -250,18 +252,40 @@ pub fn issue_refresh_token(
     refresh_ttl: std::time::Duration,
     now: NaiveDateTime,
 ) -> Result<String, ApiError> {
-    let token = secrets::new_token();
-    sessions::insert_refresh_token(
-        conn,
-        NewRefreshToken {
-            id: RefreshTokenId::generate(),
-            session_id: session.clone(),
-            token_hash: secrets::hash_token(&token),
-            created_at: now,
-            expires_at: now + to_chrono(refresh_ttl),
-        },
-    )?;
+    let (token, row) = new_refresh_token(session, refresh_ttl, now);
+    sessions::insert_refresh_token(conn, row)?;
     Ok(token)
+}
+
+/// Spends `spent` and hands its session a new refresh token, sliding the session's end to
+/// the new token's; `None`, with nothing changed, when `spent` was spent already.
+pub fn rotate_refresh_token(
+    conn: &mut DbConnection,
+    spent: &RefreshTokenRow,
+    refresh_ttl: std::time::Duration,
+    now: NaiveDateTime,
+) -> Result<Option<String>, ApiError> {
+    let (token, next) = new_refresh_token(&spent.session_id, refresh_ttl, now);
+    let session_expires_at = next.expires_at;
+    let rotated = sessions::rotate_refresh_token(conn, spent, session_expires_at, next, now)?;
+    Ok(rotated.then_some(token))
+}
+
+/// A fresh refresh token's secret and the row that stores its digest.
+fn new_refresh_token(
+    session: &SessionId,
+    refresh_ttl: std::time::Duration,
+    now: NaiveDateTime,
+) -> (String, NewRefreshToken) {
+    let token = secrets::new_token();
+    let row = NewRefreshToken {
+        id: RefreshTokenId::generate(),
+        session_id: session.clone(),
+        token_hash: secrets::hash_token(&token),
+        created_at: now,
+        expires_at: now + to_chrono(refresh_ttl),
+    };
+    (token, row)
 }
 
 pub fn to_chrono(d: std::time::Duration) -> Duration {

@@ -230,8 +230,8 @@ pub async fn log_in(
         Ok(user) => user,
         Err(failed) => return Err(refuse_login(&state, failed, request_id.0).await),
     };
-    let issued = service::write(&state, move |tx| sessions::log_in(tx, user, account, &request_id.0)).await??;
-    Ok(web::Json(issued.into()))
+    let unsigned = service::write(&state, move |tx| sessions::log_in(tx, user, account, &request_id.0)).await??;
+    Ok(web::Json(unsigned.sign(&state.tokens)?.into()))
 }
 
 /// Audits a failed login and gives its one answer. The answer stays the same even if the
@@ -269,11 +269,11 @@ pub async fn refresh(
     let body = body.into_inner();
     body.validate()?;
     // A refusal commits what it recorded (a spent token, a family revoked for reuse).
-    let issued = service::write(&state, move |tx| {
+    let unsigned = service::write_statements(&state, move |tx| {
         sessions::refresh(tx, &body.refresh_token, &request_id.0)
     })
     .await??;
-    Ok(web::Json(issued.into()))
+    Ok(web::Json(unsigned.sign(&state.tokens)?.into()))
 }
 
 /// End the current session.

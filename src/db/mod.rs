@@ -530,6 +530,23 @@ impl Db {
             .map_err(|e| E::from(DbError::Blocking(e.to_string())))?
     }
 
+    /// Runs `f` on the blocking pool for writes that are each one statement: on SQLite inside
+    /// the writer's transaction, as [`Db::write`]; on PostgreSQL outside any, every statement
+    /// committing by itself, which spares the round trips of `BEGIN` and `COMMIT` (a refresh
+    /// reads twice and writes once). A change of several statements inside `f` must run in a
+    /// transaction of its own (`Connection::transaction`: a savepoint on SQLite).
+    pub async fn write_statements<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        if self.sqlite_writer.is_some() {
+            return self.write(f).await;
+        }
+        self.read(f).await
+    }
+
     /// Runs `f` on the blocking pool inside one write transaction: everything it changes
     /// (rows, audit events, notifications) commits together or not at all.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>

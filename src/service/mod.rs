@@ -89,6 +89,25 @@ impl Tx<'_> {
         crate::auth::policy::within_limit(verdict)
     }
 
+    /// Runs `f` in a transaction of its own: a savepoint inside [`write`]'s transaction, the
+    /// transaction itself in [`write_statements`], where there is none around it.
+    pub fn atomically<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        use diesel::Connection;
+        let (now, config, tokens, metrics) = (self.now, self.config, self.tokens, self.metrics);
+        self.conn.transaction(|conn| {
+            let mut inner = Tx {
+                conn,
+                now,
+                config,
+                tokens,
+                metrics,
+                precondition: None,
+                precondition_checked: false,
+            };
+            f(&mut inner)
+        })
+    }
+
     /// Takes the caller's organization lock and returns the caller as they are now (R15):
     /// their membership, node, roles and permissions re-read under the lock.
     pub fn lock_tenant(&mut self, caller: &Principal) -> Result<Principal, ApiError> {
@@ -135,6 +154,20 @@ where
 {
     let st = state.clone();
     state.db.write(move |conn| in_tx(&st, conn, f)).await
+}
+
+/// Runs `f` on the blocking pool for a change whose writes are each one statement: in one
+/// write transaction on SQLite, as [`write`]; on PostgreSQL each statement commits by itself
+/// (see `Db::write_statements`), and a change of several statements goes through
+/// [`Tx::atomically`]. For the hottest flow only (refresh), whose every change is one
+/// statement but its refusal's.
+pub async fn write_statements<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let st = state.clone();
+    state.db.write_statements(move |conn| in_tx(&st, conn, f)).await
 }
 
 fn in_tx<T>(

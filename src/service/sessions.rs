@@ -27,7 +27,7 @@ use crate::identity::{self, to_chrono, NewOrganization};
 use crate::ids::{AccountId, PasswordResetId, UserId};
 use crate::metrics::LoginFailure;
 use crate::rate_limit::{self, Bucket};
-use crate::service::{messages, roles, Tx};
+use crate::service::{messages, Tx};
 
 /// An organization a user can log in to: the membership, its root account, and the names
 /// of the user's roles there.
@@ -35,23 +35,23 @@ pub type AccountChoice = (MembershipRow, AccountRow, Vec<String>);
 
 /// The accounts a user can log in to, with their role names there.
 pub fn account_choices(conn: &mut DbConnection, user: &UserRow) -> Result<Vec<AccountChoice>, ApiError> {
-    let usable = memberships::usable_for_user(conn, &user.id)?;
-    if usable.is_empty() {
-        return Ok(Vec::new());
+    let rows = memberships::usable_with_roles_for_user(conn, &user.id)?;
+    Ok(choices_of(rows))
+}
+
+/// Folds the rows of usable memberships (a row for each role) into account choices.
+fn choices_of(rows: Vec<sessions::UsableMembershipRow>) -> Vec<AccountChoice> {
+    let mut choices: Vec<AccountChoice> = Vec::new();
+    // A membership's rows are consecutive, its roles in name order.
+    for (membership, root, role) in rows {
+        if choices.last().is_none_or(|(last, _, _)| last.id != membership.id) {
+            choices.push((membership, root, Vec::new()));
+        }
+        if let (Some(role), Some((_, _, names))) = (role, choices.last_mut()) {
+            names.push(role.name);
+        }
     }
-    // One query for the roles of every membership, each list in name order.
-    let ids: Vec<String> = usable.iter().map(|(m, _)| m.id.to_string()).collect();
-    let held = memberships::roles_of_many(conn, &ids)?;
-    Ok(usable
-        .into_iter()
-        .map(|(membership, root)| {
-            let names = roles::held_by(&held, membership.id.as_str())
-                .into_iter()
-                .map(|r| r.name)
-                .collect();
-            (membership, root, names)
-        })
-        .collect())
+    choices
 }
 
 /// What a session is handed: a signed access token, perhaps a refresh token, and the
@@ -92,6 +92,24 @@ pub fn issue_tokens_with(
     let choices = account_choices(conn, user)?;
     let signed = tokens.issue(session, now)?;
     issued(signed, session, refresh_token, user, choices)
+}
+
+/// A session's tokens before its access token is signed. Signing (Ed25519) needs nothing
+/// from the database, so the busiest flows (login, refresh) sign after their transaction
+/// has committed, outside SQLite's one write lock.
+pub struct UnsignedTokens {
+    session: SessionRow,
+    now: NaiveDateTime,
+    refresh_token: Option<String>,
+    user: UserRow,
+    choices: Vec<AccountChoice>,
+}
+
+impl UnsignedTokens {
+    pub fn sign(self, tokens: &Tokens) -> Result<IssuedTokens, ApiError> {
+        let signed = tokens.issue(&self.session, self.now)?;
+        issued(signed, &self.session, self.refresh_token, &self.user, self.choices)
+    }
 }
 
 fn issued(
@@ -409,7 +427,7 @@ pub fn log_in(
     user: VerifiedUser,
     account: Option<NamedAccount>,
     request_id: &str,
-) -> Result<Result<IssuedTokens, ApiError>, ApiError> {
+) -> Result<Result<UnsignedTokens, ApiError>, ApiError> {
     let VerifiedUser(user) = user;
     rate_limit::clear(tx.conn, Bucket::LoginAccount, &user.email_normalized)?;
     if let Some(username) = &user.username_normalized {
@@ -442,8 +460,13 @@ pub fn log_in(
         ("session", opened.session.id.as_str()),
         json!({}),
     )?;
-    let signed = tx.tokens.issue(&opened.session, tx.now)?;
-    issued(signed, &opened.session, Some(opened.refresh_token), &user, choices).map(Ok)
+    Ok(Ok(UnsignedTokens {
+        session: opened.session,
+        now: tx.now,
+        refresh_token: Some(opened.refresh_token),
+        user,
+        choices,
+    }))
 }
 
 // ---- refresh: rotation and reuse detection ----
@@ -454,42 +477,70 @@ pub fn log_in(
 ///
 /// The outer error is a failure of the transaction; the inner one a refusal, and what the
 /// refusal records (a token spent, a family revoked for reuse) commits all the same.
+///
+/// Each change is one statement, or made [`Tx::atomically`]: it runs in
+/// [`crate::service::write_statements`].
 pub fn refresh(
     tx: &mut Tx<'_>,
     refresh_token: &str,
     request_id: &str,
-) -> Result<Result<IssuedTokens, ApiError>, ApiError> {
+) -> Result<Result<UnsignedTokens, ApiError>, ApiError> {
     let invalid = || {
         Err(ApiError::unauthenticated(
             "The refresh token is not valid; log in again.",
         ))
     };
     let hash = secrets::hash_token(refresh_token);
-    let Some((token, session, user)) = sessions::find_refresh_token(tx.conn, &hash)? else {
+    let Some((token, mut session, user, usable_memberships)) =
+        sessions::find_refresh_token_with_memberships(tx.conn, &hash)?
+    else {
         return Ok(invalid());
     };
     if !live(&session, tx.now) {
         return Ok(invalid());
     }
-    if !sessions::spend_refresh_token(tx.conn, &token, tx.now)? {
-        revoke_reused_family(tx, &session, request_id)?;
-        return Ok(Err(ApiError::unauthenticated(
-            "This refresh token was already used; the session has been ended for safety. Log in again.",
-        )));
-    }
-    if token.expires_at <= tx.now {
-        return Ok(invalid());
-    }
-    if user.status != UserStatus::Active {
-        return Ok(invalid());
-    }
-    let choices = account_choices(tx.conn, &user)?;
-    if let Some(account) = session.account() {
-        if policy::own_account(&choices, &account).is_err() {
-            return Ok(invalid());
+    // A token presented is spent, whether it is then refused or rotated: presented again, it
+    // is a reuse.
+    let usable = token.expires_at > tx.now && user.status == UserStatus::Active;
+    let choices = if usable {
+        choices_of(usable_memberships)
+    } else {
+        Vec::new()
+    };
+    let own_account = session
+        .account()
+        .is_none_or(|account| policy::own_account(&choices, &account).is_ok());
+    if !(usable && own_account) {
+        if !sessions::spend_refresh_token(tx.conn, &token, tx.now)? {
+            return reused(tx, &session, request_id);
         }
+        return Ok(invalid());
     }
-    rotate(tx, &session, &user, choices).map(Ok)
+    let ttl = tx.config.refresh_token_ttl;
+    let Some(next) = identity::rotate_refresh_token(tx.conn, &token, ttl, tx.now)? else {
+        return reused(tx, &session, request_id);
+    };
+    // Slid forward with the new token (see `identity::rotate_refresh_token`).
+    session.expires_at = tx.now + to_chrono(ttl);
+    Ok(Ok(UnsignedTokens {
+        session,
+        now: tx.now,
+        refresh_token: Some(next),
+        user,
+        choices,
+    }))
+}
+
+/// A spent refresh token presented again: its family is revoked.
+fn reused(
+    tx: &mut Tx<'_>,
+    session: &SessionRow,
+    request_id: &str,
+) -> Result<Result<UnsignedTokens, ApiError>, ApiError> {
+    tx.atomically(|tx| revoke_reused_family(tx, session, request_id))?;
+    Ok(Err(ApiError::unauthenticated(
+        "This refresh token was already used; the session has been ended for safety. Log in again.",
+    )))
 }
 
 fn live(session: &SessionRow, now: NaiveDateTime) -> bool {
@@ -513,20 +564,6 @@ fn revoke_reused_family(tx: &mut Tx<'_>, session: &SessionRow, request_id: &str)
         ("session", session.id.as_str()),
         details,
     )
-}
-
-/// Slides the session's end forward and hands it a new refresh token of the same family.
-fn rotate(
-    tx: &mut Tx<'_>,
-    session: &SessionRow,
-    user: &UserRow,
-    choices: Vec<AccountChoice>,
-) -> Result<IssuedTokens, ApiError> {
-    let ttl = tx.config.refresh_token_ttl;
-    sessions::extend(tx.conn, &session.id, tx.now + to_chrono(ttl))?;
-    let next = identity::issue_refresh_token(tx.conn, &session.id, ttl, tx.now)?;
-    let signed = tx.tokens.issue(session, tx.now)?;
-    issued(signed, session, Some(next), user, choices)
 }
 
 // ---- logout and switching accounts ----
