@@ -311,13 +311,7 @@ fn memory_of(path: &str) -> (u64, u64) {
 }
 
 /// Every measurement on one backend; pushes its rows.
-async fn backend_rows(
-    settings: &Settings,
-    backend: &str,
-    url: &str,
-    bare_rate: f64,
-    rows: &mut Vec<Row>,
-) {
+async fn backend_rows(settings: &Settings, backend: &str, url: &str, bare_rate: f64, rows: &mut Vec<Row>) {
     let sqlite = backend == "SQLite";
     let window = Duration::from_secs(settings.seconds);
     let config = server_config(url);

@@ -228,7 +228,11 @@ mod tests {
         seen.quiet_from = Some(stamp(7, 0));
         assert_eq!(seen.advance(stamp(8, 0)), first, "the announced commit is quiet");
 
-        assert_ne!(seen.advance(stamp(9, 0)), first, "an unannounced commit moves the epoch");
+        assert_ne!(
+            seen.advance(stamp(9, 0)),
+            first,
+            "an unannounced commit moves the epoch"
+        );
     }
 
     #[test]
@@ -251,8 +255,10 @@ mod tests {
 
     #[test]
     fn the_first_stamp_seen_starts_an_epoch() {
-        let mut seen = Seen::default();
-        seen.quiet_from = Some(stamp(7, 0));
+        let mut seen = Seen {
+            quiet_from: Some(stamp(7, 0)),
+            ..Seen::default()
+        };
         let first = seen.advance(stamp(8, 0));
         assert_ne!(first, PrincipalEpoch(0));
     }

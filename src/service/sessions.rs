@@ -491,8 +491,12 @@ pub fn refresh(
         ))
     };
     let hash = secrets::hash_token(refresh_token);
-    let Some((token, mut session, user, usable_memberships)) =
-        sessions::find_refresh_token_with_memberships(tx.conn, &hash)?
+    let Some(sessions::FoundRefreshToken {
+        token,
+        mut session,
+        user,
+        usable_memberships,
+    }) = sessions::find_refresh_token_with_memberships(tx.conn, &hash)?
     else {
         return Ok(invalid());
     };

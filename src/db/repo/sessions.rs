@@ -93,6 +93,26 @@ pub fn insert_refresh_token(conn: &mut DbConnection, token: NewRefreshToken) -> 
 /// `memberships::usable_with_roles_for_user` reads them: a row for each role.
 pub type UsableMembershipRow = (MembershipRow, AccountRow, Option<RoleRow>);
 
+/// A refresh token found, with what a refresh needs besides.
+pub struct FoundRefreshToken {
+    pub token: RefreshTokenRow,
+    pub session: SessionRow,
+    pub user: UserRow,
+    pub usable_memberships: Vec<UsableMembershipRow>,
+}
+
+/// One row of [`find_refresh_token_with_memberships`]: a membership (if any) with its
+/// organization and node id (if active) and one of its roles.
+type RefreshTokenRowWithMembership = (
+    RefreshTokenRow,
+    SessionRow,
+    UserRow,
+    Option<MembershipRow>,
+    Option<AccountRow>,
+    Option<String>,
+    Option<RoleRow>,
+);
+
 /// A refresh token by the digest of its secret, with its session, the session's user, and
 /// the user's usable memberships (active, at an active node of an active organization) with
 /// their organizations and roles, in one query: a refresh needs them all, and each round
@@ -100,18 +120,10 @@ pub type UsableMembershipRow = (MembershipRow, AccountRow, Option<RoleRow>);
 pub fn find_refresh_token_with_memberships(
     conn: &mut DbConnection,
     token_hash: &str,
-) -> RepoResult<Option<(RefreshTokenRow, SessionRow, UserRow, Vec<UsableMembershipRow>)>> {
+) -> RepoResult<Option<FoundRefreshToken>> {
     let node = diesel::alias!(accounts as node);
     let active = AccountStatus::Active.as_str();
-    let rows: Vec<(
-        RefreshTokenRow,
-        SessionRow,
-        UserRow,
-        Option<MembershipRow>,
-        Option<AccountRow>,
-        Option<String>,
-        Option<RoleRow>,
-    )> = refresh_tokens::table
+    let rows: Vec<RefreshTokenRowWithMembership> = refresh_tokens::table
         .inner_join(sessions::table.on(sessions::id.eq(refresh_tokens::session_id)))
         .inner_join(users::table.on(users::id.eq(sessions::user_id)))
         .left_join(
@@ -148,13 +160,20 @@ pub fn find_refresh_token_with_memberships(
     let Some((token, session, user, ..)) = rows.peek().cloned() else {
         return Ok(None);
     };
-    let usable = rows
-        .filter_map(|(_, _, _, membership, root, node, role)| match (membership, root, node) {
-            (Some(membership), Some(root), Some(_)) => Some((membership, root, role)),
-            _ => None,
-        })
+    let usable_memberships = rows
+        .filter_map(
+            |(_, _, _, membership, root, node, role)| match (membership, root, node) {
+                (Some(membership), Some(root), Some(_)) => Some((membership, root, role)),
+                _ => None,
+            },
+        )
         .collect();
-    Ok(Some((token, session, user, usable)))
+    Ok(Some(FoundRefreshToken {
+        token,
+        session,
+        user,
+        usable_memberships,
+    }))
 }
 
 /// Spends a refresh token. Exactly one caller can spend it: `false` means it was already
