@@ -87,7 +87,8 @@ impl PrincipalWrites {
         let flags = Arc::new(AtomicU8::new(0));
         let recorded = flags.clone();
         record_write_utils::register_nondeterministic_impl(conn, move |principal: i32| {
-            // The `BEFORE` trigger of a session insert records a principal write only.
+            // Principal writes set their bit alone: the `BEFORE` trigger of a session insert
+            // calls with 1 before any row is written (and the `AFTER` one with 0 once it is).
             let bits = if principal == 1 { WROTE_PRINCIPALS } else { WROTE };
             recorded.fetch_or(bits, Ordering::Relaxed);
             0
@@ -131,8 +132,16 @@ fn triggers(tables: &[&str]) -> String {
     let mut sql = String::new();
     let mut add = |name: String, when: &str, op: &str, table: &str, principal: &str| {
         sql.push_str(&format!(
-            "CREATE TEMP TRIGGER IF NOT EXISTS \"{name}\" {when} {op} ON main.\"{table}\" \
-             BEGIN SELECT steward_write({principal}); END;\n"
+            "CREATE TEMP TRIGGER IF NOT EXISTS \"{name}\" {when} {op} ON main.\"{table}\"{} \
+             BEGIN SELECT steward_write({principal}); END;\n",
+            if when == "BEFORE" {
+                // Only a session inserted over an existing one's id: a `BEFORE` trigger fires
+                // before anything is written, so it may record a principal write but never
+                // a write as such (the insert may still fail and write nothing).
+                " WHEN EXISTS (SELECT 1 FROM main.sessions WHERE id = NEW.id)"
+            } else {
+                ""
+            }
         ));
     };
     for table in tables {
@@ -141,8 +150,7 @@ fn triggers(tables: &[&str]) -> String {
             let principal = if *table == "sessions" && op == "INSERT" {
                 // A new session is no principal's, unless it takes the id of an existing one
                 // (seen before the insert: a replaced row fires no delete trigger).
-                let replaced = "EXISTS (SELECT 1 FROM main.sessions WHERE id = NEW.id)";
-                add(format!("{name}_replacing"), "BEFORE", op, table, replaced);
+                add(format!("{name}_replacing"), "BEFORE", op, table, "1");
                 "0"
             } else if NEVER_READ_BY_PRINCIPALS.contains(table) {
                 "0"
@@ -233,6 +241,15 @@ mod tests {
              VALUES ('rtk_1', 'ses_1', 'x', '2026-01-01 00:00:00', '2026-02-01 00:00:00');"
         ));
         assert!(writes.only_elsewhere(), "rows were written");
+        writes.reset();
+        let duplicate = "INSERT INTO sessions (id, user_id, created_at, expires_at) \
+            VALUES ('ses_1', 'usr_1', '2026-01-01 00:00:00', '2026-02-01 00:00:00');";
+        assert!(conn.batch_execute(duplicate).is_err(), "the id is taken");
+        assert!(
+            writes.principals(),
+            "a session over an existing id is a principal write, even refused"
+        );
+        assert!(!writes.only_elsewhere());
         assert!(!raises(&mut conn, &writes, "DELETE FROM rate_limits;"));
         assert!(!raises(&mut conn, &writes, "DELETE FROM rate_limits;"));
         assert!(!writes.only_elsewhere(), "no row was written: nothing to announce");
