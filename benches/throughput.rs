@@ -35,6 +35,9 @@
 //!   BENCH_MEMBERS        organization sizes to seed and list, comma-separated
 //!                        (default 1000,100000,1000000; e.g. 10000 for a quick run)
 //!   BENCH_DATABASE_URL   PostgreSQL server for the PostgreSQL rows (else TEST_DATABASE_URL)
+//!   BENCH_PHASES         the phases to run, comma-separated, from me, logins, rotations,
+//!                        lists (default all of them; a row needing a phase left out is not
+//!                        printed). A full run is the record; this is for working on one row.
 //!   STEWARD_*            server settings; the database URL and bind address are fixed by the
 //!                        benchmark, STEWARD_LOG defaults to warn, STEWARD_DATABASE_POOL_SIZE to 16
 
@@ -72,7 +75,16 @@ struct Settings {
     members: Vec<u64>,
     postgres: Option<String>,
     cores: usize,
+    phases: Vec<String>,
 }
+
+impl Settings {
+    fn runs(&self, phase: &str) -> bool {
+        self.phases.iter().any(|p| p == phase)
+    }
+}
+
+const PHASES: [&str; 4] = ["me", "logins", "rotations", "lists"];
 
 fn env_number(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -105,12 +117,23 @@ fn main() {
             .ok()
             .filter(|u| !u.is_empty()),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        phases: phases(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("build the client runtime");
     runtime.block_on(run(settings));
+}
+
+fn phases() -> Vec<String> {
+    let Ok(raw) = std::env::var("BENCH_PHASES") else {
+        return PHASES.iter().map(|p| p.to_string()).collect();
+    };
+    raw.split(',')
+        .map(|p| p.trim().to_string())
+        .inspect(|p| assert!(PHASES.contains(&p.as_str()), "BENCH_PHASES lists {PHASES:?}, not {p:?}"))
+        .collect()
 }
 
 /// Hashes per second with every core busy, measured off the client runtime. Each thread hashes
@@ -326,26 +349,31 @@ async fn backend_rows(settings: &Settings, backend: &str, url: &str, bare_rate: 
     let body = sign_up(addr, EMAIL, "Bench").await;
     let token = body["access_token"].as_str().expect("an access token").to_string();
     let me = format!("GET /v1/me HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n").into_bytes();
-    println!(
-        "  GET /v1/me: {} connection(s) for {} s (after 1 s of warm-up) ...",
-        settings.me_clients, settings.seconds
-    );
-    run_phase(addr, me.clone(), settings.me_clients, Duration::from_secs(1)).await;
-    let me_alone = run_phase(addr, me.clone(), settings.me_clients, window).await;
-    me_alone.print_progress();
-    let (share, p99_target) = if sqlite { (30.0, 5.0) } else { (10.0, 10.0) };
-    rows.push(Row::at_least(
-        format!("{backend}: GET /v1/me, % of bare actix"),
-        100.0 * me_alone.rate() / bare_rate,
-        share,
-        "%",
-    ));
-    rows.push(Row::at_most(
-        format!("{backend}: GET /v1/me p99"),
-        me_alone.percentile_ms(0.99),
-        p99_target,
-        "ms",
-    ));
+    let me_alone = if settings.runs("me") {
+        println!(
+            "  GET /v1/me: {} connection(s) for {} s (after 1 s of warm-up) ...",
+            settings.me_clients, settings.seconds
+        );
+        run_phase(addr, me.clone(), settings.me_clients, Duration::from_secs(1)).await;
+        let me_alone = run_phase(addr, me.clone(), settings.me_clients, window).await;
+        me_alone.print_progress();
+        let (share, p99_target) = if sqlite { (30.0, 5.0) } else { (10.0, 10.0) };
+        rows.push(Row::at_least(
+            format!("{backend}: GET /v1/me, % of bare actix"),
+            100.0 * me_alone.rate() / bare_rate,
+            share,
+            "%",
+        ));
+        rows.push(Row::at_most(
+            format!("{backend}: GET /v1/me p99"),
+            me_alone.percentile_ms(0.99),
+            p99_target,
+            "ms",
+        ));
+        Some(me_alone)
+    } else {
+        None
+    };
 
     let login_body = json!({ "identifier": EMAIL, "password": PASSWORD }).to_string();
     let login = format!(
@@ -354,7 +382,7 @@ async fn backend_rows(settings: &Settings, backend: &str, url: &str, bare_rate: 
         login_body.len()
     )
     .into_bytes();
-    if sqlite {
+    if sqlite && settings.runs("logins") {
         println!(
             "  raw argon2id: {} thread(s) hashing for {} s ...",
             settings.cores, settings.hash_seconds
@@ -377,53 +405,29 @@ async fn backend_rows(settings: &Settings, backend: &str, url: &str, bare_rate: 
             "%",
         ));
 
-        println!("  GET /v1/me while {} client(s) log in ...", settings.login_clients);
-        let (me_busy, _) = tokio::join!(
-            run_phase(addr, me.clone(), settings.me_clients, window),
-            run_phase(addr, login.clone(), settings.login_clients, window),
-        );
-        me_busy.print_progress();
-        let alone = me_alone.percentile_ms(0.99);
-        rows.push(Row::at_most(
-            format!("SQLite: GET /v1/me p99 while logging in, x its p99 alone ({alone:.2} ms)"),
-            me_busy.percentile_ms(0.99) / alone,
-            2.0,
-            "x",
-        ));
+        if let Some(me_alone) = &me_alone {
+            println!("  GET /v1/me while {} client(s) log in ...", settings.login_clients);
+            let (me_busy, _) = tokio::join!(
+                run_phase(addr, me.clone(), settings.me_clients, window),
+                run_phase(addr, login.clone(), settings.login_clients, window),
+            );
+            me_busy.print_progress();
+            let alone = me_alone.percentile_ms(0.99);
+            rows.push(Row::at_most(
+                format!("SQLite: GET /v1/me p99 while logging in, x its p99 alone ({alone:.2} ms)"),
+                me_busy.percentile_ms(0.99) / alone,
+                2.0,
+                "x",
+            ));
+        }
     }
 
-    println!(
-        "  POST /v1/auth/refresh: {} client(s), each rotating its own session ...",
-        settings.login_clients
-    );
-    let mut refresh_tokens = Vec::new();
-    for _ in 0..settings.login_clients {
-        let body = post_json(
-            addr,
-            "/v1/auth/login",
-            &json!({ "identifier": EMAIL, "password": PASSWORD }),
-            None,
-        )
-        .await;
-        refresh_tokens.push(body["refresh_token"].as_str().expect("a refresh token").to_string());
+    if settings.runs("rotations") {
+        rotation_rows(settings, backend, addr, window, rows).await;
     }
-    let rotations = rotate_phase(addr, refresh_tokens, window).await;
-    rotations.print_progress();
-    let per_core = if sqlite { 1500.0 } else { 1000.0 };
-    rows.push(Row::at_least(
-        format!("{backend}: refresh rotations/s, {} clients", settings.login_clients),
-        rotations.rate(),
-        per_core * settings.cores as f64,
-        "/s",
-    ));
-    rows.push(Row::at_most(
-        format!("{backend}: refresh rotation p99"),
-        rotations.percentile_ms(0.99),
-        20.0,
-        "ms",
-    ));
 
-    for &size in &settings.members {
+    let sizes: &[u64] = if settings.runs("lists") { &settings.members } else { &[] };
+    for &size in sizes {
         let email = format!("owner{size}@example.com");
         let body = sign_up(addr, &email, &format!("Org of {size}")).await;
         let token = body["access_token"].as_str().expect("an access token").to_string();
@@ -472,6 +476,42 @@ async fn backend_rows(settings: &Settings, backend: &str, url: &str, bare_rate: 
         "MB",
     ));
     server.stop();
+}
+
+/// Refresh-token rotations per second, and their p99, with `login_clients` clients each
+/// rotating its own session.
+async fn rotation_rows(settings: &Settings, backend: &str, addr: SocketAddr, window: Duration, rows: &mut Vec<Row>) {
+    let sqlite = backend == "SQLite";
+    println!(
+        "  POST /v1/auth/refresh: {} client(s), each rotating its own session ...",
+        settings.login_clients
+    );
+    let mut refresh_tokens = Vec::new();
+    for _ in 0..settings.login_clients {
+        let body = post_json(
+            addr,
+            "/v1/auth/login",
+            &json!({ "identifier": EMAIL, "password": PASSWORD }),
+            None,
+        )
+        .await;
+        refresh_tokens.push(body["refresh_token"].as_str().expect("a refresh token").to_string());
+    }
+    let rotations = rotate_phase(addr, refresh_tokens, window).await;
+    rotations.print_progress();
+    let per_core = if sqlite { 1500.0 } else { 1000.0 };
+    rows.push(Row::at_least(
+        format!("{backend}: refresh rotations/s, {} clients", settings.login_clients),
+        rotations.rate(),
+        per_core * settings.cores as f64,
+        "/s",
+    ));
+    rows.push(Row::at_most(
+        format!("{backend}: refresh rotation p99"),
+        rotations.percentile_ms(0.99),
+        20.0,
+        "ms",
+    ));
 }
 
 /// `steward serve` as a child process, as an operator runs it: its memory is its own, not the
