@@ -186,6 +186,58 @@ async fn raw_hash_rate(threads: usize, seconds: f64) -> f64 {
     .expect("hash phase panicked")
 }
 
+/// Turns of `GET /v1/me` alone, and of it while clients log in.
+const ME_TURNS: u32 = 4;
+
+/// `GET /v1/me` with `me_clients` connections, after a second of warm-up: alone for
+/// `BENCH_SECONDS`, and with `login` (SQLite), as long again while `login_clients` clients log
+/// in. The two take turns, [`ME_TURNS`] of each, so that the ratio of their p99s compares the
+/// same stretch of this shared machine's time.
+async fn me_alone_and_busy(
+    settings: &Settings,
+    addr: SocketAddr,
+    me: &[u8],
+    login: Option<&[u8]>,
+) -> (Tally, Option<Tally>) {
+    let turn = Duration::from_secs(settings.seconds) / ME_TURNS;
+    println!(
+        "  GET /v1/me: {} connection(s), {ME_TURNS} turns of {:.1} s{} ...",
+        settings.me_clients,
+        turn.as_secs_f64(),
+        if login.is_some() {
+            format!(
+                ", each followed by one while {} client(s) log in",
+                settings.login_clients
+            )
+        } else {
+            String::new()
+        }
+    );
+    run_phase(addr, me.to_vec(), settings.me_clients, Duration::from_secs(1)).await;
+    let (mut alone, mut busy) = (Tally::default(), login.map(|_| Tally::default()));
+    for _ in 0..ME_TURNS {
+        let quiet = run_phase(addr, me.to_vec(), settings.me_clients, turn).await;
+        quiet.print_progress();
+        alone.append_turn(quiet);
+        if let (Some(login), Some(busy)) = (login, busy.as_mut()) {
+            let (loaded, _) = tokio::join!(
+                run_phase(addr, me.to_vec(), settings.me_clients, turn),
+                run_phase(addr, login.to_vec(), settings.login_clients, turn),
+            );
+            print!("    while logging in:");
+            loaded.print_progress();
+            busy.append_turn(loaded);
+        }
+    }
+    print!("    all turns alone:");
+    alone.print_progress();
+    if let Some(busy) = &busy {
+        print!("    all turns while logging in:");
+        busy.print_progress();
+    }
+    (alone, busy)
+}
+
 /// Turns of each load in the login row.
 const LOGIN_TURNS: u32 = 4;
 
@@ -486,14 +538,17 @@ async fn backend_rows(
     let body = sign_up(addr, EMAIL, "Bench").await;
     let token = body["access_token"].as_str().expect("an access token").to_string();
     let me = format!("GET /v1/me HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n").into_bytes();
-    let me_alone = if settings.runs("me") {
-        println!(
-            "  GET /v1/me: {} connection(s) for {} s (after 1 s of warm-up) ...",
-            settings.me_clients, settings.seconds
-        );
-        run_phase(addr, me.clone(), settings.me_clients, Duration::from_secs(1)).await;
-        let me_alone = run_phase(addr, me.clone(), settings.me_clients, window).await;
-        me_alone.print_progress();
+    let login_body = json!({ "identifier": EMAIL, "password": PASSWORD }).to_string();
+    let login = format!(
+        "POST /v1/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{login_body}",
+        login_body.len()
+    )
+    .into_bytes();
+    let logins = sqlite && settings.runs("logins");
+    if settings.runs("me") {
+        let busy_login = logins.then_some(login.as_slice());
+        let (me_alone, me_busy) = me_alone_and_busy(settings, addr, &me, busy_login).await;
         let (share, p99_target) = if sqlite { (30.0, 5.0) } else { (10.0, 10.0) };
         rows.push(Row::at_least(
             format!("{backend}: GET /v1/me, % of bare actix"),
@@ -507,19 +562,17 @@ async fn backend_rows(
             p99_target,
             "ms",
         ));
-        Some(me_alone)
-    } else {
-        None
-    };
-
-    let login_body = json!({ "identifier": EMAIL, "password": PASSWORD }).to_string();
-    let login = format!(
-        "POST /v1/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{login_body}",
-        login_body.len()
-    )
-    .into_bytes();
-    if sqlite && settings.runs("logins") {
+        if let Some(me_busy) = me_busy {
+            let alone = me_alone.percentile_ms(0.99);
+            rows.push(Row::at_most(
+                format!("SQLite: GET /v1/me p99 while logging in, x its p99 alone ({alone:.2} ms)"),
+                me_busy.percentile_ms(0.99) / alone,
+                2.0,
+                "x",
+            ));
+        }
+    }
+    if logins {
         let rates = logins_beside_references(settings, config.workers, addr, &login).await;
         let bare = rates.bare_hashing.rate();
         rows.push(Row::at_least(
@@ -533,22 +586,6 @@ async fn backend_rows(
             100.0 * rates.logins.rate() / rates.raw,
             rates.raw
         ));
-
-        if let Some(me_alone) = &me_alone {
-            println!("  GET /v1/me while {} client(s) log in ...", settings.login_clients);
-            let (me_busy, _) = tokio::join!(
-                run_phase(addr, me.clone(), settings.me_clients, window),
-                run_phase(addr, login.clone(), settings.login_clients, window),
-            );
-            me_busy.print_progress();
-            let alone = me_alone.percentile_ms(0.99);
-            rows.push(Row::at_most(
-                format!("SQLite: GET /v1/me p99 while logging in, x its p99 alone ({alone:.2} ms)"),
-                me_busy.percentile_ms(0.99) / alone,
-                2.0,
-                "x",
-            ));
-        }
     }
 
     if settings.runs("rotations") {
