@@ -56,7 +56,27 @@ pub struct Tx<'a> {
     precondition_checked: bool,
 }
 
-impl Tx<'_> {
+impl<'a> Tx<'a> {
+    /// A call's context on `conn`: the one place a `Tx` is put together.
+    fn on(
+        conn: &'a mut DbConnection,
+        now: NaiveDateTime,
+        config: &'a Config,
+        tokens: &'a Tokens,
+        metrics: &'a Metrics,
+        precondition: Option<String>,
+    ) -> Self {
+        Tx {
+            conn,
+            now,
+            config,
+            tokens,
+            metrics,
+            precondition,
+            precondition_checked: false,
+        }
+    }
+
     /// Compares the request's `If-Match` with the resource's version as it is now, under the
     /// organization's lock, so that two editors can never lose each other's change: a stale
     /// version is a 412 and nothing is written. Without `If-Match` anything goes.
@@ -94,18 +114,8 @@ impl Tx<'_> {
     pub fn atomically<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, ApiError>) -> Result<T, ApiError> {
         use diesel::Connection;
         let (now, config, tokens, metrics) = (self.now, self.config, self.tokens, self.metrics);
-        self.conn.transaction(|conn| {
-            let mut inner = Tx {
-                conn,
-                now,
-                config,
-                tokens,
-                metrics,
-                precondition: None,
-                precondition_checked: false,
-            };
-            f(&mut inner)
-        })
+        self.conn
+            .transaction(|conn| f(&mut Tx::on(conn, now, config, tokens, metrics, None)))
     }
 
     /// Takes the caller's organization lock and returns the caller as they are now (R15):
@@ -179,13 +189,6 @@ fn in_tx<T>(
 }
 
 fn new_tx<'a>(state: &'a AppState, conn: &'a mut DbConnection, precondition: Option<String>) -> Tx<'a> {
-    Tx {
-        conn,
-        now: state.clock.now(),
-        config: &state.config,
-        tokens: &state.tokens,
-        metrics: &state.metrics,
-        precondition,
-        precondition_checked: false,
-    }
+    let now = state.clock.now();
+    Tx::on(conn, now, &state.config, &state.tokens, &state.metrics, precondition)
 }

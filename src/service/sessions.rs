@@ -40,7 +40,7 @@ pub fn account_choices(conn: &mut DbConnection, user: &UserRow) -> Result<Vec<Ac
 }
 
 /// Folds the rows of usable memberships (a row for each role) into account choices.
-fn choices_of(rows: Vec<sessions::UsableMembershipRow>) -> Vec<AccountChoice> {
+fn choices_of(rows: Vec<memberships::UsableMembershipRow>) -> Vec<AccountChoice> {
     let mut choices: Vec<AccountChoice> = Vec::new();
     // A membership's rows are consecutive, its roles in name order.
     for (membership, root, role) in rows {

@@ -68,13 +68,15 @@ pub fn usable_for_user(conn: &mut DbConnection, user: &UserId) -> RepoResult<Vec
         .load(conn)
 }
 
+/// A usable membership with its organization and one of its roles (none for a membership
+/// without roles): a row of [`usable_with_roles_for_user`], and of the refresh token look-up
+/// (`sessions::find_refresh_token_with_memberships`), which reads the same rows.
+pub type UsableMembershipRow = (MembershipRow, AccountRow, Option<RoleRow>);
+
 /// Like [`usable_for_user`], with each membership's roles in the same query: a row for each
 /// role (by name), or one without a role for a membership that has none. One round trip
 /// fewer on every login and refresh.
-pub fn usable_with_roles_for_user(
-    conn: &mut DbConnection,
-    user: &UserId,
-) -> RepoResult<Vec<(MembershipRow, AccountRow, Option<RoleRow>)>> {
+pub fn usable_with_roles_for_user(conn: &mut DbConnection, user: &UserId) -> RepoResult<Vec<UsableMembershipRow>> {
     let node = diesel::alias!(accounts as node);
     memberships::table
         .inner_join(accounts::table.on(accounts::id.eq(memberships::root_account_id)))

@@ -1,6 +1,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::memberships::UsableMembershipRow;
 use super::RepoResult;
 use crate::db::models::{
     AccountRow, MembershipRow, NewRefreshToken, NewSession, RefreshTokenRow, RoleRow, SessionRow, UserRow,
@@ -88,10 +89,6 @@ pub fn insert_refresh_token(conn: &mut DbConnection, token: NewRefreshToken) -> 
         .execute(conn)
         .map(|_| ())
 }
-
-/// The usable memberships of a refresh token's user, as
-/// `memberships::usable_with_roles_for_user` reads them: a row for each role.
-pub type UsableMembershipRow = (MembershipRow, AccountRow, Option<RoleRow>);
 
 /// A refresh token found, with what a refresh needs besides.
 pub struct FoundRefreshToken {
