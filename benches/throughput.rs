@@ -3,10 +3,11 @@
 //! target with PASS or FAIL.
 //!
 //! On the machine it runs on:
-//! 1. the raw argon2id hash rate: one thread per core hashing in a loop, with the server
-//!    idle, in turns with the turns of the login phase (the rate drifts by 10% and more within
-//!    a minute on a shared machine, so it is taken beside the phase it is compared with, and
-//!    the ratio uses the mean of its turns);
+//! 1. for the login row, the issue's reference: a bare actix-web server verifying the same
+//!    password against an argon2id hash with Steward's parameters, under the same clients;
+//!    and, printed as a note, the raw hash rate (one thread per core hashing in a loop). The
+//!    hash rate drifts by 10% and more within a minute on a shared machine, so the three take
+//!    turns (see [`logins_beside_references`]);
 //! 2. the reference: a bare actix-web server with as many workers as Steward, answering a
 //!    constant JSON body, under the same load as `GET /v1/me`;
 //! 3. on SQLite, and on PostgreSQL when `BENCH_DATABASE_URL` (or `TEST_DATABASE_URL`) names a
@@ -263,13 +264,7 @@ async fn logins_beside_references(settings: &Settings, workers: usize, addr: Soc
     let (bare_addr, bare_server) = bare_actix_hashing(workers);
     let bare_handle = bare_server.handle();
     let bare_task = tokio::spawn(bare_server);
-    let body = json!({ "identifier": EMAIL, "password": PASSWORD }).to_string();
-    let bare_login = format!(
-        "POST /login HTTP/1.1\r\nHost: {bare_addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes();
+    let bare_login = post_request(bare_addr, "/login", &login_body());
     println!(
         "  POST /v1/auth/login: {} client(s), {LOGIN_TURNS} turns of {:.1} s, in turns with raw argon2id on {} thread(s) and a bare actix-web server hashing ...",
         settings.login_clients,
@@ -538,13 +533,7 @@ async fn backend_rows(
     let body = sign_up(addr, EMAIL, "Bench").await;
     let token = body["access_token"].as_str().expect("an access token").to_string();
     let me = format!("GET /v1/me HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n").into_bytes();
-    let login_body = json!({ "identifier": EMAIL, "password": PASSWORD }).to_string();
-    let login = format!(
-        "POST /v1/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{login_body}",
-        login_body.len()
-    )
-    .into_bytes();
+    let login = post_request(addr, "/v1/auth/login", &login_body());
     let logins = sqlite && settings.runs("logins");
     if settings.runs("me") {
         let busy_login = logins.then_some(login.as_slice());
@@ -654,13 +643,7 @@ async fn rotation_rows(settings: &Settings, backend: &str, addr: SocketAddr, win
     );
     let mut refresh_tokens = Vec::new();
     for _ in 0..settings.login_clients {
-        let body = post_json(
-            addr,
-            "/v1/auth/login",
-            &json!({ "identifier": EMAIL, "password": PASSWORD }),
-            None,
-        )
-        .await;
+        let body = post_json(addr, "/v1/auth/login", &login_body(), None).await;
         refresh_tokens.push(body["refresh_token"].as_str().expect("a refresh token").to_string());
     }
     let rotations = rotate_phase(addr, refresh_tokens, window).await;
@@ -856,6 +839,22 @@ fn seed(db: &steward::db::Db, root: &AccountId, size: u64) -> String {
     last_cursor
 }
 
+/// The body of the benchmark user's login.
+fn login_body() -> Value {
+    json!({ "identifier": EMAIL, "password": PASSWORD })
+}
+
+/// A keep-alive HTTP/1.1 `POST` of `body` as JSON to `path`.
+fn post_request(addr: SocketAddr, path: &str, body: &Value) -> Vec<u8> {
+    let body = body.to_string();
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 async fn sign_up(addr: SocketAddr, email: &str, organization: &str) -> Value {
     post_json(
         addr,
@@ -902,14 +901,9 @@ async fn rotate_client(addr: SocketAddr, mut token: String, deadline: Instant) -
         return tally;
     };
     while Instant::now() < deadline {
-        let body = json!({ "refresh_token": token }).to_string();
-        let request = format!(
-            "POST /v1/auth/refresh HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
+        let request = post_request(addr, "/v1/auth/refresh", &json!({ "refresh_token": token }));
         let started = Instant::now();
-        let result = conn.send(request.as_bytes()).await;
+        let result = conn.send(&request).await;
         let finished = Instant::now();
         if finished > deadline {
             tally.late += 1;
