@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::client_addr::{IpNet, ProxyTrust};
 use crate::rate_limit::Limit;
+use crate::worker_cpus::WorkerPinning;
 
 /// Where the data lives; chosen from the URL's scheme, never by trial.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +52,8 @@ pub struct Config {
     pub database_pool_size: u32,
     pub bind: SocketAddr,
     pub workers: usize,
+    /// Whether each HTTP worker gets a CPU of its own (see `worker_cpus`).
+    pub pin_workers: WorkerPinning,
     /// Base of every link Steward puts in a message (reset links, invitations).
     pub public_url: String,
     pub jwt_issuer: String,
@@ -340,6 +343,12 @@ impl Config {
             .parse()
             .map_err(|_| invalid(var, &raw, "expected HOST:PORT, e.g. 127.0.0.1:8080"))?;
         let workers = parse_number(get("STEWARD_WORKERS", &cores.to_string()), 1, 1024)?;
+        let (var, raw) = get("STEWARD_PIN_WORKERS", "auto");
+        let pin_workers = match raw.trim().to_ascii_lowercase().as_str() {
+            "auto" => WorkerPinning::Auto,
+            "off" => WorkerPinning::Off,
+            _ => return Err(invalid(var, &raw, "expected auto or off")),
+        };
         let (var, raw) = get("STEWARD_PUBLIC_URL", "http://localhost:8080");
         if !(raw.starts_with("http://") || raw.starts_with("https://")) {
             return Err(invalid(var, &raw, "expected an http:// or https:// URL"));
@@ -433,6 +442,7 @@ impl Config {
             database_pool_size: database_pool_size as u32,
             bind,
             workers,
+            pin_workers,
             public_url,
             jwt_issuer,
             jwt_audience,
@@ -564,6 +574,15 @@ mod tests {
             c.proxy_trust.header.is_none(),
             "no forwarding header is believed by default"
         );
+    }
+
+    #[test]
+    fn workers_are_pinned_automatically_unless_turned_off() {
+        assert_eq!(config(&[]).unwrap().pin_workers, WorkerPinning::Auto);
+        let c = config(&[("STEWARD_PIN_WORKERS", " OFF ")]).unwrap();
+        assert_eq!(c.pin_workers, WorkerPinning::Off);
+        let err = config(&[("STEWARD_PIN_WORKERS", "yes")]).unwrap_err();
+        assert_eq!(err.var, "STEWARD_PIN_WORKERS");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod routing;
 pub mod security_headers;
 pub mod service;
 pub mod state;
+pub mod worker_cpus;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Condition};
@@ -156,7 +157,12 @@ impl Application {
         let max_body = state.config.max_body_bytes;
         let cors_origins = state.config.cors_allowed_origins.clone();
         let metrics_on = state.config.metrics_token.is_some();
+        let worker_cpus = worker_cpus::WorkerCpus::plan(state.config.pin_workers, state.config.workers);
         let server = HttpServer::new(move || {
+            // actix-web builds each worker's app on that worker's own thread.
+            if let Some(cpus) = &worker_cpus {
+                cpus.pin_this_thread();
+            }
             let (app, _) = App::new().into_utoipa_app().configure(api::routes).split_for_parts();
             app.app_data(app_state.clone())
                 .app_data(

@@ -28,7 +28,9 @@ use crate::metrics::{HashMetrics, HashOperation};
 /// millisecond. A request's thread that wakes up preempts a hash at once (with nice 10 it
 /// waited for the hash's time slice, and `GET /v1/me`'s p99 tripled while clients logged in);
 /// on an idle machine hashing runs as fast as before, and under a saturating load it still
-/// gets a small share of the cores. Linux keeps the policy per thread.
+/// gets a small share of the cores. Linux keeps the policy per thread. Hashes never let a core
+/// go idle, though, which is when Linux spreads waiting threads over the cores: see
+/// `worker_cpus` for how the HTTP workers keep a core each.
 fn yield_to_requests() {
     #[cfg(target_os = "linux")]
     {

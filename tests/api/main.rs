@@ -43,3 +43,4 @@ mod tree_races;
 mod trust;
 mod versions;
 mod webhooks;
+mod worker_cpus;
