@@ -85,7 +85,8 @@ impl Application {
             .map_err(|e| StartError::Bind(config.bind.to_string(), e))?
             .port();
         let app_metrics = metrics::Metrics::default();
-        let passwords = Passwords::with_metrics(config.hash_concurrency, app_metrics.hashing())
+        let worker_cpus = worker_cpus::WorkerCpus::plan(config.pin_workers, config.workers);
+        let passwords = Passwords::with_metrics(config.hash_concurrency, app_metrics.hashing(), worker_cpus.clone())
             .map_err(|e| StartError::Other(format!("{e:?}")))?;
         let keys = keys.with_retired(
             &config.retired_signing_keys_dir,
@@ -157,11 +158,10 @@ impl Application {
         let max_body = state.config.max_body_bytes;
         let cors_origins = state.config.cors_allowed_origins.clone();
         let metrics_on = state.config.metrics_token.is_some();
-        let worker_cpus = worker_cpus::WorkerCpus::plan(state.config.pin_workers, state.config.workers);
         let server = HttpServer::new(move || {
             // actix-web builds each worker's app on that worker's own thread.
             if let Some(cpus) = &worker_cpus {
-                cpus.pin_this_thread();
+                cpus.register_this_thread();
             }
             let (app, _) = App::new().into_utoipa_app().configure(api::routes).split_for_parts();
             app.app_data(app_state.clone())

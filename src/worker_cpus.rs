@@ -1,4 +1,5 @@
-//! Gives each HTTP worker thread a CPU of its own, when the process has one CPU per worker.
+//! Gives each HTTP worker thread a CPU of its own while passwords are being hashed, when the
+//! process has one CPU per worker.
 //!
 //! Why: during a login storm the hashing threads (`SCHED_IDLE`, see `auth::password`) keep
 //! every core busy, so no core ever goes idle. Linux pulls a waiting thread over to another
@@ -8,9 +9,11 @@
 //! worker waited that turn out. With one worker per core, a worker that wakes up preempts
 //! whatever hash shares its core at once.
 //!
-//! Measured on the benchmark's 2-core machine, with two `SCHED_IDLE` busy loops beside a
-//! server answering `GET /v1/me`: p99 6.05 ms with the workers free to move, 3.3–4.0 ms
-//! pinned (2.5–3.3 ms with nothing beside it).
+//! Measured on the benchmark's 2-core machine: `GET /v1/me`'s p99 while 8 clients log in was
+//! 2.96–3.32× its p99 alone with the workers free to move, 1.23–1.35× pinned. Pinned for good,
+//! though, `GET /v1/me` on PostgreSQL (whose backends share the cores and do most of the work)
+//! had a p99 of 6.8–7.3 ms against 4.9–5.2 ms free. So the workers are pinned when a hash
+//! starts and let go once no hash has started for [`RELEASE_AFTER`].
 //!
 //! Pinning is safe only when the CPUs are the process's own: with `auto` (the default) it
 //! happens only when the process may run on exactly as many CPUs as there are workers (a
@@ -18,121 +21,174 @@
 //! larger machine, or more workers than CPUs, is left to the scheduler.
 
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use core_affinity::CoreId;
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::{gettid, Pid};
+
+/// How long the workers stay pinned after the last hash started.
+pub const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// The `STEWARD_PIN_WORKERS` setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WorkerPinning {
-    /// Pin when the process may run on exactly one CPU per worker.
+    /// Pin while hashing, when the process may run on exactly one CPU per worker.
     Auto,
     /// Never pin.
     Off,
 }
 
-/// The CPUs the workers are pinned to, and how many live workers each one holds.
+/// The process's CPUs, one per worker, and the worker threads that take them.
 #[derive(Debug)]
 pub struct WorkerCpus {
-    cpus: Vec<CoreId>,
-    workers_on: Mutex<Vec<usize>>,
+    /// The CPUs the process may run on, in order; worker slot `i` is pinned to `cpus[i]`.
+    cpus: Vec<usize>,
+    /// All of them: where a worker goes back when it is let go.
+    all: CpuSet,
+    state: Mutex<State>,
 }
 
-thread_local! {
-    /// The CPU this thread was pinned to; given back when the thread ends (a worker that
-    /// actix-web restarts after a panic is a new thread and takes the CPU that was freed).
-    static PINNED: RefCell<Option<Pin>> = const { RefCell::new(None) };
+#[derive(Debug, Default)]
+struct State {
+    workers: Vec<Worker>,
+    /// Since when the workers are pinned, and when the last hash started; `None`: free.
+    pinned: Option<Instant>,
 }
 
-struct Pin {
-    cpus: Arc<WorkerCpus>,
+#[derive(Debug, Clone, Copy)]
+struct Worker {
+    tid: Pid,
     slot: usize,
 }
 
-impl Drop for Pin {
+thread_local! {
+    /// This thread's registration; dropped (and the worker forgotten) when the thread ends,
+    /// so a worker that actix-web restarts after a panic takes the slot that was freed.
+    static REGISTERED: RefCell<Option<Registration>> = const { RefCell::new(None) };
+}
+
+struct Registration {
+    cpus: Arc<WorkerCpus>,
+    tid: Pid,
+}
+
+impl Drop for Registration {
     fn drop(&mut self) {
-        self.cpus.release(self.slot);
+        self.cpus.state().workers.retain(|w| w.tid != self.tid);
     }
 }
 
 impl WorkerCpus {
     /// The plan for `workers` workers in this process, or `None` when they are left to move.
     pub fn plan(setting: WorkerPinning, workers: usize) -> Option<Arc<Self>> {
-        if setting == WorkerPinning::Off || !cfg!(target_os = "linux") {
+        if setting == WorkerPinning::Off {
             return None;
         }
-        let available = core_affinity::get_core_ids().unwrap_or_default();
-        let cpus = Self::choose(available, workers)?;
-        log::info!("pinning each of the {workers} HTTP workers to a CPU of its own");
+        let all = sched_getaffinity(Pid::from_raw(0)).ok()?;
+        let available = (0..CpuSet::count()).filter(|&cpu| all.is_set(cpu).unwrap_or(false));
+        let cpus = Self::choose(available.collect(), workers)?;
+        log::info!("while passwords are hashed, each of the {workers} HTTP workers gets a CPU of its own");
         Some(Arc::new(Self {
-            workers_on: Mutex::new(vec![0; cpus.len()]),
             cpus,
+            all,
+            state: Mutex::new(State::default()),
         }))
     }
 
     /// The CPUs to pin to: all of them, when there is exactly one per worker (and more than
     /// one worker: a single worker has nothing to be stacked with).
-    fn choose(available: Vec<CoreId>, workers: usize) -> Option<Vec<CoreId>> {
+    fn choose(available: Vec<usize>, workers: usize) -> Option<Vec<usize>> {
         (workers > 1 && available.len() == workers).then_some(available)
     }
 
-    /// Pins the calling thread to the CPU with the fewest workers; once per thread.
-    pub fn pin_this_thread(self: &Arc<Self>) {
-        PINNED.with(|pinned| {
-            let mut pinned = pinned.borrow_mut();
-            if pinned.is_some() {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts the calling thread as a worker, on the CPU with the fewest workers; once per
+    /// thread. Pinned at once if hashes are running.
+    pub fn register_this_thread(self: &Arc<Self>) {
+        REGISTERED.with(|registered| {
+            let mut registered = registered.borrow_mut();
+            if registered.is_some() {
                 return;
             }
-            let Some(slot) = self.least_used_slot() else {
-                return;
-            };
-            if core_affinity::set_for_current(self.cpus[slot]) {
-                *pinned = Some(Pin {
-                    cpus: self.clone(),
-                    slot,
-                });
-            } else {
-                self.release(slot);
-                log::warn!("could not pin an HTTP worker to CPU {}", self.cpus[slot].id);
+            let tid = gettid();
+            let mut state = self.state();
+            let slot = least_used_slot(&state.workers, self.cpus.len());
+            let worker = Worker { tid, slot };
+            state.workers.push(worker);
+            if state.pinned.is_some() {
+                self.pin(worker);
             }
+            *registered = Some(Registration {
+                cpus: self.clone(),
+                tid,
+            });
         });
     }
 
-    /// Takes a place on the CPU with the fewest workers.
-    fn least_used_slot(&self) -> Option<usize> {
-        let mut counts = self.workers_on.lock().ok()?;
-        let (slot, count) = counts.iter_mut().enumerate().min_by_key(|(_, count)| **count)?;
-        *count += 1;
-        Some(slot)
+    /// A hash is starting: the workers get their own CPUs, if they do not have them yet.
+    pub fn hashing(&self) {
+        let mut state = self.state();
+        if state.pinned.is_none() {
+            for worker in &state.workers {
+                self.pin(*worker);
+            }
+        }
+        state.pinned = Some(Instant::now());
     }
 
-    fn release(&self, slot: usize) {
-        if let Ok(mut counts) = self.workers_on.lock() {
-            if let Some(count) = counts.get_mut(slot) {
-                *count = count.saturating_sub(1);
+    /// A hashing thread found nothing to do: once no hash has started for [`RELEASE_AFTER`],
+    /// the workers may run anywhere again.
+    pub fn idle(&self) {
+        let mut state = self.state();
+        if state.pinned.is_some_and(|last| last.elapsed() >= RELEASE_AFTER) {
+            for worker in &state.workers {
+                self.set(worker.tid, &self.all);
+            }
+            state.pinned = None;
+        }
+    }
+
+    fn pin(&self, worker: Worker) {
+        let mut one = CpuSet::new();
+        if let Some(cpu) = self.cpus.get(worker.slot) {
+            if one.set(*cpu).is_ok() {
+                self.set(worker.tid, &one);
             }
         }
     }
+
+    fn set(&self, tid: Pid, cpus: &CpuSet) {
+        if let Err(e) = sched_setaffinity(tid, cpus) {
+            log::warn!("cannot set the CPUs of HTTP worker thread {tid}: {e}");
+        }
+    }
+}
+
+/// The slot with the fewest workers.
+fn least_used_slot(workers: &[Worker], slots: usize) -> usize {
+    (0..slots)
+        .min_by_key(|slot| workers.iter().filter(|w| w.slot == *slot).count())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn cores(ids: &[usize]) -> Vec<CoreId> {
-        ids.iter().map(|&id| CoreId { id }).collect()
-    }
-
     #[test]
     fn pins_only_with_exactly_one_cpu_per_worker() {
-        assert_eq!(WorkerCpus::choose(cores(&[2, 3]), 2), Some(cores(&[2, 3])));
+        assert_eq!(WorkerCpus::choose(vec![2, 3], 2), Some(vec![2, 3]));
         assert_eq!(
-            WorkerCpus::choose(cores(&[0, 1, 2, 3]), 2),
+            WorkerCpus::choose(vec![0, 1, 2, 3], 2),
             None,
             "a quota on a larger machine"
         );
-        assert_eq!(WorkerCpus::choose(cores(&[0, 1]), 4), None, "more workers than CPUs");
-        assert_eq!(WorkerCpus::choose(cores(&[0]), 1), None, "one worker");
+        assert_eq!(WorkerCpus::choose(vec![0, 1], 4), None, "more workers than CPUs");
+        assert_eq!(WorkerCpus::choose(vec![0], 1), None, "one worker");
         assert_eq!(WorkerCpus::choose(Vec::new(), 2), None, "affinity unreadable");
     }
 
@@ -142,15 +198,14 @@ mod tests {
     }
 
     #[test]
-    fn each_worker_takes_the_least_used_cpu_and_gives_it_back_when_it_ends() {
-        let cpus = Arc::new(WorkerCpus {
-            cpus: cores(&[0, 1]),
-            workers_on: Mutex::new(vec![0, 0]),
-        });
-        assert_eq!(cpus.least_used_slot(), Some(0));
-        assert_eq!(cpus.least_used_slot(), Some(1));
-        cpus.release(0);
-        assert_eq!(cpus.least_used_slot(), Some(0), "the freed CPU is taken again");
-        assert_eq!(*cpus.workers_on.lock().unwrap(), vec![1, 1]);
+    fn each_worker_takes_the_least_used_cpu() {
+        let worker = |slot| Worker {
+            tid: Pid::from_raw(1),
+            slot,
+        };
+        assert_eq!(least_used_slot(&[], 2), 0);
+        assert_eq!(least_used_slot(&[worker(0)], 2), 1);
+        assert_eq!(least_used_slot(&[worker(1)], 2), 0, "a slot given back is taken again");
+        assert_eq!(least_used_slot(&[worker(0), worker(1), worker(0)], 2), 1);
     }
 }

@@ -22,6 +22,7 @@ use tokio::sync::{oneshot, Semaphore};
 use crate::auth::secrets;
 use crate::error::ApiError;
 use crate::metrics::{HashMetrics, HashOperation};
+use crate::worker_cpus::WorkerCpus;
 
 /// Puts the calling thread in Linux's `SCHED_IDLE` class: a hash is tens of milliseconds of
 /// CPU that no one waits on to the millisecond, while every other request is a fraction of a
@@ -116,18 +117,23 @@ pub struct Passwords {
 impl Passwords {
     /// Starts `concurrency` hashing threads; they end when the last `Passwords` is dropped.
     pub fn new(concurrency: usize) -> Result<Self, ApiError> {
-        Self::with_metrics(concurrency, HashMetrics::default())
+        Self::with_metrics(concurrency, HashMetrics::default(), None)
     }
 
     /// Like [`Passwords::new`], counting hashes waiting and running, and timing them, in
-    /// `metrics`.
-    pub fn with_metrics(concurrency: usize, metrics: HashMetrics) -> Result<Self, ApiError> {
+    /// `metrics`, and giving the HTTP workers a CPU each while hashes run (`worker_cpus`).
+    pub fn with_metrics(
+        concurrency: usize,
+        metrics: HashMetrics,
+        worker_cpus: Option<Arc<WorkerCpus>>,
+    ) -> Result<Self, ApiError> {
         let concurrency = concurrency.max(1);
         let dummy_hash = hash_now(&secrets::new_token())?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for index in 0..concurrency {
             let queue = queue.clone();
+            let worker_cpus = worker_cpus.clone();
             std::thread::Builder::new()
                 .name(format!("steward-hash-{index}"))
                 .spawn(move || {
@@ -144,10 +150,16 @@ impl Passwords {
                                 // Idle: the work area goes back to the system until the next
                                 // burst (the threads take turns waiting, so each gets here).
                                 WORK_AREA.with(|area| *area.borrow_mut() = Vec::new());
+                                if let Some(cpus) = &worker_cpus {
+                                    cpus.idle();
+                                }
                                 continue;
                             }
                             Err(mpsc::RecvTimeoutError::Disconnected) => return,
                         };
+                        if let Some(cpus) = &worker_cpus {
+                            cpus.hashing();
+                        }
                         // A panicking hash must not take the thread with it: its caller sees the
                         // dropped reply and answers 500.
                         if catch_unwind(AssertUnwindSafe(job)).is_err() {
