@@ -24,8 +24,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
-use nix::unistd::{gettid, Pid};
+use affinity::{CpuSet, Thread};
 
 /// How long the workers stay pinned after the last hash started.
 pub const RELEASE_AFTER: Duration = Duration::from_secs(1);
@@ -58,7 +57,7 @@ struct State {
 
 #[derive(Debug, Clone, Copy)]
 struct Worker {
-    tid: Pid,
+    tid: Thread,
     slot: usize,
 }
 
@@ -70,7 +69,7 @@ thread_local! {
 
 struct Registration {
     cpus: Arc<WorkerCpus>,
-    tid: Pid,
+    tid: Thread,
 }
 
 impl Drop for Registration {
@@ -85,9 +84,8 @@ impl WorkerCpus {
         if setting == WorkerPinning::Off {
             return None;
         }
-        let all = sched_getaffinity(Pid::from_raw(0)).ok()?;
-        let available = (0..CpuSet::count()).filter(|&cpu| all.is_set(cpu).unwrap_or(false));
-        let cpus = Self::choose(available.collect(), workers)?;
+        let (all, available) = affinity::of_process()?;
+        let cpus = Self::choose(available, workers)?;
         log::info!("while passwords are hashed, each of the {workers} HTTP workers gets a CPU of its own");
         Some(Arc::new(Self {
             cpus,
@@ -114,7 +112,7 @@ impl WorkerCpus {
             if registered.is_some() {
                 return;
             }
-            let tid = gettid();
+            let tid = affinity::this_thread();
             let mut state = self.state();
             let slot = least_used_slot(&state.workers, self.cpus.len());
             let worker = Worker { tid, slot };
@@ -146,25 +144,75 @@ impl WorkerCpus {
         let mut state = self.state();
         if state.pinned.is_some_and(|last| last.elapsed() >= RELEASE_AFTER) {
             for worker in &state.workers {
-                self.set(worker.tid, &self.all);
+                set(worker.tid, &self.all);
             }
             state.pinned = None;
         }
     }
 
     fn pin(&self, worker: Worker) {
-        let mut one = CpuSet::new();
-        if let Some(cpu) = self.cpus.get(worker.slot) {
-            if one.set(*cpu).is_ok() {
-                self.set(worker.tid, &one);
-            }
+        if let Some(one) = self.cpus.get(worker.slot).and_then(|cpu| affinity::only(*cpu)) {
+            set(worker.tid, &one);
         }
     }
+}
 
-    fn set(&self, tid: Pid, cpus: &CpuSet) {
-        if let Err(e) = sched_setaffinity(tid, cpus) {
-            log::warn!("cannot set the CPUs of HTTP worker thread {tid}: {e}");
-        }
+fn set(tid: Thread, cpus: &CpuSet) {
+    if let Err(e) = affinity::set(tid, cpus) {
+        log::warn!("cannot set the CPUs of an HTTP worker thread: {e}");
+    }
+}
+
+/// Reading and setting threads' CPUs: Linux's `sched_*affinity`; elsewhere nothing is pinned.
+#[cfg(target_os = "linux")]
+mod affinity {
+    pub use nix::sched::CpuSet;
+    use nix::sched::{sched_getaffinity, sched_setaffinity};
+    use nix::unistd::{gettid, Pid};
+
+    pub type Thread = Pid;
+
+    pub fn this_thread() -> Thread {
+        gettid()
+    }
+
+    /// The process's CPU set, and the CPUs in it in order.
+    pub fn of_process() -> Option<(CpuSet, Vec<usize>)> {
+        let all = sched_getaffinity(Pid::from_raw(0)).ok()?;
+        let cpus = (0..CpuSet::count())
+            .filter(|&cpu| all.is_set(cpu).unwrap_or(false))
+            .collect();
+        Some((all, cpus))
+    }
+
+    pub fn only(cpu: usize) -> Option<CpuSet> {
+        let mut one = CpuSet::new();
+        one.set(cpu).ok()?;
+        Some(one)
+    }
+
+    pub fn set(thread: Thread, cpus: &CpuSet) -> nix::Result<()> {
+        sched_setaffinity(thread, cpus)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod affinity {
+    pub type CpuSet = ();
+    pub type Thread = ();
+
+    pub fn this_thread() -> Thread {}
+
+    pub fn of_process() -> Option<(CpuSet, Vec<usize>)> {
+        None
+    }
+
+    pub fn only(_cpu: usize) -> Option<CpuSet> {
+        None
+    }
+
+    pub fn set(_thread: Thread, _cpus: &CpuSet) -> Result<(), std::convert::Infallible> {
+        Ok(())
     }
 }
 
@@ -200,7 +248,7 @@ mod tests {
     #[test]
     fn each_worker_takes_the_least_used_cpu() {
         let worker = |slot| Worker {
-            tid: Pid::from_raw(1),
+            tid: affinity::this_thread(),
             slot,
         };
         assert_eq!(least_used_slot(&[], 2), 0);

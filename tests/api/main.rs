@@ -43,4 +43,5 @@ mod tree_races;
 mod trust;
 mod versions;
 mod webhooks;
+#[cfg(target_os = "linux")]
 mod worker_cpus;
