@@ -51,7 +51,7 @@ pub struct WorkerCpus {
 #[derive(Debug, Default)]
 struct State {
     workers: Vec<Worker>,
-    /// Since when the workers are pinned, and when the last hash started; `None`: free.
+    /// While the workers are pinned: when the last hash started. `None`: they are free.
     pinned: Option<Instant>,
 }
 
